@@ -1,0 +1,167 @@
+"""Config dataclasses, validated on construction, and suite files (``suites/*.toml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SUITES_DIR = REPO_ROOT / "suites"
+
+DATA_KINDS = ("synthetic", "folder", "dicom", "manifest")
+BALANCE_MODES = ("none", "sampler", "loss")
+DTYPES = ("float32", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A config value is out of range or of the wrong kind; the message says which."""
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how big they are fed to the model."""
+
+    kind: str = "synthetic"
+    root: str = "data/datasets/synthetic-quick"
+    image_size: int = 64
+    in_chans: int = 1
+    num_images: int = 3000  # synthetic only: how many to generate
+    generator_size: int = 128  # synthetic only: resolution of the stored PNGs
+    seed: int = 0  # synthetic only: generator seed
+
+    def __post_init__(self) -> None:
+        _check(self.kind in DATA_KINDS, f"data.kind must be one of {DATA_KINDS}, got {self.kind!r}")
+        _check(self.image_size >= 16, f"data.image_size must be >= 16, got {self.image_size}")
+        _check(self.in_chans in (1, 3), f"data.in_chans must be 1 or 3, got {self.in_chans}")
+        _check(self.num_images >= 100, f"data.num_images must be >= 100, got {self.num_images}")
+        _check(self.generator_size >= 32, f"data.generator_size must be >= 32, got {self.generator_size}")
+
+    @property
+    def root_path(self) -> Path:
+        root = Path(self.root)
+        return root if root.is_absolute() else REPO_ROOT / root
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe: recorded in full in every train result."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    balance: str = "sampler"  # "none" | "sampler" (class-balanced sampling) | "loss" (class-weighted)
+    augment: bool = True
+    hflip: bool = False  # off: some classes depend on the hemisphere
+    rotate_deg: float = 10.0
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    contrast_range: tuple[float, float] = (0.8, 1.2)
+    bootstrap: int = 1000
+    num_workers: int = 0
+    amp_bf16: bool = True  # only takes effect on GPU
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,
+               f"train.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
+        _check(self.balance in BALANCE_MODES, f"train.balance must be one of {BALANCE_MODES}, got {self.balance!r}")
+        _check(0 <= self.rotate_deg <= 45, f"train.rotate_deg must be in [0, 45], got {self.rotate_deg}")
+        for name in ("scale_range", "contrast_range"):
+            lo, hi = getattr(self, name)
+            _check(0 < lo <= hi, f"train.{name} must be (lo, hi) with 0 < lo <= hi, got {(lo, hi)}")
+        _check(self.bootstrap >= 0, f"train.bootstrap must be >= 0, got {self.bootstrap}")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """How latency, memory and scaling are measured."""
+
+    batch_sizes: tuple[int, ...] = (1, 32)
+    warmup: int = 10
+    runs: int = 30
+    dtypes: tuple[str, ...] = ("float32", "bfloat16")  # bfloat16 is measured on GPU only
+    resolutions: tuple[int, ...] = (64, 128, 224)
+    sweep_runs: int = 10
+
+    def __post_init__(self) -> None:
+        _check(len(self.batch_sizes) >= 1 and all(b >= 1 for b in self.batch_sizes),
+               f"profile.batch_sizes must be positive, got {self.batch_sizes}")
+        _check(self.warmup >= 1, f"profile.warmup must be >= 1, got {self.warmup}")
+        _check(self.runs >= 30, f"profile.runs must be >= 30 for stable percentiles, got {self.runs}")
+        _check(all(d in DTYPES for d in self.dtypes), f"profile.dtypes must be among {DTYPES}, got {self.dtypes}")
+        _check(all(r >= 16 for r in self.resolutions), f"profile.resolutions must be >= 16, got {self.resolutions}")
+        _check(self.sweep_runs >= 3, f"profile.sweep_runs must be >= 3, got {self.sweep_runs}")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A named set of models, seeds, data, recipe and profiling settings."""
+
+    name: str
+    scale: str
+    models: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "suite.name must not be empty")
+        _check(self.scale in ("quick", "paper"), f"suite.scale must be 'quick' or 'paper', got {self.scale!r}")
+        _check(len(self.models) >= 1, "suite.models must list at least one model")
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds),
+               f"suite.seeds must be distinct and non-empty, got {self.seeds}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: dict[str, Any], where: str):  # noqa: ANN202
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    _check(not unknown, f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**converted)
+
+
+def suite_from_dict(values: dict[str, Any], where: str = "suite") -> SuiteConfig:
+    values = dict(values)
+    sections = {
+        "data": (DataConfig, values.pop("data", {})),
+        "train": (TrainConfig, values.pop("train", {})),
+        "profile": (ProfileConfig, values.pop("profile", {})),
+    }
+    built = {key: _build(cls, sect, f"{where} [{key}]") for key, (cls, sect) in sections.items()}
+    suite = _build(SuiteConfig, values, where)
+    return dataclasses.replace(suite, **built)
+
+
+def load_suite(name_or_path: str) -> SuiteConfig:
+    """Load ``suites/<name>.toml`` (or a path to a TOML file) into a validated config."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+        raise ConfigError(f"no suite file {path}; known suites: {known}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    return suite_from_dict(values, where=str(path))

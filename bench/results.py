@@ -1,0 +1,172 @@
+"""Versioned result files: the only contract between the engine and the site.
+
+Every write is validated against ``data/schema/result.v<N>.schema.json`` and atomic
+(temp file in the same folder, fsync, rename), so a reader never sees half a file and
+two writers never interleave bytes. Every read checks the schema version first and
+names the file in any error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import logging
+import os
+import re
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+SCHEMA_DIR = DATA_DIR / "schema"
+RESULTS_DIR = DATA_DIR / "results"
+
+# from_version -> function that upgrades a payload by one version (asv-style migrations).
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class ResultError(ValueError):
+    """A result file is unreadable, invalid, or of a schema version this code cannot use."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@lru_cache(maxsize=None)
+def _validator(version: int):  # noqa: ANN202 - jsonschema is imported lazily
+    import jsonschema
+
+    schema_path = SCHEMA_DIR / f"result.v{version}.schema.json"
+    schema = json.loads(schema_path.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validation_errors(payload: dict[str, Any]) -> list[str]:
+    """Schema violations of ``payload`` as readable lines; empty when it is valid."""
+    errors = sorted(_validator(SCHEMA_VERSION).iter_errors(payload), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def safe_name(name: str) -> str:
+    """A model or suite name as a file-name component (``timm:foo`` → ``timm-foo``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+def result_path(root: Path, machine_id: str, suite: str, kind: str, model: str | None, seed: int | None) -> Path:
+    """Where one run's JSON lives: ``<root>/<machine>/<suite>/<kind>__<model>[__seed<k>].json``."""
+    stem = kind if model is None else f"{kind}__{safe_name(model)}"
+    if seed is not None:
+        stem += f"__seed{seed}"
+    return Path(root) / safe_name(machine_id) / safe_name(suite) / f"{stem}.json"
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    """Canonical JSON text: sorted keys, indent 2, trailing newline, so diffs stay small."""
+    return json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_result(path: Path, payload: dict[str, Any]) -> Path:
+    """Validate ``payload`` and write it atomically; an invalid payload is never written."""
+    payload = {"schema_version": SCHEMA_VERSION, **payload}
+    problems = validation_errors(payload)
+    if problems:
+        raise ResultError(path, "refusing to write an invalid result:\n  " + "\n  ".join(problems[:20]))
+    try:
+        text = dumps(payload)
+    except ValueError as exc:  # NaN or Inf slipped into the metrics
+        raise ResultError(path, f"refusing to write non-finite numbers ({exc})") from None
+    atomic_write_text(path, text)
+    log.debug("wrote %s", path)
+    return Path(path)
+
+
+def load_result(path: Path | str) -> dict[str, Any]:
+    """Read, version-check and validate one result file; every problem names the file."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except OSError as exc:
+        raise ResultError(path, f"cannot read file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(payload, dict):
+        raise ResultError(path, f"expected a JSON object, found {type(payload).__name__}")
+    version = payload.get("schema_version")
+    if not isinstance(version, int):
+        raise ResultError(path, "no integer 'schema_version'; this is not a MedViT-Bench result file")
+    if version > SCHEMA_VERSION:
+        raise ResultError(
+            path,
+            f"schema_version {version} is newer than this code understands ({SCHEMA_VERSION}); "
+            "update MedViT-Bench (git pull && make install)",
+        )
+    if version < SCHEMA_VERSION:
+        hint = "run `medbench results migrate`" if version in MIGRATIONS else "re-run the engine to regenerate it"
+        raise ResultError(path, f"schema_version {version} is older than this code ({SCHEMA_VERSION}); {hint}")
+    problems = validation_errors(payload)
+    if problems:
+        raise ResultError(path, "does not match the result schema:\n  " + "\n  ".join(problems[:20]))
+    return payload
+
+
+def migrate_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade a payload through the registered migrations to the current version."""
+    version = payload.get("schema_version")
+    while isinstance(version, int) and version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise ValueError(f"no migration from schema_version {version}")
+        payload = MIGRATIONS[version](payload)
+        version = payload["schema_version"]
+    return payload
+
+
+def iter_result_files(root: Path = RESULTS_DIR) -> Iterator[Path]:
+    """Every committed result file under ``root``, in a stable order."""
+    yield from sorted(Path(root).rglob("*.json"))
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (released by the kernel even on SIGKILL).
+
+    Two processes asked to produce the same result file take turns instead of
+    overwriting each other; the second one then finds the result and skips.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
