@@ -1,0 +1,54 @@
+# MedViT-Bench. `make report` builds the whole report from nothing; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUITE ?= quick
+# A local folder of wheels (this machine kind keeps the CPU torch wheel in /opt/wheels).
+# Elsewhere: make report PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
+WHEELS ?= /opt/wheels
+PIP_EXTRA ?=
+PIP_FLAGS := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),) $(PIP_EXTRA)
+
+.PHONY: install install-site chromium dataset suite site report test serve clean-results
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt requirements-site.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_FLAGS) -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed
+
+# The site alone (no torch): what the Pages workflow installs.
+install-site: | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-site.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+dataset: install
+	$(BIN)/medbench data synth --suite $(SUITE) --if-absent
+
+suite: dataset
+	@start=$$(date +%s); $(BIN)/medbench run --suite $(SUITE); \
+	echo "suite $(SUITE) took $$(( $$(date +%s) - start )) s"
+
+site: install
+	$(BIN)/medbench site
+	$(BIN)/mkdocs build --strict --quiet
+
+report: suite site
+	@echo "Report built: open site/index.html in a browser, or run 'make serve' for http://127.0.0.1:8000"
+
+serve: install
+	$(BIN)/mkdocs serve
+
+test: install chromium
+	$(BIN)/pytest -q
+
+clean-results:
+	rm -rf data/results/*/ data/checkpoints data/.locks

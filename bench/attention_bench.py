@@ -1,0 +1,351 @@
+"""``medbench bench-attention``: how each attention module's cost grows with token count.
+
+Every module in ``bench.models.attention.ATTENTION`` runs forward + backward at fixed
+channels and heads on square token grids (N = g², default g = 16 … 128). A point is
+skipped before it runs when the previous point, scaled by the module's expected growth,
+would overrun the time or memory budget; out-of-memory errors are caught. The log-log
+slope of time against N over the largest points that ran shows the empirical complexity.
+Reference implementations (timm, ``linformer``, ``performer-pytorch``) are timed against
+ours at the same shapes, interleaved A/B so that drift cancels.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.timing import free_memory, is_out_of_memory, summarize_ms, synchronize, time_runs, track_peak_memory
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKENS = (256, 1024, 4096, 16384)
+REFERENCE_TOKENS = (1024, 4096)
+REFERENCE_TOLERANCE = 1.10  # ours / reference, forward + backward
+FIT_POINTS = 3  # the slope is fitted over this many of the largest token counts that ran
+
+# Fixed for every N, so that linear-time methods show linear scaling.
+MODULE_OPTIONS: dict[str, dict[str, Any]] = {
+    "linformer": {"k": 256},
+    "performer": {"num_features": 256},
+    "swin": {"window_size": 8},
+}
+# Expected exponent of time (and, conservatively, memory) in N, used to project the next point.
+GROWTH = {"softmax": 2.0}
+
+Step = Callable[[], None]
+
+
+def _grid(tokens: int) -> tuple[int, int]:
+    g = math.isqrt(tokens)
+    if g * g != tokens:
+        raise ValueError(f"token counts must be perfect squares (square grids), got {tokens}")
+    return g, g
+
+
+def default_memory_budget_mb(device: str = "cpu") -> float:
+    """Half of the memory free now: the projected peak of a point must stay under it."""
+    if torch.device(device).type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 2**20 / 2
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024 / 2
+    except OSError:
+        pass
+    return 4096.0
+
+
+def fit_loglog_slope(tokens: Sequence[int], times_ms: Sequence[float], points: int = FIT_POINTS) -> dict[str, Any] | None:
+    """Least-squares slope of log(time) against log(N) over the ``points`` largest N; None with < 2."""
+    pairs = sorted(zip(tokens, times_ms))[-points:]
+    if len(pairs) < 2:
+        return None
+    n, t = np.array(pairs, dtype=np.float64).T
+    slope = np.polyfit(np.log(n), np.log(t), 1)[0]
+    return {"slope": float(slope), "fit_tokens": [int(v) for v in n]}
+
+
+def _train_step(fn: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, x: torch.Tensor,
+                grad: torch.Tensor) -> Step:
+    """One forward + backward; gradients are dropped each time so that none accumulate."""
+
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        fn(x).backward(grad)
+
+    return step
+
+
+def _inputs(batch_size: int, tokens: int, channels: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, tokens, channels, generator=generator).to(device).requires_grad_()
+    grad = torch.randn(batch_size, tokens, channels, generator=generator).to(device)
+    return x, grad
+
+
+def _build_ours(registry: Any, name: str, channels: int, heads: int, grid: tuple[int, int], device: str) -> nn.Module:
+    torch.manual_seed(0)
+    cls = registry.get(name)
+    return cls(channels, heads, grid_size=grid, qkv_bias=True, **MODULE_OPTIONS.get(name, {})).to(device).train()
+
+
+def _measure_point(step: Step, device: str, *, warmup: int, runs: int, min_runs: int,
+                   time_budget_s: float) -> tuple[list[float], float | None]:
+    """Time ``step``: the first warm-up call sizes how many runs fit in the budget."""
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    first_s = time.perf_counter() - start
+    fit = int(time_budget_s / max(first_s, 1e-6))
+    timed = min(max(fit - warmup, min_runs), runs)
+    for _ in range(min(max(fit - timed, 1), warmup) - 1):
+        step()
+    synchronize(device)
+    with track_peak_memory(device) as peak:
+        samples = time_runs(step, timed, device)
+    return samples, peak.mb
+
+
+def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *, channels: int, heads: int,
+                  batch_size: int, device: str, time_budget_s: float, memory_budget_mb: float,
+                  warmup: int, runs: int, min_runs: int) -> list[dict[str, Any]]:
+    growth = GROWTH.get(name, 1.0)
+    entries: list[dict[str, Any]] = []
+    previous: tuple[int, float, float | None] | None = None  # tokens, seconds per step, peak MB
+    skip: str | None = None
+    for n in tokens:
+        bar.set_postfix_str(f"{name} N={n}")
+        entry: dict[str, Any] = {"tokens": n, "status": "ok", "time_ms": None, "peak_memory_mb": None}
+        if previous is not None and skip is None:
+            scale = (n / previous[0]) ** growth
+            projected_s = previous[1] * scale * (1 + min_runs)
+            projected_mb = previous[2] * scale if previous[2] is not None else 0.0
+            if projected_s > time_budget_s:
+                skip = "timeout"
+                log.info("%s N=%d: projected %.0f s > budget %.0f s; skipping larger N", name, n, projected_s,
+                         time_budget_s)
+            elif projected_mb > memory_budget_mb:
+                skip = "oom"
+                log.info("%s N=%d: projected %.0f MB > budget %.0f MB; skipping larger N", name, n, projected_mb,
+                         memory_budget_mb)
+        if skip is not None:
+            entry["status"] = skip
+        else:
+            module = None
+            try:
+                module = _build_ours(registry, name, channels, heads, _grid(n), device)
+                x, grad = _inputs(batch_size, n, channels, device)
+                grid = _grid(n)
+                step = _train_step(lambda t: module(t, grid), module, x, grad)
+                samples, peak_mb = _measure_point(step, device, warmup=warmup, runs=runs, min_runs=min_runs,
+                                                  time_budget_s=time_budget_s)
+                stats = summarize_ms(samples)
+                entry["time_ms"] = {"p50": stats["p50_ms"], "mean": stats["mean_ms"], "std": stats["std_ms"]}
+                entry["peak_memory_mb"] = None if peak_mb is None else round(peak_mb, 2)
+                previous = (n, stats["p50_ms"] / 1e3, peak_mb)
+            except Exception as exc:  # noqa: BLE001 - one failing point must not end the benchmark
+                if is_out_of_memory(exc):
+                    entry["status"] = skip = "oom"
+                    log.warning("%s N=%d ran out of memory; skipping larger N", name, n)
+                else:
+                    entry["status"], entry["message"] = "error", f"{type(exc).__name__}: {exc}"
+                    log.warning("%s N=%d failed: %s", name, n, entry["message"])
+            finally:
+                del module
+                free_memory(device)
+        entries.append(entry)
+        bar.update()
+    return entries
+
+
+# --- references: third-party implementations at the same shapes --------------------------------------
+
+
+def _timm_xca(channels: int, heads: int, tokens: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    from bench._compat import import_timm
+
+    import_timm()
+    from timm.models.xcit import XCA
+
+    return XCA(channels, num_heads=heads, qkv_bias=True)
+
+
+def _timm_window(channels: int, heads: int, tokens: int) -> nn.Module:
+    from bench._compat import import_timm
+
+    import_timm()
+    from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
+
+    ws = MODULE_OPTIONS["swin"]["window_size"]
+    h, w = _grid(tokens)
+
+    class Windowed(nn.Module):
+        """timm's W-MSA fed like ours: (B, N, C) → pad → windows → attention → merge → crop."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = WindowAttention(channels, heads, window_size=ws, qkv_bias=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, _, c = x.shape
+            x = x.view(b, h, w, c)
+            ph, pw = (-h) % ws, (-w) % ws
+            if ph or pw:
+                x = F.pad(x, (0, 0, 0, pw, 0, ph))
+            hp, wp = h + ph, w + pw
+            windows = window_partition(x, (ws, ws)).view(-1, ws * ws, c)
+            x = window_reverse(self.attn(windows).view(-1, ws, ws, c), (ws, ws), hp, wp)
+            return x[:, :h, :w].reshape(b, h * w, c)
+
+    return Windowed()
+
+
+def _pypi_linformer(channels: int, heads: int, tokens: int) -> nn.Module:
+    from linformer import LinformerSelfAttention
+
+    return LinformerSelfAttention(channels, seq_len=tokens, k=MODULE_OPTIONS["linformer"]["k"], heads=heads)
+
+
+def _pypi_performer(channels: int, heads: int, tokens: int) -> nn.Module:
+    from performer_pytorch import SelfAttention
+
+    return SelfAttention(channels, heads=heads, dim_head=channels // heads, qkv_bias=True,
+                         nb_features=MODULE_OPTIONS["performer"]["num_features"])
+
+
+REFERENCES: dict[str, tuple[str, Callable[[int, int, int], nn.Module]]] = {
+    "xca": ("timm.models.xcit.XCA", _timm_xca),
+    "swin": ("timm.models.swin_transformer.WindowAttention", _timm_window),
+    "linformer": ("linformer.LinformerSelfAttention", _pypi_linformer),
+    "performer": ("performer_pytorch.SelfAttention", _pypi_performer),
+}
+
+
+def interleaved_ms(steps: Sequence[Step], runs: int, warmup: int, device: str) -> list[list[float]]:
+    """Time several steps alternately (ABAB…), one call each per round, so that drift hits all alike."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    samples: list[list[float]] = [[] for _ in steps]
+    for _ in range(runs):
+        for step, out in zip(steps, samples):
+            out.extend(time_runs(step, 1, device))
+    return samples
+
+
+def _compare_reference(registry: Any, name: str, tokens: int, *, channels: int, heads: int, batch_size: int,
+                       device: str, warmup: int, runs: int) -> dict[str, Any]:
+    label, build = REFERENCES[name]
+    grid = _grid(tokens)
+    ours = _build_ours(registry, name, channels, heads, grid, device)
+    torch.manual_seed(0)
+    ref = build(channels, heads, tokens).to(device).train()
+    x, grad = _inputs(batch_size, tokens, channels, device)
+    steps = [_train_step(lambda t: ours(t, grid), ours, x, grad), _train_step(ref, ref, x, grad)]
+    ours_ms, ref_ms = (float(np.median(s)) for s in interleaved_ms(steps, runs, warmup, device))
+    ratio = ours_ms / ref_ms
+    if ratio > REFERENCE_TOLERANCE:
+        log.warning("%s at N=%d is %.2fx slower than %s", name, tokens, ratio, label)
+    return {"module": name, "reference": label, "tokens": tokens, "ours_ms": ours_ms, "reference_ms": ref_ms,
+            "ratio": ratio}
+
+
+def _default_registry() -> Any:
+    from bench.models.attention import ATTENTION
+
+    return ATTENTION
+
+
+def run_attention_bench(
+    names: list[str] | None = None,
+    channels: int = 64,
+    heads: int = 2,
+    tokens: Sequence[int] = DEFAULT_TOKENS,
+    batch_size: int = 1,
+    time_budget_s: float = 30.0,
+    memory_budget_mb: float | None = None,
+    references: bool = True,
+    *,
+    device: str = "cpu",
+    warmup: int = 3,
+    runs: int = 10,
+    min_runs: int = 3,
+    reference_tokens: Sequence[int] = REFERENCE_TOKENS,
+    registry: Any = None,
+) -> dict[str, Any]:
+    """Forward + backward time and peak memory of each attention module against token count.
+
+    Returns the ``attention`` metrics layout of the result schema, plus ``settings`` (module
+    options such as Linformer's k, budgets, runs), which belongs in the result's config too.
+    ``time_budget_s`` bounds one point (warm-up included); ``memory_budget_mb`` defaults to
+    half the memory free now. ``registry`` defaults to ``bench.models.attention.ATTENTION``.
+    """
+    registry = registry if registry is not None else _default_registry()
+    names = list(names) if names else registry.names()
+    for name in names:
+        registry.get(name)  # unknown names fail now, listing the valid ones
+    tokens = sorted(tokens)
+    for n in tokens:
+        _grid(n)
+    if memory_budget_mb is None:
+        memory_budget_mb = default_memory_budget_mb(device)
+    common = {"channels": channels, "heads": heads, "batch_size": batch_size, "device": device}
+
+    modules: dict[str, list[dict[str, Any]]] = {}
+    with tqdm(total=len(names) * len(tokens), desc="attention scaling", unit="point", disable=None) as bar:
+        for name in names:
+            modules[name] = _scale_module(registry, name, tokens, bar, time_budget_s=time_budget_s,
+                                          memory_budget_mb=memory_budget_mb, warmup=warmup, runs=runs,
+                                          min_runs=min_runs, **common)
+    fits = {}
+    for name, entries in modules.items():
+        ok = [e for e in entries if e["status"] == "ok"]
+        fit = fit_loglog_slope([e["tokens"] for e in ok], [e["time_ms"]["p50"] for e in ok])
+        if fit is not None:
+            fits[name] = fit
+            log.info("%s: time ~ N^%.2f over N = %s", name, fit["slope"], fit["fit_tokens"])
+
+    reference = []
+    if references:
+        pairs = [(name, n) for name in names if name in REFERENCES for n in reference_tokens]
+        for name, n in tqdm(pairs, desc="reference implementations", unit="pair", disable=None):
+            try:
+                reference.append(_compare_reference(registry, name, n, warmup=warmup, runs=max(runs, 10), **common))
+            except Exception as exc:  # noqa: BLE001 - a missing or failing reference is reported, not fatal
+                log.warning("reference for %s at N=%d failed: %s: %s", name, n, type(exc).__name__, exc)
+            finally:
+                free_memory(device)
+
+    return {
+        "channels": channels,
+        "heads": heads,
+        "batch_size": batch_size,
+        "device": torch.device(device).type,
+        "dtype": "float32",
+        "threads": torch.get_num_threads(),
+        "modules": modules,
+        "fits": fits,
+        "reference": reference,
+        "settings": {
+            "module_options": {name: MODULE_OPTIONS.get(name, {}) for name in names},
+            "tokens": list(tokens),
+            "time_budget_s": time_budget_s,
+            "memory_budget_mb": round(memory_budget_mb, 1),
+            "warmup": warmup,
+            "runs": runs,
+            "min_runs": min_runs,
+            "fit_points": FIT_POINTS,
+            "reference_tokens": list(reference_tokens),
+        },
+    }

@@ -1,0 +1,267 @@
+"""``medbench``: parse the command line and dispatch; the work lives in the modules."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bench.config import ConfigError, SuiteConfig, load_suite, suite_from_dict
+from bench.results import ResultError
+
+log = logging.getLogger("bench")
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _suite(args: argparse.Namespace) -> SuiteConfig:
+    """The named suite with every ``--set section.key=value`` override applied and re-validated."""
+    suite = load_suite(args.suite)
+    if not getattr(args, "set", None):
+        return suite
+    values: dict[str, Any] = suite.to_dict()
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare string
+        *sections, leaf = key.split(".")
+        target = values
+        for sect in sections:
+            target = target.setdefault(sect, {})
+        target[leaf] = value
+    return suite_from_dict(values, where=f"{args.suite} with --set")
+
+
+def _paths(args: argparse.Namespace):  # noqa: ANN202
+    from bench.runner import RunPaths
+
+    base = RunPaths()
+    return RunPaths(
+        results=Path(args.results_dir) if args.results_dir else base.results,
+        checkpoints=Path(args.checkpoint_dir) if args.checkpoint_dir else base.checkpoints,
+        artifacts=Path(args.artifacts_dir) if args.artifacts_dir else base.artifacts,
+        locks=(Path(args.results_dir) / ".locks") if args.results_dir else base.locks,
+    )
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from bench.data.synthetic import ensure_dataset, generate
+
+    data = _suite(args).data
+    if args.if_absent:
+        log.info("dataset ready at %s", ensure_dataset(data))
+        return 0
+    root = Path(args.root) if args.root else data.root_path
+    generate(root, num_images=args.num_images or data.num_images, size=args.size or data.generator_size,
+             seed=data.seed if args.seed is None else args.seed)
+    log.info("synthetic dataset written to %s", root)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import run_suite
+
+    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
+    written = run_suite(_suite(args), models=_csv(args.models) if args.models else None, seeds=seeds,
+                        stages=tuple(_csv(args.stages)), force=args.force, paths=_paths(args))
+    log.info("%d result files up to date", len(written))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bench.data import load_dataset
+    from bench.distributed import init_from_env, shutdown
+    from bench.runner import train_one
+
+    suite = _suite(args)
+    ctx = init_from_env(args.device)
+    try:
+        data = load_dataset(suite.data, progress=ctx.is_main)
+        train_one(suite, args.model, args.seed, data, _paths(args), ctx=ctx, force=args.force)
+    finally:
+        shutdown(ctx)
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.profile_run import profile_from_checkpoints, profile_one
+
+    suite, paths = _suite(args), _paths(args)
+    if args.from_checkpoints:
+        written = profile_from_checkpoints(suite, Path(args.from_checkpoints), paths, force=args.force)
+    else:
+        models = _csv(args.models) if args.models else list(suite.models)
+        written = [profile_one(suite, m, args.num_classes, paths, force=args.force) for m in models]
+    log.info("%d profile results up to date", len(written))
+    return 0
+
+
+def cmd_bench_attention(args: argparse.Namespace) -> int:
+    from bench import env
+    from bench.attention_bench import run_attention_bench
+    from bench.results import result_path, write_result
+    from bench.runner import payload
+
+    tokens = tuple(int(t) for t in _csv(args.tokens))
+    metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,
+                                  heads=args.heads, tokens=tokens, references=not args.no_references)
+    out = result_path(Path(args.results_dir) if args.results_dir else _paths(args).results,
+                      env.machine_info()["id"], "attention", "attention", None, None)
+    config = {"channels": args.channels, "heads": args.heads, "tokens": list(tokens)}
+    write_result(out, payload("attention", "attention", None, None, config, metrics))
+    for name, fit in sorted(metrics["fits"].items()):
+        log.info("%-12s log-log slope %.2f over N=%s", name, fit["slope"], fit["fit_tokens"])
+    for ref in metrics.get("reference", []):
+        log.info("%-12s vs %-28s N=%-5d ours %.2f ms / ref %.2f ms = %.3f", ref["module"], ref["reference"],
+                 ref["tokens"], ref["ours_ms"], ref["reference_ms"], ref["ratio"])
+    log.info("wrote %s", out)
+    return 0
+
+
+def cmd_check_latency(args: argparse.Namespace) -> int:
+    from bench.profile import check_latency_main
+
+    check_latency_main(_csv(args.models), args.scale)
+    return 0
+
+
+def cmd_bench_trainer(args: argparse.Namespace) -> int:
+    from bench.trainer_bench import run_trainer_bench
+
+    run_trainer_bench(_suite(args), args.model, epochs=args.epochs)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from bench.models_table import models_table
+
+    sys.stdout.write(models_table(args.scale, _csv(args.models) if args.models else None))
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from bench.site.render import render_site
+
+    paths = _paths(args)
+    repo = Path(__file__).resolve().parent.parent
+    written = render_site(paths.results, paths.artifacts, repo / "templates", Path(args.out))
+    log.info("rendered %d files into %s", len(written), args.out)
+    return 0
+
+
+def cmd_results_validate(args: argparse.Namespace) -> int:
+    from bench.results import iter_result_files, load_result
+
+    files = [Path(p) for p in args.paths] or list(iter_result_files(_paths(args).results))
+    bad = 0
+    for path in files:
+        try:
+            load_result(path)
+        except ResultError as exc:
+            bad += 1
+            log.error("%s", exc)
+    log.info("%d of %d result files valid", len(files) - bad, len(files))
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medbench", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--machine-id", help="record results under this machine id (default: derived from the hardware)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, suite: bool = True,
+            dirs: bool = True, parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(fn=fn)
+        if suite:
+            p.add_argument("--suite", default="quick", help="suite name (suites/<name>.toml) or path")
+            p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                           help="override a suite value, e.g. --set train.epochs=2")
+        if dirs:
+            p.add_argument("--results-dir", help="default: data/results")
+            p.add_argument("--checkpoint-dir", help="default: data/checkpoints")
+            p.add_argument("--artifacts-dir", help="default: data/artifacts")
+        return p
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    p = add("synth", cmd_data_synth, "generate the synthetic brain-MRI dataset", dirs=False, parent=data)
+    p.add_argument("--root", help="output folder (default: the suite's data.root)")
+    p.add_argument("--num-images", type=int)
+    p.add_argument("--size", type=int, help="stored resolution in pixels")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--if-absent", action="store_true", help="generate the suite's dataset only if it is missing")
+
+    p = add("run", cmd_run, "train, evaluate and profile a suite (skips finished work)")
+    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
+    p.add_argument("--stages", default="train,profile")
+    p.add_argument("--force", action="store_true", help="redo finished work")
+
+    p = add("train", cmd_train, "train one (model, seed); works under torchrun")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--force", action="store_true")
+
+    p = add("profile", cmd_profile, "profile models on this machine")
+    p.add_argument("--models")
+    p.add_argument("--from-checkpoints", metavar="DIR", help="profile the finished checkpoints in DIR")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--force", action="store_true")
+
+    p = add("bench-attention", cmd_bench_attention, "time attention modules against token count", suite=False)
+    p.add_argument("--modules", help="comma-separated subset")
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--tokens", default="256,1024,4096,16384")
+    p.add_argument("--no-references", action="store_true")
+
+    p = add("check-latency", cmd_check_latency, "compare our latency with torch.utils.benchmark", suite=False, dirs=False)
+    p.add_argument("--models", default="resnet50,pyramid_softmax")
+    p.add_argument("--scale", default="quick")
+
+    p = add("bench-trainer", cmd_bench_trainer, "trainer throughput vs a minimal PyTorch loop", dirs=False)
+    p.add_argument("--model", default="pyramid_softmax")
+    p.add_argument("--epochs", type=int, default=3)
+
+    p = add("models", cmd_models, "table of parameters and GMACs", suite=False, dirs=False)
+    p.add_argument("--scale", default="paper")
+    p.add_argument("--models")
+
+    p = add("site", cmd_site, "render the report pages into site_src/", suite=False)
+    p.add_argument("--out", default="site_src")
+
+    results = sub.add_parser("results", help="result files").add_subparsers(dest="results_command", required=True)
+    p = add("validate", cmd_results_validate, "validate result files against the schema", suite=False, parent=results)
+    p.add_argument("paths", nargs="*")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("PIL", "matplotlib", "fvcore", "iopath"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.machine_id:
+        os.environ["MEDBENCH_MACHINE_ID"] = args.machine_id
+    try:
+        return args.fn(args)
+    except (ConfigError, ResultError, FileNotFoundError, KeyError, ValueError) as exc:
+        if args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        log.error("%s", message)
+        return 2

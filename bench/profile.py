@@ -1,0 +1,253 @@
+"""Latency, memory, resolution scaling and roofline of one model (DESIGN.md §5).
+
+Latency follows one recipe everywhere: eval mode under ``torch.inference_mode``, warm-up
+runs first, then every run timed on its own (``perf_counter`` on CPU, CUDA events on
+GPU), raw samples kept, percentiles reported. ``compare_with_torch_timer`` checks that
+recipe against ``torch.utils.benchmark`` in the same process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.config import DTYPES
+from bench.timing import (
+    free_memory,
+    is_out_of_memory,
+    summarize_ms,
+    synchronize,
+    time_runs,
+    track_peak_memory,
+)
+
+__all__ = [
+    "LATENCY_CHECK_TOLERANCE",
+    "check_latency_main",
+    "compare_with_torch_timer",
+    "matmul_peak_gflops",
+    "measure_latency",
+    "resolution_sweep",
+    "roofline",
+    "summarize_ms",
+]
+
+log = logging.getLogger(__name__)
+
+LATENCY_CHECK_TOLERANCE = 0.10  # |ours - torch.utils.benchmark| / torch.utils.benchmark
+_TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+
+
+def _example_input(batch_size: int, in_chans: int, image_size: int, device: torch.device) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(batch_size, in_chans, image_size, image_size, generator=generator).to(device)
+
+
+def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_TORCH_DTYPES[dtype])
+
+
+def measure_latency(
+    model: nn.Module,
+    *,
+    batch_size: int,
+    image_size: int,
+    in_chans: int = 1,
+    device: str = "cpu",
+    dtype: str = "float32",
+    warmup: int = 10,
+    runs: int = 30,
+) -> dict[str, Any]:
+    """Forward latency of ``model`` on random input: one ``latency`` entry of the result schema.
+
+    The model is moved to ``device``; its train/eval mode is restored afterwards.
+    ``bfloat16`` runs under ``torch.autocast``. Peak memory covers the timed runs only.
+    """
+    _check_dtype(dtype)
+    if batch_size < 1 or image_size < 1 or runs < 1 or warmup < 0:
+        raise ValueError(f"need batch_size, image_size, runs >= 1 and warmup >= 0, got "
+                         f"{batch_size=}, {image_size=}, {runs=}, {warmup=}")
+    dev = torch.device(device)
+    model = model.to(dev)
+    x = _example_input(batch_size, in_chans, image_size, dev)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), _autocast(dev, dtype):
+            for _ in range(warmup):
+                model(x)
+            synchronize(dev)
+            with track_peak_memory(dev) as peak:
+                samples = time_runs(lambda: model(x), runs, dev)
+    finally:
+        model.train(was_training)
+    stats = summarize_ms(samples)
+    return {
+        "device": dev.type,
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "image_size": image_size,
+        "samples_ms": [round(s, 4) for s in samples],
+        **stats,
+        "throughput_images_per_s": batch_size / (stats["mean_ms"] / 1e3),
+        "peak_memory_mb": None if peak.mb is None else round(peak.mb, 2),
+    }
+
+
+def resolution_sweep(
+    build: Callable[[int], nn.Module],
+    resolutions: Sequence[int],
+    *,
+    tokens_for: Callable[[int], int],
+    count_gmacs: Callable[[nn.Module, int], float] | None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    batch_size: int = 1,
+    in_chans: int = 1,
+    warmup: int = 3,
+    runs: int = 10,
+) -> list[dict[str, Any]]:
+    """Latency against input size; the model is rebuilt per size (position embeddings and
+    Linformer projections depend on it).
+
+    ``count_gmacs(model, image_size)`` gives GMACs per image. A size that runs out of
+    memory is recorded with ``status: "oom"`` and the sweep goes on.
+    """
+    entries = []
+    for image_size in tqdm(resolutions, desc="resolution sweep", unit="size", disable=None):
+        entry: dict[str, Any] = {
+            "image_size": image_size, "tokens": tokens_for(image_size), "device": torch.device(device).type,
+            "dtype": dtype, "batch_size": batch_size, "status": "ok",
+            "p50_ms": None, "mean_ms": None, "std_ms": None, "gmacs": None,
+        }
+        model = None
+        try:
+            model = build(image_size)
+            if count_gmacs is not None:
+                entry["gmacs"] = float(count_gmacs(model, image_size))
+            latency = measure_latency(model, batch_size=batch_size, image_size=image_size, in_chans=in_chans,
+                                      device=device, dtype=dtype, warmup=warmup, runs=runs)
+            entry.update({k: latency[k] for k in ("p50_ms", "mean_ms", "std_ms")})
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.warning("resolution %d px ran out of memory on %s; recorded as oom", image_size, device)
+            entry["status"] = "oom"
+        finally:
+            del model
+            free_memory(device)
+        entries.append(entry)
+    return entries
+
+
+def matmul_peak_gflops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
+                       seconds: float = 1.0) -> float:
+    """Measured peak GFLOP/s of a square matmul: the best of repeated timed runs.
+
+    The default size (2048 on CPU, 8192 on GPU) is large enough to be compute-bound.
+    """
+    dev = torch.device(device)
+    n = size or (8192 if dev.type == "cuda" else 2048)
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=generator).to(dev, _TORCH_DTYPES[dtype]) for _ in range(2))
+    out = torch.empty_like(a)
+    torch.mm(a, b, out=out)  # warm-up: thread pool, cuBLAS handle, caches
+    best_ms, count, start = math.inf, 0, time.perf_counter()
+    while count < 3 or time.perf_counter() - start < seconds:
+        best_ms = min(best_ms, time_runs(lambda: torch.mm(a, b, out=out), 1, dev)[0])
+        count += 1
+    gflops = 2 * n**3 / (best_ms / 1e3) / 1e9
+    log.info("matmul peak on %s/%s (n=%d, best of %d): %.1f GFLOP/s", dev.type, dtype, n, count, gflops)
+    return gflops
+
+
+def roofline(achieved_gmacs_per_image: float, latency_entry: dict[str, Any], peak: float) -> dict[str, Any]:
+    """Achieved GFLOP/s (2 × GMACs × batch / p50 latency) against the measured matmul peak."""
+    batch_size = latency_entry["batch_size"]
+    achieved = 2 * achieved_gmacs_per_image * batch_size / (latency_entry["p50_ms"] / 1e3)
+    return {
+        "device": latency_entry["device"],
+        "dtype": latency_entry["dtype"],
+        "batch_size": batch_size,
+        "peak_gflops_per_s": peak,
+        "achieved_gflops_per_s": achieved,
+        "fraction_of_peak": achieved / peak if peak > 0 else None,
+    }
+
+
+def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: int = 64, runs: int = 30, *,
+                             in_chans: int = 1, warmup: int = 10, min_run_time: float = 2.0) -> dict[str, Any]:
+    """Our p50 against the median of ``torch.utils.benchmark.Timer.blocked_autorange``.
+
+    Both run on CPU in this process, on the same input, with the same thread count.
+    """
+    import torch.utils.benchmark as benchmark
+
+    ours = measure_latency(model, batch_size=batch_size, image_size=image_size, in_chans=in_chans,
+                           warmup=warmup, runs=runs)
+    model = model.to("cpu").eval()
+    x = _example_input(batch_size, in_chans, image_size, torch.device("cpu"))
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    threads = torch.get_num_threads()
+    # Timer defaults to one thread; match ours or the comparison is meaningless.
+    timer = benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    reference_ms = measurement.median * 1e3
+    return {
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "threads": threads,
+        "ours_p50_ms": ours["p50_ms"],
+        "ours_cv": ours["cv"],
+        "torch_timer_median_ms": reference_ms,
+        "torch_timer_iqr_ms": measurement.iqr * 1e3,
+        "torch_timer_runs": measurement.number_per_run * len(measurement.times),
+        "rel_diff": (ours["p50_ms"] - reference_ms) / reference_ms,
+    }
+
+
+def check_latency_main(models: list[str], scale: str) -> list[dict[str, Any]]:
+    """``medbench check-latency``: our latency recipe against torch.utils.benchmark, per model."""
+    from bench.models import create_model, default_image_size
+
+    image_size = default_image_size(scale)
+    rows = []
+    for name in tqdm(models, desc="check-latency", unit="model", disable=None):
+        torch.manual_seed(0)
+        model = create_model(name, scale)
+        row = {"model": name, "scale": scale, **compare_with_torch_timer(model, batch_size=1, image_size=image_size)}
+        row["within_tolerance"] = abs(row["rel_diff"]) <= LATENCY_CHECK_TOLERANCE
+        rows.append(row)
+        del model
+        free_memory("cpu")
+    header = f"{'model':<22} {'ours p50 ms':>12} {'torch ms':>10} {'rel diff':>9}  ok"
+    lines = [header] + [
+        f"{r['model']:<22} {r['ours_p50_ms']:>12.3f} {r['torch_timer_median_ms']:>10.3f} "
+        f"{r['rel_diff']:>+9.1%}  {'yes' if r['within_tolerance'] else 'NO'}"
+        for r in rows
+    ]
+    log.info("latency check (batch 1, %d px, %d threads, tolerance %.0f%%):\n%s",
+             image_size, torch.get_num_threads(), LATENCY_CHECK_TOLERANCE * 100, "\n".join(lines))
+    for row in rows:
+        if not row["within_tolerance"]:
+            log.warning("%s: our p50 differs from torch.utils.benchmark by %+.1f%%", row["model"], row["rel_diff"] * 100)
+    return rows

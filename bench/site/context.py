@@ -1,0 +1,303 @@
+"""The typed context: the only contract between the results and the page templates.
+
+Frozen dataclasses that carry every number a page shows already computed (seed means,
+joins, shares of peak), so templates only loop and format. ``bench.site.aggregate``
+builds them from the loaded files; chart fields hold the id of a chart built by
+``bench.site.charts`` (None when there is nothing to draw).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+METRICS = ("balanced_accuracy", "top1", "top5", "macro_auc", "cohen_kappa", "ece")
+SPLITS = ("train", "val", "test")
+
+# What differs between the contenders; the site cannot import bench.models (torch).
+ATTENTION_MECHANISMS = {
+    "pyramid_softmax": "global softmax attention (fused scaled dot-product), cost O(N²)",
+    "pyramid_linformer": "Linformer: keys and values projected from N to k tokens, cost O(N·k)",
+    "pyramid_performer": "Performer FAVOR+: positive orthogonal random features, cost O(N)",
+    "pyramid_fastformer": "Fastformer: additive attention through a global query and key, cost O(N)",
+    "pyramid_xca": "XCiT cross-covariance attention: a d×d channel map, cost O(N)",
+    "pyramid_swin": "Swin: shifted-window attention with relative position bias, cost O(N·w²)",
+    "vit": "columnar ViT with a CLS token: global softmax attention (timm)",
+    "resnet50": "none: convolutional baseline (timm)",
+}
+
+
+def slug(*parts: str) -> str:
+    """A deterministic HTML id / file-name fragment from names (``cpu-x`` + ``timm:vit`` → ``cpu-x-timm-vit``)."""
+    return "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts)
+
+
+@dataclass(frozen=True)
+class MeanStd:
+    """Mean and sample standard deviation (n − 1) across seeds; std is None below two values."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Interval:
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    name: str
+    sensitivity: MeanStd
+    specificity: MeanStd
+    support: int
+
+
+@dataclass(frozen=True)
+class SeedCurve:
+    seed: int
+    epoch: tuple[float, ...]
+    train_loss: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    val_balanced_accuracy: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    """One model of one suite on one machine, aggregated over its successful seeds."""
+
+    model: str
+    scale: str
+    params: int | None
+    gmacs: float | None
+    seeds: tuple[int, ...]
+    metrics: dict[str, MeanStd]  # METRICS → across-seed mean ± std
+    mean_ci: dict[str, Interval | None]  # METRICS → mean of the per-seed bootstrap 95% CIs
+    cpu_p50_ms: float | None  # batch 1, float32
+    throughput_images_per_s: float | None  # largest CPU float32 batch
+    throughput_batch: int | None
+    per_class: tuple[ClassRow, ...]
+    confusion: tuple[tuple[int, ...], ...]  # summed over seeds; rows = true class
+    curves: tuple[SeedCurve, ...]
+    curves_chart: str
+    confusion_chart: str
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+
+@dataclass(frozen=True)
+class TrainGroup:
+    """The leaderboard of one suite on one machine."""
+
+    machine: str
+    suite: str
+    dataset: str
+    synthetic: bool
+    class_names: tuple[str, ...]
+    rows: tuple[LeaderRow, ...]  # best balanced accuracy first
+    acc_gmacs_chart: str | None
+    acc_latency_chart: str | None
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    file: str
+    kind: str
+    machine: str
+    suite: str
+    model: str | None
+    seed: int | None
+    error_type: str
+    message: str
+    stage: str | None
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    device: str
+    dtype: str
+    batch_size: int
+    threads: int
+    image_size: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    cv: float
+    throughput_images_per_s: float
+    peak_memory_mb: float | None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    image_size: int
+    tokens: int
+    device: str
+    dtype: str
+    batch_size: int
+    p50_ms: float
+    gmacs: float | None
+
+
+@dataclass(frozen=True)
+class Roofline:
+    device: str
+    dtype: str
+    batch_size: int
+    achieved_gflops_per_s: float
+    peak_gflops_per_s: float | None
+    share_of_peak: float | None
+    peak_source: str  # "machine record" or "profile"
+
+
+@dataclass(frozen=True)
+class ProfileModel:
+    machine: str
+    suite: str
+    model: str
+    scale: str
+    image_size: int
+    params: int
+    gmacs: float
+    gflops: float | None
+    flop_rel_diff: float | None
+    latency: tuple[LatencyRow, ...]
+    sweep: tuple[SweepPoint, ...]
+    roofline: Roofline | None
+
+
+@dataclass(frozen=True)
+class PerfMachine:
+    machine: str
+    profiles: tuple[ProfileModel, ...]
+    sweep_chart: str | None
+
+
+@dataclass(frozen=True)
+class PerfSuite:
+    """Profiles of one suite: one hardware column per machine in the latency chart."""
+
+    suite: str
+    machines: tuple[PerfMachine, ...]
+    latency_chart: str | None
+
+
+@dataclass(frozen=True)
+class AttentionPoint:
+    tokens: int
+    status: str
+    p50_ms: float | None
+    peak_memory_mb: float | None
+
+
+@dataclass(frozen=True)
+class AttentionModule:
+    name: str
+    slope: float | None
+    fit_tokens: tuple[int, ...]
+    points: tuple[AttentionPoint, ...]
+    largest_ok: int | None
+    first_failure: str | None  # e.g. "oom at N=16384"
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    module: str
+    reference: str
+    tokens: int
+    ours_ms: float | None
+    reference_ms: float | None
+    ratio: float | None
+
+
+@dataclass(frozen=True)
+class AttentionBench:
+    machine: str
+    suite: str
+    channels: int | None
+    batch_size: int | None
+    heads: int | None
+    modules: tuple[AttentionModule, ...]
+    reference: tuple[ReferenceRow, ...]
+    chart: str
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    id: str
+    cpu: str
+    cores: int
+    ram_gb: float | None
+    gpu: str | None
+    matmul_peaks: tuple[tuple[str, float], ...]  # ("cpu:float32", GFLOP/s), sorted
+    git_shas: tuple[str, ...]
+    git_dirty: bool
+    first_utc: str
+    last_utc: str
+    versions: tuple[tuple[str, str], ...]  # ("torch", "2.13.0+cpu; 2.12.1") for the libraries shown
+    result_files: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    scale: str
+    params: int
+    gmacs: float | None
+    image_size: int
+    attention: str
+
+
+@dataclass(frozen=True)
+class ParamSpread:
+    """How closely the pyramid variants of one scale match in parameter count."""
+
+    scale: str
+    models: int
+    min_params: int
+    max_params: int
+    spread: float  # max / min − 1
+
+
+@dataclass(frozen=True)
+class DatasetClass:
+    name: str
+    counts: tuple[int | None, ...]  # per DatasetInfo.splits
+    total: int | None
+    rule: str | None
+    sample: str | None  # site path of the sample strip
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    synthetic: bool
+    description: str | None
+    splits: tuple[str, ...]
+    classes: tuple[DatasetClass, ...]
+    settings: tuple[tuple[str, str], ...]  # generator settings, as recorded
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """Everything the templates may use."""
+
+    title: str
+    synthetic: bool  # any number on the site comes from synthetic data
+    train_groups: tuple[TrainGroup, ...]
+    failed: tuple[FailedRun, ...]
+    perf_suites: tuple[PerfSuite, ...]
+    attention: tuple[AttentionBench, ...]
+    machines: tuple[MachineInfo, ...]
+    models: tuple[ModelInfo, ...]
+    param_spreads: tuple[ParamSpread, ...]
+    datasets: tuple[DatasetInfo, ...]
+
+    @property
+    def has_results(self) -> bool:
+        return bool(self.train_groups or self.perf_suites or self.attention or self.failed)

@@ -1,0 +1,300 @@
+"""The training recipe: AdamW, warm-up then cosine, label smoothing, clipping, best-on-val.
+
+One ``Trainer`` trains one (model, seed). It checkpoints after every epoch and resumes
+from the last one, reseeding each epoch from (seed, epoch) so that a resumed run
+reproduces an uninterrupted one exactly. Under ``torchrun`` it trains with
+DistributedDataParallel; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from tqdm import tqdm
+
+from bench.config import SuiteConfig
+from bench.data import LoadedDataset
+from bench.data.transforms import augment_batch
+from bench.distributed import DistContext, barrier, broadcast_object, gather_objects
+from bench.metrics import classification_report
+from bench.models import create_model
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or Inf; the run stops and records this."""
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct, reproducible seed for each (run seed, epoch)."""
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31 - 1)
+
+
+def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
+    """Identifies what a checkpoint was trained with; a mismatch means start afresh."""
+    payload = {"model": model_name, "seed": seed, "scale": suite.scale,
+               "data": suite.to_dict()["data"], "train": suite.to_dict()["train"]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int) -> float:
+    """LR multiplier: linear warm-up to 1, then cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temp file and rename, so a kill never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``); raise ValueError naming the file if unusable."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds here
+        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a MedViT-Bench checkpoint of format {CHECKPOINT_FORMAT}")
+    return ckpt
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms and embeddings (1-D params), as is standard for ViTs."""
+    decay, no_decay = [], []
+    for _, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass
+class History:
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_balanced_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        return dict(self.__dict__)
+
+
+class Trainer:
+    """Trains one model with one seed on in-memory tensors; see the module docstring."""
+
+    def __init__(self, suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset,
+                 checkpoint_path: Path, ctx: DistContext | None = None, progress: bool = True) -> None:
+        self.suite, self.cfg, self.model_name, self.seed = suite, suite.train, model_name, seed
+        self.data, self.checkpoint_path = data, Path(checkpoint_path)
+        self.ctx = ctx or DistContext()
+        self.progress = progress and self.ctx.is_main
+        self.device = self.ctx.device
+        self.num_classes = len(data.class_names)
+        self.fingerprint = config_fingerprint(suite, model_name, seed)
+
+        torch.manual_seed(seed)
+        self.model = create_model(model_name, suite.scale, num_classes=self.num_classes,
+                                  in_chans=suite.data.in_chans, image_size=suite.data.image_size).to(self.device)
+        self.net: nn.Module = self.model
+        if self.ctx.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.lr)
+
+        train = data.splits["train"]
+        self.train_set = TensorDataset(train.images, train.labels)
+        per_rank = math.ceil(len(self.train_set) / self.ctx.world_size)
+        self.steps_per_epoch = math.ceil(per_rank / self.cfg.batch_size)
+        total = self.steps_per_epoch * self.cfg.epochs
+        warmup = self.steps_per_epoch * self.cfg.warmup_epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: cosine_with_warmup(step, warmup, total))
+
+        counts = torch.bincount(train.labels, minlength=self.num_classes).double().clamp_min(1)
+        self.sample_weights = (1.0 / counts)[train.labels]
+        class_weight = (counts.sum() / (self.num_classes * counts)).float() if self.cfg.balance == "loss" else None
+        self.criterion = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=self.cfg.label_smoothing).to(self.device)
+        self.autocast = self.device.type == "cuda" and self.cfg.amp_bf16
+
+        self.history = History()
+        self.start_epoch = 0
+        self.best_score = -1.0
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.train_seconds = 0.0
+        self.train_images = 0
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def resume(self) -> bool:
+        """Continue from this run's checkpoint if one exists for the same config."""
+        if not self.checkpoint_path.exists():
+            return False
+        ckpt = load_checkpoint(self.checkpoint_path)
+        if ckpt.get("fingerprint") != self.fingerprint:
+            log.warning("%s was trained with another config; starting afresh", self.checkpoint_path)
+            return False
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.history = History(**ckpt["history"])
+        self.start_epoch = ckpt["epoch"] + 1
+        self.best_score, self.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
+        self.best_state = ckpt["best_state"]
+        self.train_seconds, self.train_images = ckpt["train_seconds"], ckpt["train_images"]
+        log.info("resumed %s seed %d after epoch %d from %s", self.model_name, self.seed, ckpt["epoch"],
+                 self.checkpoint_path)
+        return True
+
+    def save_checkpoint(self, epoch: int) -> None:
+        if self.ctx.is_main:
+            atomic_torch_save({
+                "format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint,
+                "model_name": self.model_name, "scale": self.suite.scale, "seed": self.seed,
+                "suite": self.suite.name, "class_names": list(self.data.class_names),
+                "in_chans": self.suite.data.in_chans, "image_size": self.suite.data.image_size,
+                "epoch": epoch, "epochs": self.cfg.epochs, "finished": epoch + 1 >= self.cfg.epochs,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "history": self.history.as_dict(),
+                "best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state,
+                "train_seconds": self.train_seconds, "train_images": self.train_images,
+            }, self.checkpoint_path)
+        barrier(self.ctx)
+
+    # ---- one epoch ---------------------------------------------------------------------
+    def epoch_loader(self, epoch: int) -> tuple[DataLoader, torch.Generator]:
+        """This epoch's batches: a (balanced or shuffled) order drawn from (seed, epoch), sharded by rank."""
+        gen = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        n = len(self.train_set)
+        if self.cfg.balance == "sampler":
+            order = torch.multinomial(self.sample_weights, n, replacement=True, generator=gen)
+        else:
+            order = torch.randperm(n, generator=gen)
+        epoch_set = Subset(self.train_set, order.tolist())
+        sampler = DistributedSampler(epoch_set, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=False)
+        loader = DataLoader(epoch_set, batch_size=self.cfg.batch_size, sampler=sampler,
+                            num_workers=self.cfg.num_workers)
+        return loader, gen
+
+    def train_epoch(self, epoch: int) -> tuple[float, int, float]:
+        """One pass over the training set: (mean loss, images seen, seconds)."""
+        torch.manual_seed(epoch_seed(self.seed, epoch))  # dropout / drop-path draws
+        start = time.perf_counter()
+        loader, gen = self.epoch_loader(epoch)
+        self.net.train()
+        total_loss, seen = 0.0, 0
+        bar = tqdm(loader, desc=f"{self.model_name} s{self.seed} e{epoch + 1}/{self.cfg.epochs}",
+                   leave=False, disable=not self.progress or not sys.stderr.isatty())
+        for step, (images, labels) in enumerate(bar):
+            if self.cfg.augment:
+                images = augment_batch(images, self.cfg, gen)
+            images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                loss = self.criterion(self.net(images), labels)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            total_loss += loss.item() * len(labels)
+            seen += len(labels)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        seconds = time.perf_counter() - start
+        losses = gather_objects(self.ctx, (total_loss, seen))
+        return sum(l for l, _ in losses) / max(1, sum(s for _, s in losses)), sum(s for _, s in losses), seconds
+
+    @torch.inference_mode()
+    def predict(self, split: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """Softmax probabilities, labels and mean cross-entropy over a whole split, gathered from all ranks."""
+        data = self.data.splits[split]
+        idx = torch.arange(self.ctx.rank, len(data.labels), self.ctx.world_size)
+        self.model.eval()
+        probs, losses = [], []
+        for chunk in idx.split(max(1, self.cfg.batch_size * 2)):
+            images = data.images[chunk].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.model(images).float()
+            losses.append(F.cross_entropy(logits, data.labels[chunk].to(self.device), reduction="none").cpu())
+            probs.append(logits.softmax(dim=1).cpu())
+        local = (idx, torch.cat(probs) if probs else torch.empty(0, self.num_classes),
+                 torch.cat(losses) if losses else torch.empty(0))
+        order, all_probs, all_losses = (torch.cat(parts) for parts in zip(*gather_objects(self.ctx, local)))
+        inverse = torch.argsort(order)
+        return (all_probs[inverse].double().numpy(), data.labels.numpy(), float(all_losses.mean()))
+
+    # ---- the whole run -----------------------------------------------------------------
+    def fit(self) -> None:
+        """Train the remaining epochs, choosing the best epoch on val balanced accuracy."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            train_loss, seen, seconds = self.train_epoch(epoch)
+            self.train_seconds += seconds
+            self.train_images += seen
+            probs, labels, val_loss = self.predict("val")
+            val_bacc = float(balanced_accuracy_score(labels, probs.argmax(axis=1)))
+            h = self.history
+            h.epoch.append(epoch + 1)
+            h.train_loss.append(round(train_loss, 6))
+            h.val_loss.append(round(val_loss, 6))
+            h.val_balanced_accuracy.append(round(val_bacc, 6))
+            h.lr.append(self.optimizer.param_groups[0]["lr"])
+            if val_bacc > self.best_score:
+                self.best_score, self.best_epoch = val_bacc, epoch + 1
+                self.best_state = copy.deepcopy(self.model.state_dict())
+            if self.ctx.is_main:
+                log.info("%s seed %d epoch %d/%d: train loss %.4f, val loss %.4f, val bal-acc %.4f (%.0f img/s)",
+                         self.model_name, self.seed, epoch + 1, self.cfg.epochs, train_loss, val_loss, val_bacc,
+                         seen / max(seconds, 1e-9))
+            self.save_checkpoint(epoch)
+
+    def evaluate(self) -> dict[str, Any]:
+        """Test metrics of the best-on-val weights (the test split never picks anything)."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        probs, labels, _ = self.predict("test")
+        report = {}
+        if self.ctx.is_main:
+            report = classification_report(probs, labels, self.data.class_names,
+                                           n_bootstrap=self.cfg.bootstrap, seed=self.seed)
+            report.update({
+                "curves": {k: v for k, v in self.history.as_dict().items()},
+                "best_epoch": self.best_epoch,
+                "train_time_s": round(self.train_seconds, 3),
+                "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 2),
+            })
+        return broadcast_object(self.ctx, report)
+
+    def run(self) -> dict[str, Any]:
+        self.resume()
+        self.fit()
+        return self.evaluate()
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
