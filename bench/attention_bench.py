@@ -33,7 +33,7 @@ FIT_POINTS = 3  # the slope is fitted over this many of the largest token counts
 
 # Fixed for every N, so that linear-time methods show linear scaling.
 MODULE_OPTIONS: dict[str, dict[str, Any]] = {
-    "linformer": {"k": 256},
+    "linformer": {"proj_len": 256},
     "performer": {"num_features": 256},
     "swin": {"window_size": 8},
 }
@@ -117,43 +117,48 @@ def _measure_point(step: Step, device: str, *, warmup: int, runs: int, min_runs:
     return samples, peak.mb
 
 
-def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *, channels: int, heads: int,
-                  batch_size: int, device: str, time_budget_s: float, memory_budget_mb: float,
-                  warmup: int, runs: int, min_runs: int) -> list[dict[str, Any]]:
+def _run_point(registry: Any, name: str, tokens: int, *, channels: int, heads: int, batch_size: int, device: str,
+               **timing: Any) -> dict[str, Any]:
+    """One ``modules`` entry that ran: median/mean/std of forward + backward, and peak memory."""
+    grid = _grid(tokens)
+    module = _build_ours(registry, name, channels, heads, grid, device)
+    x, grad = _inputs(batch_size, tokens, channels, device)
+    samples, peak_mb = _measure_point(_train_step(lambda t: module(t, grid), module, x, grad), device, **timing)
+    stats = summarize_ms(samples)
+    return {
+        "tokens": tokens,
+        "status": "ok",
+        "time_ms": {"p50": stats["p50_ms"], "mean": stats["mean_ms"], "std": stats["std_ms"]},
+        "peak_memory_mb": None if peak_mb is None else round(peak_mb, 2),
+    }
+
+
+def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *, time_budget_s: float,
+                  memory_budget_mb: float, device: str, **options: Any) -> list[dict[str, Any]]:
+    """All token counts for one module; once a point times out or runs out of memory, larger ones are skipped."""
     growth = GROWTH.get(name, 1.0)
     entries: list[dict[str, Any]] = []
-    previous: tuple[int, float, float | None] | None = None  # tokens, seconds per step, peak MB
+    previous: dict[str, Any] | None = None
     skip: str | None = None
     for n in tokens:
         bar.set_postfix_str(f"{name} N={n}")
-        entry: dict[str, Any] = {"tokens": n, "status": "ok", "time_ms": None, "peak_memory_mb": None}
         if previous is not None and skip is None:
-            scale = (n / previous[0]) ** growth
-            projected_s = previous[1] * scale * (1 + min_runs)
-            projected_mb = previous[2] * scale if previous[2] is not None else 0.0
+            scale = (n / previous["tokens"]) ** growth
+            projected_s = previous["time_ms"]["p50"] / 1e3 * scale * (1 + options["min_runs"])
+            projected_mb = (previous["peak_memory_mb"] or 0.0) * scale
             if projected_s > time_budget_s:
                 skip = "timeout"
-                log.info("%s N=%d: projected %.0f s > budget %.0f s; skipping larger N", name, n, projected_s,
-                         time_budget_s)
+                log.info("%s N=%d: projected %.0f s > budget %.0f s; skipping it and larger N",
+                         name, n, projected_s, time_budget_s)
             elif projected_mb > memory_budget_mb:
                 skip = "oom"
-                log.info("%s N=%d: projected %.0f MB > budget %.0f MB; skipping larger N", name, n, projected_mb,
-                         memory_budget_mb)
-        if skip is not None:
-            entry["status"] = skip
-        else:
-            module = None
+                log.info("%s N=%d: projected %.0f MB > budget %.0f MB; skipping it and larger N",
+                         name, n, projected_mb, memory_budget_mb)
+        entry: dict[str, Any] = {"tokens": n, "status": skip, "time_ms": None, "peak_memory_mb": None}
+        if skip is None:
             try:
-                module = _build_ours(registry, name, channels, heads, _grid(n), device)
-                x, grad = _inputs(batch_size, n, channels, device)
-                grid = _grid(n)
-                step = _train_step(lambda t: module(t, grid), module, x, grad)
-                samples, peak_mb = _measure_point(step, device, warmup=warmup, runs=runs, min_runs=min_runs,
-                                                  time_budget_s=time_budget_s)
-                stats = summarize_ms(samples)
-                entry["time_ms"] = {"p50": stats["p50_ms"], "mean": stats["mean_ms"], "std": stats["std_ms"]}
-                entry["peak_memory_mb"] = None if peak_mb is None else round(peak_mb, 2)
-                previous = (n, stats["p50_ms"] / 1e3, peak_mb)
+                entry = previous = _run_point(registry, name, n, device=device, time_budget_s=time_budget_s,
+                                              **options)
             except Exception as exc:  # noqa: BLE001 - one failing point must not end the benchmark
                 if is_out_of_memory(exc):
                     entry["status"] = skip = "oom"
@@ -162,7 +167,6 @@ def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *,
                     entry["status"], entry["message"] = "error", f"{type(exc).__name__}: {exc}"
                     log.warning("%s N=%d failed: %s", name, n, entry["message"])
             finally:
-                del module
                 free_memory(device)
         entries.append(entry)
         bar.update()
@@ -172,7 +176,7 @@ def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *,
 # --- references: third-party implementations at the same shapes --------------------------------------
 
 
-def _timm_xca(channels: int, heads: int, tokens: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def _timm_xca(channels: int, heads: int, tokens: int) -> nn.Module:
     from bench._compat import import_timm
 
     import_timm()
@@ -214,7 +218,7 @@ def _timm_window(channels: int, heads: int, tokens: int) -> nn.Module:
 def _pypi_linformer(channels: int, heads: int, tokens: int) -> nn.Module:
     from linformer import LinformerSelfAttention
 
-    return LinformerSelfAttention(channels, seq_len=tokens, k=MODULE_OPTIONS["linformer"]["k"], heads=heads)
+    return LinformerSelfAttention(channels, seq_len=tokens, k=MODULE_OPTIONS["linformer"]["proj_len"], heads=heads)
 
 
 def _pypi_performer(channels: int, heads: int, tokens: int) -> nn.Module:

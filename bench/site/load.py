@@ -98,6 +98,9 @@ def _check_dataset_info(path: Path, info: dict[str, Any]) -> None:
     for key in ("counts", "rules"):
         if key in info and not isinstance(info[key], dict):
             raise ResultError(path, f"field {key!r} must be an object, found {type(info[key]).__name__}")
+    for split, counts in (info.get("counts") or {}).items():
+        if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
+            raise ResultError(path, f"counts[{split!r}] must map class names to integers")
 
 
 def load_datasets(artifacts_dir: Path = ARTIFACTS_DIR) -> list[DatasetArtifact]:

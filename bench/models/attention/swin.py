@@ -1,0 +1,170 @@
+"""Shifted-window attention with relative position bias.
+
+Liu et al., "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows",
+ICCV 2021 (arXiv:2103.14030).
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d) + B) V   within each M x M window,
+
+with B read from a learned (2M-1)^2 x heads table by relative offset. Alternate blocks
+shift the grid cyclically by M//2 and mask pairs that were not neighbours before the
+shift, so information crosses window borders. Cost: O(N M^2 C) time, linear in N.
+
+A grid that is not a multiple of M is padded (after the shift, as timm does); an axis no
+longer than M becomes one global window on that axis, with no shift. The layout and the
+parameter names follow ``timm.models.swin_transformer``, so the two agree given the same
+weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.models.attention.base import ATTENTION, TokenAttention
+
+MASK_VALUE = -100.0  # as in Swin: large enough to zero the softmax, finite for bf16
+
+
+def window_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """(B, H, W, C) -> (B * num_windows, wh * ww, C); H, W multiples of the window."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window[0], window[0], w // window[1], window[1], c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window[0] * window[1], c)
+
+
+def window_reverse(windows: torch.Tensor, window: tuple[int, int], h: int, w: int) -> torch.Tensor:
+    """(B * num_windows, wh * ww, C) -> (B, H, W, C)."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window[0], w // window[1], window[0], window[1], c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
+    """(A, A) index into the (2wh-1)(2ww-1) bias table for every pair in a window."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window[0]), torch.arange(window[1]), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    rel[:, :, 0] += window[0] - 1
+    rel[:, :, 1] += window[1] - 1
+    return rel[:, :, 0] * (2 * window[1] - 1) + rel[:, :, 1]
+
+
+@ATTENTION.register("swin")
+class WindowAttention(TokenAttention):
+    """(Shifted) window attention; options ``window_size`` (M) and ``shift`` (by M//2)."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        grid_size: tuple[int, int],
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        window_size: int = 7,
+        shift: bool = False,
+    ) -> None:
+        super().__init__(dim, num_heads, grid_size=grid_size, qkv_bias=qkv_bias,
+                         attn_drop=attn_drop, proj_drop=proj_drop)
+        self.window_size = tuple(min(g, window_size) for g in self.grid_size)
+        self.shift_size = tuple(window_size // 2 if shift and g > window_size else 0 for g in self.grid_size)
+        self.window_area = self.window_size[0] * self.window_size[1]
+        self.scale = self.head_dim ** -0.5
+        self.fused = True
+        wh, ww = self.window_size
+        self.relative_position_bias_table = nn.Parameter(torch.empty((2 * wh - 1) * (2 * ww - 1), num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", relative_position_index(self.window_size), persistent=False)
+        self.register_buffer("attn_mask", self._shift_mask(), persistent=False)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    @classmethod
+    def block_options(cls, index: int) -> dict[str, Any]:
+        """Every second block of a stage uses shifted windows."""
+        return {"shift": index % 2 == 1}
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        return tuple(-(-g // w) * w for g, w in zip(self.grid_size, self.window_size))
+
+    @property
+    def num_windows(self) -> int:
+        hp, wp = self.padded_size
+        return (hp // self.window_size[0]) * (wp // self.window_size[1])
+
+    def _shift_mask(self) -> torch.Tensor | None:
+        """(num_windows, A, A) additive mask separating regions the shift brought together."""
+        if not any(self.shift_size):
+            return None
+        hp, wp = self.padded_size
+        region = torch.zeros(1, hp, wp, 1)
+        count = 0
+        (wh, ww), (sh, sw) = self.window_size, self.shift_size
+        for hs in (slice(0, -wh), slice(-wh, -sh if sh else None), slice(-sh if sh else None, None)):
+            for ws in (slice(0, -ww), slice(-ww, -sw if sw else None), slice(-sw if sw else None, None)):
+                region[:, hs, ws, :] = count
+                count += 1
+        windows = window_partition(region, self.window_size).squeeze(-1)  # (nW, A)
+        diff = windows[:, None, :] - windows[:, :, None]
+        return torch.zeros_like(diff).masked_fill(diff != 0, MASK_VALUE)
+
+    def _token_index(self) -> torch.Tensor:
+        """(num_windows, A): the unshifted flat token index at each window slot, -1 for padding."""
+        (h, w), (hp, wp), (sh, sw) = self.grid_size, self.padded_size, self.shift_size
+        rows, cols = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
+        index = ((rows + sh) % h) * w + (cols + sw) % w
+        index = index.masked_fill((rows >= h) | (cols >= w), -1)
+        return window_partition(index[None, :, :, None], self.window_size).squeeze(-1)
+
+    def _scatter_map(self, attn: torch.Tensor, batch: int) -> torch.Tensor:
+        """Window maps (B * nW, h, A, A) -> one (B, h, N, N) map, zero across windows."""
+        index = self._token_index().to(attn.device)
+        num_windows, area = index.shape
+        rows = index[:, :, None].expand(-1, -1, area)
+        cols = index[:, None, :].expand(-1, area, -1)
+        valid = (rows >= 0) & (cols >= 0)
+        n = self.num_tokens
+        full = attn.new_zeros(batch, self.num_heads, n * n)
+        per_window = attn.view(batch, num_windows, self.num_heads, area, area)
+        full[:, :, (rows * n + cols)[valid]] = per_window.transpose(1, 2)[:, :, valid]
+        return full.view(batch, self.num_heads, n, n)
+
+    def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
+        bw, a, c = x.shape
+        qkv = self.qkv(x).reshape(bw, a, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(a, a, self.num_heads).permute(2, 0, 1).unsqueeze(0)  # (1, h, A, A)
+        if self.attn_mask is not None:
+            num_windows = self.attn_mask.shape[0]
+            bias = (bias + self.attn_mask[:, None]).repeat(bw // num_windows, 1, 1, 1)  # (B * nW, h, A, A)
+        if self.fused and not self.keep_attention:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
+                                                 dropout_p=self.attn_drop.p if self.training else 0.0)
+        else:
+            attn = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
+            if self.keep_attention:
+                self._record(self._scatter_map(attn, bw // self.num_windows))
+            out = self.attn_drop(attn) @ v
+        return out.transpose(1, 2).reshape(bw, a, c)
+
+    def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        self._check_input(x, grid_size)
+        b, n, c = x.shape
+        (h, w), (sh, sw) = self.grid_size, self.shift_size
+        x = x.view(b, h, w, c)
+        if sh or sw:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+        hp, wp = self.padded_size
+        x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
+        x = self._window_attention(window_partition(x, self.window_size))
+        x = window_reverse(x, self.window_size, hp, wp)[:, :h, :w, :]
+        if sh or sw:
+            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
+        return self.proj_drop(self.proj(x.reshape(b, n, c)))

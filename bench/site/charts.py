@@ -1,0 +1,243 @@
+"""Plotly charts as HTML snippets, byte-stable so that the generated site can be diffed.
+
+Each chart gets the deterministic div id chosen in the context, numbers are rounded
+before they reach plotly, and the JSON engine is pinned: the same context always gives
+the same bytes. plotly.js itself is not embedded; the theme loads the site's copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import math
+import re
+from typing import Iterable, Iterator
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+from bench.site.context import AttentionBench, LeaderRow, PerfMachine, PerfSuite, SiteContext, TrainGroup
+
+log = logging.getLogger(__name__)
+
+HEIGHT = 440
+SIGNIFICANT = 5
+COLORS = ("#3f51b5", "#e6550d", "#31a354", "#756bb1", "#dd1c77", "#17becf", "#8c6d31", "#636363", "#bcbd22", "#9e0142")
+_PADDING = re.compile(r'("(?:[^"\\]|\\.)*")|\s{2,}')
+PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
+# A small explicit template: plotly's default embeds ~8 KB of styling into every chart.
+TEMPLATE = go.layout.Template(layout={
+    "colorway": list(COLORS),
+    "font": {"size": 13},
+    "paper_bgcolor": "white",
+    "plot_bgcolor": "white",
+    "hovermode": "closest",
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    "xaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
+    "yaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
+})
+
+
+def r(x: float | None, digits: int = SIGNIFICANT) -> float | None:
+    """``x`` rounded to significant digits, so float noise never changes the page bytes."""
+    if x is None or x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def label(text: str) -> str:
+    """A data string as plotly text: plotly renders a subset of HTML, so escape it."""
+    return html.escape(text, quote=False)
+
+
+@contextlib.contextmanager
+def _json_engine() -> Iterator[None]:
+    # "auto" would switch to orjson when installed and change the number formatting.
+    config = pio.json.config
+    previous, config.default_engine = config.default_engine, "json"
+    try:
+        yield
+    finally:
+        config.default_engine = previous
+
+
+def to_div(fig: go.Figure, div_id: str, height: int = HEIGHT) -> str:
+    """The figure as a ``<div>`` + inline script that expects ``Plotly`` on the page."""
+    fig.update_layout(template=TEMPLATE, height=height)
+    with _json_engine():
+        snippet = pio.to_html(
+            fig, config=PLOTLY_CONFIG, include_plotlyjs=False, full_html=False,
+            div_id=div_id, default_width="100%", default_height=f"{height}px",
+        )
+    # plotly pads its one-line snippet with runs of spaces; drop them outside quoted strings.
+    return _PADDING.sub(lambda m: m.group(1) or " ", snippet).strip()
+
+
+def _titled(text: str, synthetic: bool) -> str:
+    return f"{text} (synthetic data)" if synthetic else text
+
+
+def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not beaten by another with lower-or-equal cost and higher-or-equal score, by cost."""
+    front: list[tuple[float, float]] = []
+    for cost, score in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or score > front[-1][1]:
+            front.append((cost, score))
+    return front
+
+
+def accuracy_vs_cost(group: TrainGroup, cost: str) -> go.Figure:
+    """Balanced accuracy (mean ± std over seeds) against GMACs or CPU latency, with the Pareto front."""
+    axis = {"gmacs": "GMACs per image", "cpu_p50_ms": "CPU latency, batch 1, p50 (ms)"}[cost]
+    rows = [row for row in group.rows if getattr(row, cost) is not None and row.metrics["balanced_accuracy"].mean is not None]
+    fig = go.Figure()
+    for i, row in enumerate(rows):
+        acc = row.metrics["balanced_accuracy"]
+        fig.add_trace(go.Scatter(
+            x=[r(getattr(row, cost))], y=[r(acc.mean)], name=label(row.model), mode="markers",
+            marker={"size": 11, "color": COLORS[i % len(COLORS)]},
+            error_y={"type": "data", "array": [r(acc.std or 0.0)], "visible": True},
+            hovertemplate=f"{label(row.model)}<br>%{{x}}<br>balanced acc. %{{y:.3f}} ± {acc.std or 0.0:.3f} (n={acc.n})<extra></extra>",
+        ))
+    front = pareto_front((getattr(row, cost), row.metrics["balanced_accuracy"].mean) for row in rows)
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(
+            x=[r(c) for c, _ in front], y=[r(s) for _, s in front], name="Pareto front", mode="lines",
+            line={"dash": "dot", "color": "#555", "shape": "hv"}, hoverinfo="skip",
+        ))
+    fig.update_layout(
+        title=_titled(f"Balanced accuracy vs {axis.split(',')[0]}: {label(group.suite)} on {label(group.machine)}", group.synthetic),
+        xaxis={"title": axis, "type": "log"}, yaxis={"title": "balanced accuracy (mean ± std over seeds)"},
+    )
+    return fig
+
+
+def latency_columns(suite: PerfSuite) -> go.Figure:
+    """p50 latency at batch 1 per model, one bar trace (hardware column) per machine, device and dtype."""
+    columns: dict[str, dict[str, tuple[float, float]]] = {}
+    for section in suite.machines:
+        for prof in section.profiles:
+            for row in prof.latency:
+                if row.batch_size == 1 and row.image_size == prof.image_size:
+                    name = f"{section.machine} · {row.device} {row.dtype}"
+                    columns.setdefault(name, {})[prof.model] = (row.p50_ms, row.p90_ms)
+    models = sorted({m for col in columns.values() for m in col})
+    fig = go.Figure()
+    for name, values in sorted(columns.items()):
+        xs = [m for m in models if m in values]
+        fig.add_trace(go.Bar(
+            x=[label(m) for m in xs], y=[r(values[m][0]) for m in xs], name=label(name),
+            error_y={"type": "data", "symmetric": False, "array": [r(values[m][1] - values[m][0]) for m in xs],
+                     "arrayminus": [0] * len(xs)},
+            hovertemplate=f"{label(name)}<br>%{{x}}: p50 %{{y}} ms<extra></extra>",
+        ))
+    fig.update_layout(
+        title=f"Latency per image at batch 1: {label(suite.suite)} suite",
+        barmode="group", xaxis={"title": "model"}, yaxis={"title": "p50 latency (ms), whisker to p90", "type": "log"},
+    )
+    return fig
+
+
+def resolution_sweep(section: PerfMachine) -> go.Figure:
+    """p50 latency against token count, one line per model (log-log)."""
+    combos = {(pt.device, pt.dtype) for prof in section.profiles for pt in prof.sweep}
+    fig = go.Figure()
+    for prof in section.profiles:
+        for device, dtype in sorted({(pt.device, pt.dtype) for pt in prof.sweep}):
+            pts = [pt for pt in prof.sweep if (pt.device, pt.dtype) == (device, dtype)]
+            name = prof.model if len(combos) == 1 else f"{prof.model} ({device} {dtype})"
+            fig.add_trace(go.Scatter(
+                x=[pt.tokens for pt in pts], y=[r(pt.p50_ms) for pt in pts], name=label(name), mode="lines+markers",
+                text=[f"{pt.image_size} px" for pt in pts],
+                hovertemplate=f"{label(name)}<br>%{{text}}, %{{x}} tokens: %{{y}} ms<extra></extra>",
+            ))
+    fig.update_layout(
+        title=f"Latency vs token count on {label(section.machine)}",
+        xaxis={"title": "tokens at the first stage (log)", "type": "log"},
+        yaxis={"title": "p50 latency (ms, log)", "type": "log"},
+    )
+    return fig
+
+
+def attention_scaling(bench: AttentionBench) -> go.Figure:
+    """Time per attention call against N, one line per module; the legend gives the fitted exponent."""
+    fig = go.Figure()
+    for module in bench.modules:
+        ok = [pt for pt in module.points if pt.status == "ok" and pt.p50_ms is not None]
+        slope = f" (N^{module.slope:.2f})" if module.slope is not None else ""
+        fig.add_trace(go.Scatter(
+            x=[pt.tokens for pt in ok], y=[r(pt.p50_ms) for pt in ok], name=label(module.name) + slope,
+            mode="lines+markers", hovertemplate=f"{label(module.name)}<br>N=%{{x}}: %{{y}} ms<extra></extra>",
+        ))
+    fig.update_layout(
+        title=f"Attention time vs sequence length on {label(bench.machine)}",
+        xaxis={"title": "tokens N (log)", "type": "log"}, yaxis={"title": "p50 time per call (ms, log)", "type": "log"},
+    )
+    return fig
+
+
+def training_curves(row: LeaderRow, synthetic: bool) -> go.Figure:
+    """Train/val loss and validation balanced accuracy per epoch, one colour per seed."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation balanced accuracy"))
+    for i, curve in enumerate(row.curves):
+        color = COLORS[i % len(COLORS)]
+        group = f"seed {curve.seed}"
+        series = (
+            ("train loss", curve.train_loss, 1, "solid"),
+            ("val loss", curve.val_loss, 1, "dash"),
+            ("val balanced acc.", curve.val_balanced_accuracy, 2, "solid"),
+        )
+        for j, (name, ys, col, dash) in enumerate(series):
+            fig.add_trace(go.Scatter(
+                x=[r(e) for e in curve.epoch], y=[r(y) for y in ys], name=f"{name}, {group}", legendgroup=group,
+                mode="lines", line={"color": color, "dash": dash}, showlegend=True,
+            ), row=1, col=col)
+    fig.update_layout(title=_titled(f"Training curves: {label(row.model)}", synthetic))
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+def confusion_matrix(row: LeaderRow, class_names: tuple[str, ...], synthetic: bool) -> go.Figure:
+    """Counts summed over seeds; colour is the share of each true class (row-normalised)."""
+    names = [label(n) for n in class_names] if len(class_names) == len(row.confusion) else [str(i) for i in range(len(row.confusion))]
+    shares = [[r(c / sum(counts), 3) if sum(counts) else 0.0 for c in counts] for counts in row.confusion]
+    fig = go.Figure(go.Heatmap(
+        z=shares, x=names, y=names, text=[list(counts) for counts in row.confusion], texttemplate="%{text}",
+        colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "share of<br>true class"},
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images (%{z:.1%})<extra></extra>",
+    ))
+    seeds = f"{row.n_seeds} seed{'s' if row.n_seeds != 1 else ''}"
+    fig.update_layout(
+        title=_titled(f"Confusion matrix: {label(row.model)}, summed over {seeds}", synthetic),
+        xaxis={"title": "predicted", "tickangle": -45}, yaxis={"title": "true", "autorange": "reversed"},
+    )
+    return fig
+
+
+def build_charts(ctx: SiteContext) -> dict[str, str]:
+    """Every chart the context names, as ``{div id: HTML snippet}``."""
+    charts: dict[str, str] = {}
+
+    def add(div_id: str | None, make, height: int = HEIGHT) -> None:  # noqa: ANN001 - a figure factory
+        if div_id is None:
+            return
+        if div_id in charts:
+            raise ValueError(f"two charts share the id {div_id!r}; rename one of the models or machines")
+        charts[div_id] = to_div(make(), div_id, height)
+
+    for group in ctx.train_groups:
+        add(group.acc_gmacs_chart, lambda: accuracy_vs_cost(group, "gmacs"))
+        add(group.acc_latency_chart, lambda: accuracy_vs_cost(group, "cpu_p50_ms"))
+        for row in group.rows:
+            add(row.curves_chart, lambda: training_curves(row, group.synthetic), 380)
+            add(row.confusion_chart, lambda: confusion_matrix(row, group.class_names, group.synthetic), 560)
+    for suite in ctx.perf_suites:
+        add(suite.latency_chart, lambda: latency_columns(suite))
+        for section in suite.machines:
+            add(section.sweep_chart, lambda: resolution_sweep(section))
+    for bench in ctx.attention:
+        add(bench.chart, lambda: attention_scaling(bench))
+    log.info("built %d charts", len(charts))
+    return charts

@@ -1,0 +1,137 @@
+"""Attention scaling benchmark: budgets, failures, slope fits and references, at tiny sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bench import attention_bench as ab
+from bench.registry import Registry
+
+
+class Quadratic(nn.Module):
+    """Stand-in with an explicit N x N map."""
+
+    def __init__(self, dim: int, num_heads: int, *, grid_size: tuple[int, int], qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+
+    def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+class Pointwise(nn.Module):
+    """Stand-in that is linear in N."""
+
+    def __init__(self, dim: int, num_heads: int, *, grid_size: tuple[int, int], qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, dim, bias=qkv_bias)
+
+    def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        return self.proj(x)
+
+
+class RunsOutOfMemory(Pointwise):
+    def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        if x.shape[1] > 16:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return super().forward(x, grid_size)
+
+
+class Broken(Pointwise):
+    def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        raise ValueError("shapes do not line up")
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg: Registry = Registry("attention stand-in")
+    for name, cls in {"quadratic": Quadratic, "pointwise": Pointwise, "oom": RunsOutOfMemory,
+                      "broken": Broken}.items():
+        reg.register(name)(cls)
+    return reg
+
+
+def run(registry: Registry, names: list[str], **kwargs: object) -> dict:
+    options = {"channels": 8, "heads": 2, "tokens": (16, 64, 256), "references": False, "warmup": 1, "runs": 3,
+               "registry": registry, **kwargs}
+    return ab.run_attention_bench(names, **options)
+
+
+def test_layout_and_fits(registry: Registry) -> None:
+    result = run(registry, ["quadratic", "pointwise"], time_budget_s=30.0)
+    assert (result["channels"], result["heads"], result["batch_size"]) == (8, 2, 1)
+    assert set(result["modules"]) == {"quadratic", "pointwise"}
+    for entries in result["modules"].values():
+        assert [e["tokens"] for e in entries] == [16, 64, 256]
+        assert all(e["status"] == "ok" for e in entries)
+        assert all(set(e["time_ms"]) == {"p50", "mean", "std"} and e["time_ms"]["p50"] > 0 for e in entries)
+        assert all(e["peak_memory_mb"] is None or e["peak_memory_mb"] >= 0 for e in entries)
+    assert result["fits"]["quadratic"]["fit_tokens"] == [16, 64, 256]
+    assert result["reference"] == []
+    assert result["settings"]["tokens"] == [16, 64, 256]
+
+
+def test_time_budget_skips_larger_points_and_goes_on(registry: Registry) -> None:
+    result = run(registry, ["quadratic", "pointwise"], time_budget_s=1e-9)
+    for name in ("quadratic", "pointwise"):
+        entries = result["modules"][name]
+        assert [e["status"] for e in entries] == ["ok", "timeout", "timeout"], name
+        assert entries[1]["time_ms"] is None
+    assert result["fits"] == {}  # one point is no slope
+
+
+def test_memory_budget_skips_before_running(registry: Registry) -> None:
+    result = run(registry, ["quadratic"], memory_budget_mb=0.0)
+    statuses = [e["status"] for e in result["modules"]["quadratic"]]
+    # the first point always runs; later ones are skipped when the projection is > 0 MB
+    assert statuses[0] == "ok" and set(statuses[1:]) <= {"ok", "oom"}
+
+
+def test_oom_and_errors_are_recorded(registry: Registry) -> None:
+    result = run(registry, ["oom", "broken", "pointwise"], time_budget_s=30.0)
+    assert [e["status"] for e in result["modules"]["oom"]] == ["ok", "oom", "oom"]
+    broken = result["modules"]["broken"]
+    assert [e["status"] for e in broken] == ["error"] * 3
+    assert "shapes do not line up" in broken[0]["message"]
+    assert [e["status"] for e in result["modules"]["pointwise"]] == ["ok"] * 3
+
+
+def test_unknown_module_and_non_square_tokens(registry: Registry) -> None:
+    with pytest.raises(KeyError, match="valid names"):
+        run(registry, ["nope"])
+    with pytest.raises(ValueError, match="perfect squares"):
+        run(registry, ["pointwise"], tokens=(16, 50))
+
+
+def test_slope_fit_uses_the_largest_points() -> None:
+    tokens = [256, 1024, 4096, 16384]
+    times = [50.0] + [3e-6 * n**2 for n in tokens[1:]]  # the smallest point is overhead-bound
+    fit = ab.fit_loglog_slope(tokens, times)
+    assert fit["slope"] == pytest.approx(2.0, abs=0.05)
+    assert fit["fit_tokens"] == [1024, 4096, 16384]
+    assert ab.fit_loglog_slope([1024], [1.0]) is None
+    linear = ab.fit_loglog_slope(tokens, [0.01 * n + 0.5 for n in tokens])
+    assert linear["slope"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_interleaving_alternates() -> None:
+    calls: list[str] = []
+    samples = ab.interleaved_ms([lambda: calls.append("a"), lambda: calls.append("b")], runs=3, warmup=1,
+                                device="cpu")
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert [len(s) for s in samples] == [3, 3]
+
+
+@pytest.mark.parametrize("name", sorted(ab.REFERENCES))
+@pytest.mark.parametrize("tokens", [64, 100])  # 100: a 10 x 10 grid that Swin windows must pad
+def test_references_run_at_bench_shapes(name: str, tokens: int) -> None:
+    _, build = ab.REFERENCES[name]
+    ref = build(16, 2, tokens)
+    x = torch.randn(2, tokens, 16, requires_grad=True)
+    y = ref(x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

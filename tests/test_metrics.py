@@ -1,0 +1,82 @@
+"""Metrics agree with scikit-learn, and the bootstrap gives sensible intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, roc_auc_score, top_k_accuracy_score
+
+from bench.metrics import classification_report, expected_calibration_error, weighted_metrics
+
+CLASSES = [f"c{i}" for i in range(10)]
+
+
+def _predictions(n: int = 400, seed: int = 0, skill: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(10, size=n, p=[0.61, 0.08, 0.07, 0.06, 0.05, 0.045, 0.035, 0.02, 0.015, 0.015])
+    logits = rng.normal(size=(n, 10))
+    logits[np.arange(n), labels] += skill
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[:8, 3] = probs[8:16, 3]  # ties exercise the AUC tie handling
+    return probs, labels
+
+
+def test_vectorised_forms_equal_scikit_learn_on_unit_weights():
+    probs, labels = _predictions()
+    fast = {k: float(v[0]) for k, v in weighted_metrics(probs, labels, np.ones((1, len(labels)))).items()}
+    preds = probs.argmax(axis=1)
+    present = np.unique(labels)
+    assert fast["top1"] == pytest.approx(np.mean(preds == labels))
+    assert fast["top5"] == pytest.approx(top_k_accuracy_score(labels, probs, k=5, labels=np.arange(10)))
+    assert fast["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, preds))
+    assert fast["cohen_kappa"] == pytest.approx(cohen_kappa_score(labels, preds))
+    assert fast["macro_auc"] == pytest.approx(np.mean([roc_auc_score(labels == c, probs[:, c]) for c in present]))
+    assert fast["ece"] == pytest.approx(expected_calibration_error(probs, labels))
+
+
+def test_weights_equal_explicit_resampling():
+    probs, labels = _predictions(n=120, seed=3)
+    idx = np.random.default_rng(1).integers(0, 120, 120)
+    weights = np.bincount(idx, minlength=120)[None, :].astype(float)
+    fast = {k: float(v[0]) for k, v in weighted_metrics(probs, labels, weights).items()}
+    preds = probs[idx].argmax(axis=1)
+    assert fast["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels[idx], preds))
+    assert fast["cohen_kappa"] == pytest.approx(cohen_kappa_score(labels[idx], preds))
+    present = np.unique(labels[idx])
+    auc = np.mean([roc_auc_score(labels[idx] == c, probs[idx][:, c]) for c in present])
+    assert fast["macro_auc"] == pytest.approx(auc)
+
+
+def test_report_has_intervals_that_contain_the_estimate():
+    probs, labels = _predictions()
+    report = classification_report(probs, labels, CLASSES, n_bootstrap=500, seed=0)
+    for name in ("top1", "top5", "balanced_accuracy", "macro_auc", "cohen_kappa", "ece"):
+        lo, hi = report[name]["ci95"]
+        assert lo <= report[name]["value"] <= hi, name
+        assert hi - lo > 0, name
+    assert report["num_test"] == 400
+    cm = np.array(report["confusion_matrix"])
+    assert cm.sum() == 400 and cm.shape == (10, 10)
+    assert sum(c["support"] for c in report["per_class"].values()) == 400
+
+
+def test_intervals_shrink_with_more_data():
+    small = classification_report(*_predictions(n=100), CLASSES, n_bootstrap=300)
+    large = classification_report(*_predictions(n=1600), CLASSES, n_bootstrap=300)
+    width = lambda r: r["top1"]["ci95"][1] - r["top1"]["ci95"][0]  # noqa: E731
+    assert width(large) < width(small) / 2
+
+
+def test_perfect_and_chance_predictions():
+    labels = np.repeat(np.arange(10), 20)
+    perfect = np.eye(10)[labels] * 0.9 + 0.01
+    r = classification_report(perfect, labels, CLASSES, n_bootstrap=0)
+    assert r["balanced_accuracy"]["value"] == 1.0 and r["cohen_kappa"]["value"] == 1.0
+    assert all(c["sensitivity"] == 1.0 and c["specificity"] == 1.0 for c in r["per_class"].values())
+    uniform = np.full((200, 10), 0.1)
+    assert expected_calibration_error(uniform, labels) == pytest.approx(0.0)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="do not fit 10 classes"):
+        classification_report(np.ones((5, 3)), np.zeros(5), CLASSES)
