@@ -81,12 +81,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from bench.data import load_dataset
-    from bench.distributed import init_from_env, shutdown
+    from bench.data.synthetic import ensure_dataset
+    from bench.distributed import barrier, init_from_env, shutdown
     from bench.runner import train_one
 
     suite = _suite(args)
     ctx = init_from_env(args.device)
     try:
+        if suite.data.kind == "synthetic" and ctx.is_main:
+            ensure_dataset(suite.data)  # once, before the other ranks read it
+        barrier(ctx)
         data = load_dataset(suite.data, progress=ctx.is_main)
         train_one(suite, args.model, args.seed, data, _paths(args), ctx=ctx, force=args.force)
     finally:

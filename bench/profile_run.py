@@ -15,7 +15,7 @@ import torch
 
 from bench import env
 from bench.config import SuiteConfig
-from bench.results import load_result, result_path, write_result
+from bench.results import exclusive_lock, load_result, result_path, write_result
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,20 @@ def first_grid_tokens(model: torch.nn.Module, image_size: int, in_chans: int) ->
 
 def ensure_machine_record(paths: Any, force: bool = False) -> Path:
     """Measure this machine's matmul peak per device and dtype once, and store it."""
-    from bench.profile import matmul_peak_gflops
-    from bench.runner import is_done, payload
+    from bench.runner import is_done
 
     machine_id = env.machine_info()["id"]
     out = result_path(paths.results, machine_id, "hardware", "machine", None, None)
-    if not force and is_done(out):
-        return out
+    with exclusive_lock(paths.lock_for(out)):
+        if not force and is_done(out):
+            return out
+        return _write_machine_record(out, machine_id)
+
+
+def _write_machine_record(out: Path, machine_id: str) -> Path:
+    from bench.profile import matmul_peak_gflops
+    from bench.runner import payload
+
     peaks = {f"{dev}:{dt}": round(matmul_peak_gflops(dev, dt), 2)
              for dev in devices() for dt in (["float32"] + (["bfloat16"] if dev == "cuda" else []))}
     log.info("matmul peak on %s: %s GFLOP/s", machine_id, peaks)
@@ -113,10 +120,15 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
 def profile_one(suite: SuiteConfig, name: str, num_classes: int, paths: Any,
                 checkpoint: Path | None = None, force: bool = False) -> Path:
     """Profile one model on this machine and write ``profile__<model>.json`` under its id."""
+    out = result_path(paths.results, env.machine_info()["id"], suite.name, "profile", name, None)
+    with exclusive_lock(paths.lock_for(out)):
+        return _profile_one_locked(suite, name, num_classes, paths, out, checkpoint, force)
+
+
+def _profile_one_locked(suite: SuiteConfig, name: str, num_classes: int, paths: Any, out: Path,
+                        checkpoint: Path | None, force: bool) -> Path:
     from bench.runner import error_record, is_done, payload
 
-    machine_id = env.machine_info()["id"]
-    out = result_path(paths.results, machine_id, suite.name, "profile", name, None)
     if not force and is_done(out):
         log.info("skip profile of %s: %s exists", name, out)
         return out

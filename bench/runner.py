@@ -7,6 +7,7 @@ work, and records a failure as a result with ``error`` instead of dropping it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -49,6 +50,11 @@ class RunPaths:
 
     def checkpoint(self, suite: str, model: str, seed: int) -> Path:
         return self.checkpoints / safe_name(suite) / f"{safe_name(model)}__seed{seed}.pt"
+
+    def lock_for(self, result: Path) -> Path:
+        """The lock guarding the production of one result file."""
+        rel = Path(result).relative_to(self.results)
+        return self.locks / ("__".join(rel.parts) + ".lock")
 
 
 def is_done(path: Path) -> bool:
@@ -103,6 +109,13 @@ def train_one(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDatase
 
     ctx = ctx or DistContext()
     out = result_path(paths.results, env.machine_info()["id"], suite.name, "train", model_name, seed)
+    # Under torchrun the launcher owns the job; alone, a lock keeps concurrent runs from duplicating it.
+    with contextlib.nullcontext() if ctx.enabled else exclusive_lock(paths.lock_for(out)):
+        return _train_one_locked(suite, model_name, seed, data, paths, out, ctx, force, progress)
+
+
+def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
+                      out: Path, ctx: DistContext, force: bool, progress: bool) -> Path:
     ckpt = paths.checkpoint(suite.name, model_name, seed)
     if not force and is_done(out):
         log.info("skip %s seed %d: %s exists", model_name, seed, out)
@@ -138,21 +151,16 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     if data.synthetic:
         write_sample_grid(data.root, paths.artifacts / "dataset" / safe_name(data.name))
     written: list[Path] = []
-    machine_id = env.machine_info()["id"]
     if "profile" in stages:
         written.append(ensure_machine_record(paths, force=force))
     for name in models:
         if "train" in stages:
             for seed in seeds:
-                lock = paths.locks / f"{machine_id}__{safe_name(suite.name)}__{safe_name(name)}__{seed}.lock"
-                with exclusive_lock(lock):
-                    written.append(train_one(suite, name, seed, data, paths, force=force, progress=progress))
+                written.append(train_one(suite, name, seed, data, paths, force=force, progress=progress))
         if "profile" in stages:
-            lock = paths.locks / f"{machine_id}__{safe_name(suite.name)}__{safe_name(name)}__profile.lock"
-            with exclusive_lock(lock):
-                ckpt = paths.checkpoint(suite.name, name, seeds[0])
-                written.append(profile_one(suite, name, len(data.class_names), paths,
-                                           checkpoint=ckpt if ckpt.exists() else None, force=force))
+            ckpt = paths.checkpoint(suite.name, name, seeds[0])
+            written.append(profile_one(suite, name, len(data.class_names), paths,
+                                       checkpoint=ckpt if ckpt.exists() else None, force=force))
     return written
 
 

@@ -162,7 +162,7 @@ def track_peak_memory(device: str | torch.device = "cpu") -> Iterator[PeakMemory
         torch.cuda.synchronize(device)
         result.mb, result.method = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
         return
-    free_memory("cpu")
+    _malloc_trim()
     hwm_reset = _reset_rss_peak()
     before = _status_mb("VmRSS")
     yield result

@@ -1,0 +1,187 @@
+"""Render the report site: results → context → charts → Jinja templates → ``site_src/``.
+
+The output is byte-for-byte reproducible from ``data/`` and ``templates/``: sorted
+iteration, no timestamps but those in the data, rounded chart numbers. Every string that
+comes from data is escaped for HTML and Markdown by the environment's ``finalize``;
+only chart snippets and the filters' formatted numbers are marked safe.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from bench.site.aggregate import build_context, sample_site_path
+from bench.site.charts import build_charts
+from bench.site.context import Interval, MeanStd, SiteContext
+from bench.site.load import load_datasets, load_results
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".medbench-site"  # lists the generated files; MkDocs skips dotfiles
+PLOTLY_JS = "assets/js/plotly.min.js"
+MISSING = "—"
+
+# Markdown would read these as markup (tables, emphasis, code, links, attribute lists).
+_MARKDOWN_ENTITIES = {"\\": "&#92;", "`": "&#96;", "*": "&#42;", "[": "&#91;", "]": "&#93;",
+                      "|": "&#124;", "{": "&#123;", "}": "&#125;"}
+_MARKDOWN_CHARS = re.compile(r"[\\`*\[\]|{}]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def escape_text(text: str) -> Markup:
+    """A data string made inert in Markdown and HTML, on one line (it may sit in a table cell)."""
+    text = html.escape(" ".join(text.split()), quote=True)
+    return Markup(_MARKDOWN_CHARS.sub(lambda m: _MARKDOWN_ENTITIES.get(m.group(), "&#95;"), text))
+
+
+def finalize(value: Any) -> Any:
+    """Applied to every ``{{ }}`` output: escape plain strings, show None as a dash."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return escape_text(value)
+    return value
+
+
+# --- filters: small named functions, each returns safe formatted text ---------------------------
+
+
+def fmt(x: float | int | None, digits: int = 3) -> Markup:
+    """A number with fixed decimals (ints with thousands separators); None → dash."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return Markup(MISSING)
+    if isinstance(x, bool):
+        return Markup("yes" if x else "no")
+    if isinstance(x, int):
+        return Markup(f"{x:,}")
+    return Markup(f"{x:,.{digits}f}")
+
+
+def sig(x: float | None, digits: int = 3) -> Markup:
+    """A number with ``digits`` significant digits but no exponent (latencies span decades)."""
+    if x is None or not math.isfinite(x):
+        return Markup(MISSING)
+    if x == 0:
+        return Markup("0")
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return Markup(f"{x:,.{decimals}f}")
+
+
+def pm(value: MeanStd, digits: int = 3) -> Markup:
+    """Mean ± std across seeds (mean alone when there is one seed)."""
+    if value.mean is None:
+        return Markup(MISSING)
+    if value.std is None:
+        return fmt(value.mean, digits)
+    return Markup(f"{value.mean:.{digits}f} ± {value.std:.{digits}f}")
+
+
+def ci(value: Interval | None, digits: int = 3) -> Markup:
+    """An interval as ``lo–hi``."""
+    if value is None:
+        return Markup(MISSING)
+    return Markup(f"{value.lo:.{digits}f}–{value.hi:.{digits}f}")
+
+
+def pct(x: float | None, digits: int = 1) -> Markup:
+    if x is None:
+        return Markup(MISSING)
+    return Markup(f"{100 * x:.{digits}f}%")
+
+
+def mparams(x: int | None) -> Markup:
+    """A parameter count in millions."""
+    if x is None:
+        return Markup(MISSING)
+    return Markup(f"{x / 1e6:.2f} M")
+
+
+FILTERS = {"fmt": fmt, "sig": sig, "pm": pm, "ci": ci, "pct": pct, "mparams": mparams}
+
+
+def make_environment(templates_dir: Path) -> jinja2.Environment:
+    """The Jinja environment: strict about undefined names, escaping every data string."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        finalize=finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def render_pages(ctx: SiteContext, templates_dir: Path) -> dict[str, str]:
+    """``{page.md: Markdown}`` for every ``templates/*.md.j2``."""
+    env = make_environment(templates_dir)
+    charts = {key: Markup(snippet) for key, snippet in build_charts(ctx).items()}
+    pages = {}
+    for template in sorted(Path(templates_dir).glob("*.md.j2")):
+        page = template.name.removesuffix(".j2")
+        pages[page] = env.get_template(template.name).render(site=ctx, charts=charts, page=page)
+    if not pages:
+        raise FileNotFoundError(f"{templates_dir}: no page templates (*.md.j2)")
+    return pages
+
+
+def plotly_js() -> bytes:
+    """The installed plotly.js bundle, served by the site itself (no CDN)."""
+    import plotly
+
+    return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+
+
+def _write_outputs(out_dir: Path, outputs: dict[str, bytes]) -> list[Path]:
+    manifest = out_dir / MANIFEST
+    if manifest.is_file():
+        previous = set(manifest.read_text().split("\n")) - {""}
+    elif out_dir.is_dir() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: not empty and has no {MANIFEST}; refusing to write generated files there")
+    else:
+        previous = set()
+    for stale in sorted(previous - set(outputs)):
+        (out_dir / stale).unlink(missing_ok=True)
+        log.info("removed stale %s", stale)
+    for folder in sorted({(out_dir / s).parent for s in previous - set(outputs)}, reverse=True):
+        while folder != out_dir and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    written = []
+    for rel, data in sorted(outputs.items()):
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_bytes() != data:
+            path.write_bytes(data)
+        written.append(path)
+    manifest.write_text("".join(f"{rel}\n" for rel in sorted(outputs)))
+    return written
+
+
+def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out_dir: Path) -> list[Path]:
+    """Render the pages and copy their assets into ``out_dir``; returns the generated files.
+
+    Files this function generated before and no longer generates are removed; a bad
+    result file raises ``ResultError`` naming it, before anything is written.
+    """
+    results = load_results(results_dir)
+    datasets = load_datasets(artifacts_dir)
+    ctx = build_context(results, datasets)
+    outputs = {page: text.encode() for page, text in render_pages(ctx, templates_dir).items()}
+    outputs[PLOTLY_JS] = plotly_js()
+    for artifact in datasets:
+        for class_name, png in sorted(artifact.samples.items()):
+            outputs[sample_site_path(artifact.name, class_name)] = png.read_bytes()
+    written = _write_outputs(Path(out_dir), outputs)
+    log.info("rendered %d pages and %d assets into %s", len([p for p in outputs if p.endswith(".md")]),
+             len([p for p in outputs if not p.endswith(".md")]), out_dir)
+    return written
