@@ -142,7 +142,8 @@ def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *,
     growth = GROWTH.get(name, 1.0)
     entries: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
-    skip: str | None = None
+    skip: str | None = None  # once set, this and every larger N is recorded without running
+    reason = ""
     for n in tokens:
         bar.set_postfix_str(f"{name} N={n}")
         if previous is not None and skip is None:
@@ -150,27 +151,28 @@ def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *,
             projected_s = previous["time_ms"]["p50"] / 1e3 * scale * (1 + options["min_runs"])
             projected_mb = (previous["peak_memory_mb"] or 0.0) * scale
             if projected_s > time_budget_s:
-                skip = "timeout"
-                log.info("%s N=%d: projected %.0f s > budget %.0f s; skipping it and larger N",
-                         name, n, projected_s, time_budget_s)
+                skip, reason = "timeout", f"projected {projected_s:.0f} s at N={n} > budget {time_budget_s:g} s"
             elif projected_mb > memory_budget_mb:
-                skip = "oom"
-                log.info("%s N=%d: projected %.0f MB > budget %.0f MB; skipping it and larger N",
-                         name, n, projected_mb, memory_budget_mb)
+                skip, reason = "oom", f"projected {projected_mb:.0f} MB at N={n} > budget {memory_budget_mb:.0f} MB"
+            if skip is not None:
+                log.info("%s: %s; not run at this or larger N", name, reason)
         entry: dict[str, Any] = {"tokens": n, "status": skip, "time_ms": None, "peak_memory_mb": None}
-        if skip is None:
+        if skip is not None:
+            entry["message"] = reason
+        else:
             try:
                 entry = previous = _run_point(registry, name, n, device=device, time_budget_s=time_budget_s,
                                               **options)
             except Exception as exc:  # noqa: BLE001 - one failing point must not end the benchmark
                 if is_out_of_memory(exc):
-                    entry["status"] = skip = "oom"
-                    log.warning("%s N=%d ran out of memory; skipping larger N", name, n)
+                    skip, reason = "oom", f"ran out of memory at N={n}"
+                    entry["status"], entry["message"] = skip, reason
+                    log.warning("%s: %s; not run at larger N", name, reason)
                 else:
                     entry["status"], entry["message"] = "error", f"{type(exc).__name__}: {exc}"
                     log.warning("%s N=%d failed: %s", name, n, entry["message"])
             finally:
-                free_memory(device)
+                free_memory(device, collect=False)  # a step leaves no reference cycles behind
         entries.append(entry)
         bar.update()
     return entries
@@ -286,7 +288,7 @@ def run_attention_bench(
     *,
     device: str = "cpu",
     warmup: int = 3,
-    runs: int = 10,
+    runs: int = 15,
     min_runs: int = 3,
     reference_tokens: Sequence[int] = REFERENCE_TOKENS,
     registry: Any = None,
@@ -296,7 +298,10 @@ def run_attention_bench(
     Returns the ``attention`` metrics layout of the result schema, plus ``settings`` (module
     options such as Linformer's k, budgets, runs), which belongs in the result's config too.
     ``time_budget_s`` bounds one point (warm-up included); ``memory_budget_mb`` defaults to
-    half the memory free now. ``registry`` defaults to ``bench.models.attention.ATTENTION``.
+    half the memory free now. A point projected over either budget is not run and is
+    recorded as "timeout" or "oom" with a ``message``, as is a point that ran out of memory;
+    larger N of that module are then skipped. ``registry`` defaults to
+    ``bench.models.attention.ATTENTION``.
     """
     registry = registry if registry is not None else _default_registry()
     names = list(names) if names else registry.names()
@@ -328,11 +333,11 @@ def run_attention_bench(
         pairs = [(name, n) for name in names if name in REFERENCES for n in reference_tokens]
         for name, n in tqdm(pairs, desc="reference implementations", unit="pair", disable=None):
             try:
-                reference.append(_compare_reference(registry, name, n, warmup=warmup, runs=max(runs, 10), **common))
+                reference.append(_compare_reference(registry, name, n, warmup=warmup, runs=runs, **common))
             except Exception as exc:  # noqa: BLE001 - a missing or failing reference is reported, not fatal
                 log.warning("reference for %s at N=%d failed: %s: %s", name, n, type(exc).__name__, exc)
             finally:
-                free_memory(device)
+                free_memory(device, collect=False)
 
     return {
         "channels": channels,

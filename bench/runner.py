@@ -105,8 +105,6 @@ def dataset_info(data: LoadedDataset) -> dict[str, Any]:
 def train_one(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
               ctx: DistContext | None = None, force: bool = False, progress: bool = True) -> Path:
     """Train and evaluate one (model, seed) and write its result; rank 0 writes, others return."""
-    from bench.train import Trainer
-
     ctx = ctx or DistContext()
     out = result_path(paths.results, env.machine_info()["id"], suite.name, "train", model_name, seed)
     # Under torchrun the launcher owns the job; alone, a lock keeps concurrent runs from duplicating it.
@@ -116,6 +114,8 @@ def train_one(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDatase
 
 def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
                       out: Path, ctx: DistContext, force: bool, progress: bool) -> Path:
+    from bench.train import Trainer
+
     ckpt = paths.checkpoint(suite.name, model_name, seed)
     if not force and is_done(out):
         log.info("skip %s seed %d: %s exists", model_name, seed, out)

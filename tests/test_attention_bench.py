@@ -79,7 +79,7 @@ def test_time_budget_skips_larger_points_and_goes_on(registry: Registry) -> None
     for name in ("quadratic", "pointwise"):
         entries = result["modules"][name]
         assert [e["status"] for e in entries] == ["ok", "timeout", "timeout"], name
-        assert entries[1]["time_ms"] is None
+        assert entries[1]["time_ms"] is None and "budget" in entries[1]["message"]
     assert result["fits"] == {}  # one point is no slope
 
 
@@ -93,6 +93,7 @@ def test_memory_budget_skips_before_running(registry: Registry) -> None:
 def test_oom_and_errors_are_recorded(registry: Registry) -> None:
     result = run(registry, ["oom", "broken", "pointwise"], time_budget_s=30.0)
     assert [e["status"] for e in result["modules"]["oom"]] == ["ok", "oom", "oom"]
+    assert "ran out of memory at N=64" in result["modules"]["oom"][2]["message"]
     broken = result["modules"]["broken"]
     assert [e["status"] for e in broken] == ["error"] * 3
     assert "shapes do not line up" in broken[0]["message"]
@@ -135,3 +136,16 @@ def test_references_run_at_bench_shapes(name: str, tokens: int) -> None:
     assert y.shape == x.shape
     y.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_every_registered_module_runs_with_its_options() -> None:
+    attention = pytest.importorskip("bench.models.attention")
+    result = ab.run_attention_bench(None, channels=16, heads=2, tokens=(16, 64), reference_tokens=(64,),
+                                    warmup=1, runs=3)
+    assert set(result["modules"]) == set(attention.ATTENTION.names())
+    for name, entries in result["modules"].items():
+        assert [e["status"] for e in entries] == ["ok", "ok"], (name, entries)
+    assert set(result["settings"]["module_options"]) == set(attention.ATTENTION.names())
+    compared = {r["module"] for r in result["reference"]}
+    assert compared == set(ab.REFERENCES) & set(result["modules"])
+    assert all(r["tokens"] == 64 and r["ratio"] > 0 for r in result["reference"])

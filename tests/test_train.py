@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -131,17 +132,19 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(suite_file, t
     _assert_every_visible_json_is_valid(killed, seen)
 
 
-def test_finished_runs_are_skipped_unless_forced(suite_file, tmp_path):
-    args = ["train", "--suite", str(suite_file), "--model", "pyramid_softmax", "--seed", "0",
-            "--set", "train.epochs=1", "--results-dir", str(tmp_path / "results"),
-            "--checkpoint-dir", str(tmp_path / "ckpt")]
-    medbench(*args)
-    stamp = json.loads(next((tmp_path / "results").rglob("*.json")).read_text())["created_utc"]
-    again = medbench(*args)
-    assert "skip pyramid_softmax seed 0" in again.stderr
-    assert json.loads(next((tmp_path / "results").rglob("*.json")).read_text())["created_utc"] == stamp
-    forced = medbench(*args, "--force")
-    assert "skip" not in forced.stderr
+def test_finished_runs_are_skipped_unless_forced(suite_file, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    suite = load_suite(str(suite_file))
+    suite = dataclasses.replace(suite, train=dataclasses.replace(suite.train, epochs=1))
+    data = load_dataset(suite.data, progress=False)
+    out = train_one(suite, "pyramid_softmax", 0, data, _paths(tmp_path), progress=False)
+    stamp = out.stat().st_mtime_ns
+    caplog.set_level(logging.INFO, logger="bench")
+    train_one(suite, "pyramid_softmax", 0, data, _paths(tmp_path), progress=False)
+    assert "skip pyramid_softmax seed 0" in caplog.text and out.stat().st_mtime_ns == stamp
+    caplog.clear()
+    train_one(suite, "pyramid_softmax", 0, data, _paths(tmp_path), force=True, progress=False)
+    assert "skip pyramid_softmax" not in caplog.text and out.stat().st_mtime_ns != stamp
 
 
 def test_two_concurrent_runs_train_each_job_once(suite_file, tmp_path):

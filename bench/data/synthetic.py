@@ -16,10 +16,13 @@ import csv
 import fcntl
 import json
 import logging
+import math
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -92,25 +95,32 @@ class _Frame:
     cos: float
     sin: float
     shift: tuple[float, float]
-    X: np.ndarray  # anatomical coordinates, image half-width = 1, anterior = -Y
+    X: np.ndarray  # anatomical coordinates (image half-width = 1; anterior is -Y)
     Y: np.ndarray
-    a: float  # brain semi-axes (X, Y)
+    a: float  # brain semi-axes along X and Y
     b: float
-    u: np.ndarray  # brain-normalised radius: 1 at the brain surface
-    theta: np.ndarray  # angle in the brain-normalised frame
-    wobble: tuple[np.ndarray, np.ndarray]  # surface shape: amplitudes, phases of cos(kθ)
+    wobble: list[list[float]]  # brain outline: amplitudes and phases of cos(kθ), k = 2, 3, 4
+    u: np.ndarray = field(init=False)  # brain-normalised radius: 1 at the brain surface
+    theta: np.ndarray = field(init=False)  # angle in the brain-normalised frame
+
+    def __post_init__(self) -> None:
+        # Egg shape: the occipital end is a little wider than the frontal one.
+        xn, yn = self.X / (self.a * (1 + 0.08 * self.Y)), self.Y / self.b
+        self.theta = np.arctan2(yn, xn)
+        self.u = np.sqrt(xn * xn + yn * yn) / self.surface(self.theta)
 
     def surface(self, theta: float | np.ndarray) -> float | np.ndarray:
-        k = np.arange(2, 2 + len(self.wobble[0]))
-        return 1.0 + np.sum(self.wobble[0] * np.cos(np.multiply.outer(theta, k) + self.wobble[1]), axis=-1)
+        """Radius of the brain outline (in units of the ellipse) at angle ``theta``."""
+        amps, phases = self.wobble
+        return 1.0 + sum(amp * np.cos(k * theta + ph) for k, amp, ph in zip((2, 3, 4), amps, phases))
 
     def point(self, u: float, theta: float) -> tuple[float, float]:
         """Anatomical (X, Y) of the point at normalised radius ``u`` and angle ``theta``."""
         r = u * float(self.surface(theta))
-        return r * self.a * np.cos(theta), r * self.b * np.sin(theta)
+        return r * self.a * math.cos(theta), r * self.b * math.sin(theta)
 
     def to_pixels(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row, col) of anatomical points, the inverse of the sampling-grid transform."""
+        """(row, col) of anatomical points: the inverse of the sampling-grid transform."""
         x = self.scale * (self.cos * X - self.sin * Y) + self.shift[0]
         y = self.scale * (self.sin * X + self.cos * Y) + self.shift[1]
         return (y + 1) * self.size / 2 - 0.5, (x + 1) * self.size / 2 - 0.5
@@ -119,52 +129,59 @@ class _Frame:
         """An anatomical length in pixels."""
         return length * self.scale * self.size / 2
 
+    def window(self, x0: float, y0: float, radius: float) -> tuple[slice, slice]:
+        """The pixel rows and columns that cover an anatomical disc (small shapes stay cheap)."""
+        row, col = self.to_pixels(np.float32(x0), np.float32(y0))
+        half = self.px(radius) + 1.5
+        rows = slice(int(np.clip(row - half, 0, self.size)), int(np.clip(row + half + 1, 0, self.size)))
+        cols = slice(int(np.clip(col - half, 0, self.size)), int(np.clip(col + half + 1, 0, self.size)))
+        return rows, cols
+
 
 def _frame(size: int, rng: np.random.Generator) -> _Frame:
-    angle = np.deg2rad(rng.uniform(-15, 15))
+    angle = math.radians(rng.uniform(-15, 15))
     scale = rng.uniform(0.85, 1.02)
-    shift = tuple(rng.uniform(-0.04, 0.04, 2))
-    c, s = float(np.cos(angle)), float(np.sin(angle))
+    shift = tuple(float(v) for v in rng.uniform(-0.04, 0.04, 2))
+    c, s = math.cos(angle), math.sin(angle)
     grid = (np.arange(size, dtype=np.float32) + 0.5) * (2 / size) - 1
     x, y = grid[None, :] - shift[0], grid[:, None] - shift[1]
     X, Y = (c * x + s * y) / scale, (-s * x + c * y) / scale
     a, b = 0.63 * rng.uniform(0.92, 1.06), 0.76 * rng.uniform(0.94, 1.05)
-    # Egg shape: the occipital end is a little wider than the frontal one.
-    Xn, Yn = X / (a * (1 + 0.08 * Y)), Y / b
-    wobble = (rng.uniform(0, 0.025, 3), rng.uniform(0, 2 * np.pi, 3))
-    frame = _Frame(size, scale, c, s, shift, X, Y, a, b, np.empty(0), np.arctan2(Yn, Xn), wobble)
-    frame.u = np.sqrt(Xn**2 + Yn**2) / frame.surface(frame.theta)
-    return frame
+    wobble = np.stack([rng.uniform(0, 0.025, 3), rng.uniform(0, 2 * np.pi, 3)]).tolist()
+    return _Frame(size, scale, c, s, shift, X, Y, a, b, wobble)
 
 
 def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur through the FFT (the background is zero, so wrap-around is harmless)."""
-    fy = np.fft.fftfreq(image.shape[0])[:, None]
-    fx = np.fft.rfftfreq(image.shape[1])[None, :]
-    gain = np.exp(-2 * np.pi**2 * sigma_px**2 * fy**2) * np.exp(-2 * np.pi**2 * sigma_px**2 * fx**2)
-    return np.fft.irfft2(np.fft.rfft2(image) * gain, s=image.shape).astype(np.float32)
+    fy = np.fft.fftfreq(image.shape[0]).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(image.shape[1]).astype(np.float32)[None, :]
+    k = np.float32(-2 * np.pi**2 * sigma_px**2)
+    return np.fft.irfft2(np.fft.rfft2(image) * (np.exp(k * fy**2) * np.exp(k * fx**2)), s=image.shape)
 
 
-def _ellipse(fr: _Frame, cx: float, cy: float, rx: float, ry: float, tilt: float = 0.0) -> np.ndarray:
-    """Boolean ellipse in brain-normalised coordinates (X/a, Y/b)."""
-    dx, dy = fr.X / fr.a - cx, fr.Y / fr.b - cy
-    c, s = np.cos(tilt), np.sin(tilt)
-    return ((c * dx + s * dy) / rx) ** 2 + ((-s * dx + c * dy) / ry) ** 2 < 1
-
-
-def _disc(fr: _Frame, x0: float, y0: float, r: float, stretch: float = 1.0, tilt: float = 0.0) -> np.ndarray:
-    """Normalised distance (<1 inside) to an ellipse of radius ``r`` in anatomical units."""
-    dx, dy = fr.X - x0, fr.Y - y0
-    c, s = np.cos(tilt), np.sin(tilt)
-    return np.sqrt(((c * dx + s * dy) / (r * stretch)) ** 2 + ((-s * dx + c * dy) / r) ** 2)
+def _disc(fr: _Frame, x0: float, y0: float, r: float, stretch: float = 1.0, tilt: float = 0.0,
+          reach: float = 1.0, lobes: float = 0.0, lobe_phase: float = 0.0) -> np.ndarray:
+    """Elliptical distance from (x0, y0), 1 on the outline (semi-axes ``r*stretch`` along
+    ``tilt`` and ``r`` across; ``lobes`` makes it three-lobed); inf beyond ``reach``."""
+    out = np.full(fr.X.shape, np.inf, dtype=np.float32)
+    win = fr.window(x0, y0, r * max(stretch, 1.0) * reach / (1 - lobes))
+    dx, dy = fr.X[win] - x0, fr.Y[win] - y0
+    c, s = math.cos(tilt), math.sin(tilt)
+    d = np.sqrt(((c * dx + s * dy) / (r * stretch)) ** 2 + ((c * dy - s * dx) / r) ** 2)
+    if lobes:
+        d /= 1 + lobes * np.cos(3 * np.arctan2(dy, dx) + lobe_phase)
+    out[win] = d
+    return out
 
 
 def _ventricle(fr: _Frame, side: int, scale: float) -> np.ndarray:
-    """One lateral ventricle: a frontal horn and a body/atrium, flaring apart (butterfly)."""
-    ax, ay = side * 0.10, 0.0
-    horn = _ellipse(fr, ax + side * 0.035 * scale, ay - 0.17 * scale, 0.06 * scale, 0.17 * scale, side * 0.45)
-    body = _ellipse(fr, ax + side * 0.06 * scale, ay + 0.13 * scale, 0.05 * scale, 0.17 * scale, -side * 0.35)
-    return horn | body
+    """One lateral ventricle: frontal horn and body/atrium flaring apart (the butterfly)."""
+    a, b, s = fr.a, fr.b, scale
+    horn = _disc(fr, (0.10 + 0.035 * s) * side * a, -0.17 * s * b, 0.17 * s * b, 0.06 * a / (0.17 * b),
+                 np.pi / 2 + side * 0.45)
+    body = _disc(fr, (0.10 + 0.06 * s) * side * a, 0.13 * s * b, 0.17 * s * b, 0.05 * a / (0.17 * b),
+                 np.pi / 2 - side * 0.35)
+    return (horn < 1) | (body < 1)
 
 
 # --------------------------------------------------------------------------- anatomy
@@ -173,36 +190,37 @@ def _ventricle(fr: _Frame, side: int, scale: float) -> np.ndarray:
 @dataclass
 class _Anatomy:
     brain: np.ndarray
-    white: np.ndarray  # white matter proper (no cortex, no ventricles)
+    white: np.ndarray  # white matter proper: no cortex, sulci or ventricles
     ventricles: np.ndarray
     ventricle_scale: float
 
 
+_SHELLS = np.array([1.0, 1.04, 1.10, 1.17], dtype=np.float32)  # brain | CSF | bone | scalp | air
+_SHELL_VALUES = np.array([_WM, _CSF, _BONE, _SCALP, 0.0], dtype=np.float32)
+
+
 def _anatomy(fr: _Frame, rng: np.random.Generator) -> tuple[np.ndarray, _Anatomy]:
     u, theta = fr.u, fr.theta
-    img = np.zeros_like(u)
-    img[(u >= 1.10) & (u < 1.17)] = _SCALP
-    img[(u >= 1.04) & (u < 1.10)] = _BONE
-    img[(u >= 1.0) & (u < 1.04)] = _CSF
+    img = _SHELL_VALUES[np.searchsorted(_SHELLS, u, side="right")]
     brain = u < 1.0
-    # Gyral folding moves the grey/white border; sulci cut dark clefts through the cortex.
-    inner = 0.86 + 0.03 * np.cos(rng.integers(9, 14) * theta + rng.uniform(0, 2 * np.pi))
+    # Gyral folding moves the grey/white border; sulci cut clefts of varied depth through it.
+    inner = 0.86 + 0.03 * np.cos(int(rng.integers(9, 14)) * theta + rng.uniform(0, 2 * np.pi))
     cortex = brain & (u >= inner)
-    img[brain] = _WM
-    img[cortex] = _GM
-    phase = (rng.integers(18, 26) * theta + 2.5 * np.sin(2 * theta + rng.uniform(0, 2 * np.pi))
-             + 1.2 * np.sin(5 * theta + rng.uniform(0, 2 * np.pi)) + rng.choice([-6, 6]) * u)
-    depth = inner - 0.12 * ((np.floor(phase / (2 * np.pi)) * 0.618) % 1)  # each sulcus its own depth
-    sulci = (np.cos(phase) > 0.8) & (u >= depth) & brain
-    img[sulci] = _CSF
-    img[brain & (np.abs(fr.X) < 0.012) & ((fr.Y < -0.3 * fr.b) | (fr.Y > 0.45 * fr.b))] = _CSF  # fissure
+    phase = (int(rng.integers(18, 26)) * theta + 2.5 * np.sin(2 * theta + rng.uniform(0, 2 * np.pi))
+             + 1.2 * np.sin(5 * theta + rng.uniform(0, 2 * np.pi)) + float(rng.choice([-6, 6])) * u)
+    turn = np.floor(phase * (0.618 / (2 * np.pi)))
+    depth = inner - 0.12 * (phase * (0.618 / (2 * np.pi)) - turn)
+    sulci = brain & (np.cos(phase) > 0.8) & (u >= depth)
+    sulci |= brain & (np.abs(fr.X) < 0.012) & ((fr.Y < -0.3 * fr.b) | (fr.Y > 0.45 * fr.b))  # fissure
     scale = rng.uniform(0.8, 1.25)
     ventricles = _ventricle(fr, -1, scale * rng.uniform(0.95, 1.05)) | _ventricle(fr, 1, scale)
-    ventricles |= _ellipse(fr, 0.0, 0.06, 0.015, 0.07)  # third ventricle
-    img[ventricles] = _VENTRICLE
-    texture = _blur(rng.standard_normal(u.shape).astype(np.float32), 2.0 * fr.size / 128)
-    img += 0.025 * texture / (texture.std() + 1e-6) * brain
-    return img, _Anatomy(brain, brain & ~cortex & ~ventricles & ~sulci, ventricles, scale)
+    ventricles |= _disc(fr, 0.0, 0.06 * fr.b, 0.07 * fr.b, 0.2) < 1  # third ventricle
+    img = np.where(cortex, _GM, img)
+    img = np.where(sulci, _CSF, img)
+    img = np.where(ventricles, _VENTRICLE, img)
+    texture = _blur(rng.standard_normal(u.shape, dtype=np.float32), 2.0 * fr.size / 128)
+    img += (0.025 / (texture.std() + 1e-6)) * texture * brain
+    return img, _Anatomy(brain, brain & ~cortex & ~sulci & ~ventricles, ventricles, scale)
 
 
 # --------------------------------------------------------------------------- lesions
@@ -215,14 +233,15 @@ def _wedge(fr: _Frame, rng: np.random.Generator, side: int) -> np.ndarray:
     """A cortical wedge in one vascular territory: base on the surface, apex inward."""
     theta0 = rng.uniform(-1.2, 1.2) + (0 if side > 0 else np.pi)
     half, depth = rng.uniform(0.2, 0.45), rng.uniform(0.45, 0.7)
-    dtheta = np.abs((fr.theta - theta0 + np.pi) % (2 * np.pi) - np.pi)
+    dtheta = fr.theta - theta0
+    dtheta = np.abs(dtheta - (2 * np.pi) * np.round(dtheta / (2 * np.pi)))
     reach = np.clip((fr.u - depth) / (1 - depth), 0, 1) ** 0.6
     return (fr.u < 1.0) & (fr.u > depth) & (dtheta < half * reach)
 
 
 def _lesion_acute_infarct(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Bright (restricted diffusion / FLAIR) cortical wedge, sulci effaced, one hemisphere."""
-    mask = _wedge(fr, rng, rng.choice([-1, 1]))
+    mask = _wedge(fr, rng, int(rng.choice([-1, 1])))
     img[mask] = _GM + rng.uniform(0.08, 0.28)
     return mask
 
@@ -241,8 +260,8 @@ def _lesion_white_matter_changes(fr: _Frame, img: np.ndarray, anat: _Anatomy, rn
     near = _blur(anat.ventricles.astype(np.float32), fr.px(0.06))
     rows, cols = np.nonzero((near > 0.05) & (near < 0.45) & anat.white)
     mask = np.zeros_like(anat.brain)
-    for i in rng.choice(len(rows), size=rng.integers(5, 13), replace=False):
-        d = _disc(fr, fr.X[rows[i], cols[i]], fr.Y[rows[i], cols[i]], rng.uniform(0.03, 0.05),
+    for i in rng.choice(len(rows), size=int(rng.integers(5, 13)), replace=False):
+        d = _disc(fr, float(fr.X[rows[i], cols[i]]), float(fr.Y[rows[i], cols[i]]), rng.uniform(0.03, 0.05),
                   rng.uniform(1.0, 1.6), rng.uniform(0, np.pi))
         mask |= (d < 1) & anat.brain
     img[mask] = _WM + rng.uniform(0.15, 0.32)
@@ -254,14 +273,15 @@ def _lesion_extra(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Ge
     theta0 = rng.uniform(0, 2 * np.pi)
     bx, by = fr.point(1.0, theta0)
     nx, ny = bx / fr.a**2, by / fr.b**2
-    norm = np.hypot(nx, ny)
-    nx, ny = nx / norm, ny / norm
-    t = (fr.X - bx) * -ny + (fr.Y - by) * nx
-    r = (fr.X - bx) * nx + (fr.Y - by) * ny  # > 0 outward
+    nx, ny = nx / math.hypot(nx, ny), ny / math.hypot(nx, ny)
     length, thick = rng.uniform(0.15, 0.28), rng.uniform(0.06, 0.12)
+    rows, cols = win = fr.window(bx, by, length + 0.05)
+    t = (fr.X[win] - bx) * -ny + (fr.Y[win] - by) * nx  # along the inner table
+    r = (fr.X[win] - bx) * nx + (fr.Y[win] - by) * ny  # outward
     bulge = thick * np.clip(1 - (t / length) ** 2, 0, None)
-    mask = (np.abs(t) < length) & (r > -bulge) & (r < 0.04) & (fr.u < 1.05)
-    cleft = (np.abs(t) < length) & (r <= -bulge) & (r > -bulge - 0.015) & anat.brain
+    mask, cleft = np.zeros_like(anat.brain), np.zeros_like(anat.brain)
+    mask[win] = (np.abs(t) < length) & (r > -bulge) & (r < 0.04) & (fr.u[win] < 1.05)
+    cleft[win] = (np.abs(t) < length) & (r <= -bulge) & (r > -bulge - 0.015) & anat.brain[win]
     img[cleft] = _CSF
     img[mask] = rng.uniform(0.7, 0.88)
     return mask
@@ -270,11 +290,8 @@ def _lesion_extra(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Ge
 def _lesion_intra(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Ring-enhancing intra-axial mass: bright rim, necrotic dark core, faint oedema halo."""
     x0, y0 = fr.point(rng.uniform(0.2, 0.6), rng.uniform(0, 2 * np.pi))
-    radius = rng.uniform(0.08, 0.15)
-    lobes = 1 + 0.12 * np.cos(3 * np.arctan2(fr.Y - y0, fr.X - x0) + rng.uniform(0, 2 * np.pi))
-    d = _disc(fr, x0, y0, radius) / lobes
-    halo = np.clip((1.8 - d) / 0.8, 0, 1) * anat.white
-    img += rng.uniform(0.04, 0.12) * halo
+    d = _disc(fr, x0, y0, rng.uniform(0.08, 0.15), reach=1.8, lobes=0.12, lobe_phase=rng.uniform(0, 2 * np.pi))
+    img += rng.uniform(0.04, 0.12) * np.clip((1.8 - d) / 0.8, 0, 1) * anat.white
     rim = 1 - rng.uniform(0.25, 0.4)
     img[(d < 1) & (d >= rim)] = rng.uniform(0.78, 0.95)
     img[d < rim] = rng.uniform(0.18, 0.35)
@@ -283,8 +300,8 @@ def _lesion_intra(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Ge
 
 def _lesion_pituitary_lesion(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Homogeneous midline blob at the skull base, rimmed by suprasellar CSF."""
-    radius = rng.uniform(0.05, 0.09)
-    d = _disc(fr, 0.0, rng.uniform(-0.05, 0.1) * fr.b, radius, 1 / rng.uniform(1.0, 1.4))
+    d = _disc(fr, 0.0, rng.uniform(-0.05, 0.1) * fr.b, rng.uniform(0.05, 0.09), 1 / rng.uniform(1.0, 1.4),
+              reach=1.3)
     img[(d >= 1) & (d < 1.3)] = _CSF
     img[d < 1] = rng.uniform(0.7, 0.88)
     return d < 1
@@ -292,16 +309,15 @@ def _lesion_pituitary_lesion(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: n
 
 def _lesion_arteriovenous_anomaly(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """A tangle of dark serpentine flow voids (nidus) with a draining vein to the cortex."""
-    theta0, u0 = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.6)
-    x0, y0 = fr.point(u0, theta0)
+    theta0 = rng.uniform(0, 2 * np.pi)
+    x0, y0 = fr.point(rng.uniform(0.3, 0.6), theta0)
     nidus = rng.uniform(0.14, 0.22)
     t = np.linspace(0, 2 * np.pi, 2000)
+    k = np.arange(1, 4)[:, None]
     xs, ys = [], []
     for _ in range(rng.integers(3, 6)):  # closed random Fourier curves wind through the nidus
-        k = np.arange(1, 4)[:, None]
-        amp = rng.uniform(0.3, 1.0, (2, 3, 1)) / k
-        phase = rng.uniform(0, 2 * np.pi, (2, 3, 1))
-        curve = np.sum(amp * np.cos(k * t + phase), axis=1)
+        curve = np.sum(rng.uniform(0.3, 1.0, (2, 3, 1)) / k * np.cos(k * t + rng.uniform(0, 2 * np.pi, (2, 3, 1))),
+                       axis=1)
         curve *= nidus / np.abs(curve).max(axis=1, keepdims=True)
         xs.append(x0 + curve[0])
         ys.append(y0 + curve[1])
@@ -357,13 +373,12 @@ def render(label: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray,
     img = _blur(img, rng.uniform(0.4, 0.8) * size / 128)  # scanner point-spread function
     grid = (np.arange(size, dtype=np.float32) + 0.5) * (2 / size) - 1
     x, y = grid[None, :], grid[:, None]
-    c = rng.uniform(-0.2, 0.2, 4)
-    img *= np.exp(c[0] * x + c[1] * y + c[2] * x * y + c[3] * (x**2 - y**2))  # coil bias field
-    sigma = rng.uniform(0.015, 0.05)
-    noise = rng.standard_normal((2, size, size)).astype(np.float32) * sigma
+    c = rng.uniform(-0.2, 0.2, 4).astype(np.float32)
+    img *= np.exp(c[0] * x + c[1] * y + c[2] * x * y + c[3] * (x * x - y * y))  # coil bias field
+    noise = rng.standard_normal((2, size, size), dtype=np.float32) * np.float32(rng.uniform(0.015, 0.05))
     img = np.sqrt((img + noise[0]) ** 2 + noise[1] ** 2)  # magnitude image: Rician noise
-    img = np.clip(img, 0, None) ** rng.uniform(0.75, 1.35) * rng.uniform(0.85, 1.15)
-    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8), mask
+    img = img ** np.float32(rng.uniform(0.75, 1.35)) * np.float32(255 * rng.uniform(0.85, 1.15))
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), mask
 
 
 # --------------------------------------------------------------------------- dataset
@@ -374,43 +389,68 @@ def _params(num_images: int, size: int, seed: int) -> dict[str, object]:
             "num_images": num_images, "size": size, "seed": seed}
 
 
-def _write_png(path: Path, pixels: np.ndarray) -> None:
-    Image.fromarray(pixels).save(path, format="PNG")
+def _image_id(index: int) -> str:
+    return f"{index:05d}"
 
 
-def generate(root: Path, num_images: int, size: int = 128, seed: int = 0, progress: bool = True) -> Path:
+def _write_chunk(root: Path, size: int, seed: int, items: list[tuple[int, str]]) -> int:
+    """Render and write the images ``items`` (index, label); runs in a worker process."""
+    for index, label in items:
+        # Image ``index`` draws from its own stream, so workers and order cannot change a pixel.
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, index)))
+        image, mask = render(label, size, rng)
+        for kind, pixels in (("images", image), ("masks", mask.astype(np.uint8) * 255)):
+            Image.fromarray(pixels).save(root / kind / label / f"{_image_id(index)}.png", compress_level=1)
+    return len(items)
+
+
+def _default_workers(num_images: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 1 if num_images < 1000 else min(cores, 8)  # a pool costs ~1 s to start
+
+
+def generate(root: Path, num_images: int, size: int = 128, seed: int = 0, progress: bool = True,
+             workers: int | None = None) -> Path:
     """Write ``num_images`` phantoms under ``root`` (absent or empty) and return ``root``.
 
     Layout: ``images/<class>/<id>.png`` (8-bit grey), ``masks/<class>/<id>.png`` (lesion,
     0/255; all zero for normal), ``manifest.csv`` (path,label,split,mask_path; paths relative
-    to root; stratified 70/15/15) and ``dataset.json`` (parameters and counts).
+    to root; stratified 70/15/15) and ``dataset.json`` (parameters and counts). The files
+    are byte-identical for equal arguments, whatever ``workers`` (default: one per core).
     """
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root}: not empty; generate() writes into a fresh folder")
     counts = class_counts(num_images)
-    streams = np.random.SeedSequence(seed).spawn(num_images + 1)
-    labels = np.random.default_rng(streams[0]).permutation(
-        np.repeat(np.arange(len(CLASS_NAMES)), [counts[c] for c in CLASS_NAMES]))
-    splits = stratified_split(labels.tolist(), seed=seed)
+    label_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    labels = [CLASS_NAMES[i] for i in label_rng.permutation(np.repeat(np.arange(len(CLASS_NAMES)),
+                                                                        list(counts.values())))]
+    splits = stratified_split(labels, seed=seed)
     for kind in ("images", "masks"):
         for name in CLASS_NAMES:
             (root / kind / name).mkdir(parents=True, exist_ok=True)
-    log.info("generating %d synthetic brain images at %d px (seed %d) in %s", num_images, size, seed, root)
-    rows = []
-    for index in tqdm(range(num_images), desc="synthetic images", disable=None if progress else True):
-        label = CLASS_NAMES[labels[index]]
-        image, mask = render(label, size, np.random.default_rng(streams[index + 1]))
-        path, mask_path = f"images/{label}/{index:05d}.png", f"masks/{label}/{index:05d}.png"
-        _write_png(root / path, image)
-        _write_png(root / mask_path, mask.astype(np.uint8) * 255)
-        rows.append((path, label, splits[index], mask_path))
+    workers = workers or _default_workers(num_images)
+    log.info("generating %d synthetic brain images at %d px (seed %d, %d worker(s)) in %s",
+             num_images, size, seed, workers, root)
+    items = list(enumerate(labels))
+    chunks = [items[i:i + 64] for i in range(0, num_images, 64)]
+    with tqdm(total=num_images, desc="synthetic images", disable=None if progress else True) as bar:
+        if workers == 1:
+            for chunk in chunks:
+                bar.update(_write_chunk(root, size, seed, chunk))
+        else:  # spawn, not fork: the caller may hold torch threads
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for done in as_completed([pool.submit(_write_chunk, root, size, seed, c) for c in chunks]):
+                    bar.update(done.result())
+
+    rows = [(f"images/{label}/{_image_id(i)}.png", label, split, f"masks/{label}/{_image_id(i)}.png")
+            for i, (label, split) in enumerate(zip(labels, splits))]
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("path", "label", "split", "mask_path"))
         writer.writerows(rows)
-    per_split = {c: {s: 0 for s in SPLITS} for c in CLASS_NAMES}
-    for _, label, split, _ in rows:
+    per_split = {c: dict.fromkeys(SPLITS, 0) for c in CLASS_NAMES}
+    for label, split in zip(labels, splits):
         per_split[label][split] += 1
     info = {**_params(num_images, size, seed), "synthetic": True, "class_names": list(CLASS_NAMES),
             "proportions": {c: round(p, 6) for c, p in effective_proportions().items()},

@@ -57,15 +57,15 @@ class PyramidConfig:
         if not len(self.dims) == len(self.depths) == len(self.heads):
             raise ValueError(f"PyramidConfig: dims {self.dims}, depths {self.depths} and heads {self.heads} "
                              "must have one entry per stage")
-        if self.image_size % self.patch_size:
-            raise ValueError(f"PyramidConfig: image_size {self.image_size} is not a multiple of "
+        if self.image_size < self.patch_size:
+            raise ValueError(f"PyramidConfig: image_size {self.image_size} is smaller than "
                              f"patch_size {self.patch_size}")
         if self.attention not in ATTENTION:
             ATTENTION.get(self.attention)  # raises KeyError listing the valid names
 
     @property
     def grid_sizes(self) -> list[tuple[int, int]]:
-        """Token grid of each stage: patch grid, then halved (rounded up) by each merge."""
+        """Token grid of each stage: patch grid (the conv drops a remainder), halved (rounded up) per merge."""
         g = self.image_size // self.patch_size
         sizes = [(g, g)]
         for _ in self.dims[1:]:

@@ -7,16 +7,19 @@ Iteration is sorted everywhere, so the same files always give the same context.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 from collections import defaultdict
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
+from bench.results import ResultError, safe_name
 from bench.site.context import (
-    ATTENTION_MECHANISMS, METRICS, SPLITS, AttentionBench, AttentionModule, AttentionPoint, ClassRow,
-    DatasetClass, DatasetInfo, FailedRun, Interval, LatencyRow, LeaderRow, MachineInfo, MeanStd, ModelInfo,
-    ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SeedCurve, SiteContext,
-    SweepPoint, TrainGroup, slug,
+    ATTENTION_MECHANISMS, BUILTIN_GENERATOR, METRICS, SPLITS, SYNTHETIC_RULES, AttentionBench, AttentionModule,
+    AttentionPoint, ClassRow, DatasetClass, DatasetInfo, FailedRun, Interval, LatencyRow, LeaderRow, MachineInfo,
+    MeanStd, ModelInfo, ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SeedCurve,
+    SiteContext, SweepPoint, TrainGroup, slug,
 )
 from bench.site.load import DatasetArtifact, LoadedResult
 
@@ -43,6 +46,15 @@ def mean_interval(intervals: Iterable[list[float | None] | None]) -> Interval | 
     return Interval(statistics.fmean(p[0] for p in pairs), statistics.fmean(p[1] for p in pairs))
 
 
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Name the file when a schema-valid result still lacks something the site needs."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+        raise ResultError(path, f"cannot summarise it for the site ({type(exc).__name__}: {exc})") from None
+
+
 def model_name(payload: dict[str, Any]) -> str | None:
     return payload["model"]["name"] if payload.get("model") else None
 
@@ -63,7 +75,8 @@ def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | No
     if profile is None:
         return None, None, None
     cpu = [r for r in profile.latency if r.device == "cpu" and r.dtype == "float32"]
-    single = sorted((r for r in cpu if r.batch_size == 1), key=lambda r: (r.image_size != profile.image_size, r.image_size))
+    single = sorted((r for r in cpu if r.batch_size == 1),
+                    key=lambda r: (r.image_size != profile.image_size, r.image_size))
     largest = max(cpu, key=lambda r: (r.batch_size, r.image_size == profile.image_size), default=None)
     return (
         single[0].p50_ms if single else None,
@@ -90,12 +103,14 @@ def _per_class(payloads: list[dict[str, Any]], class_names: tuple[str, ...]) -> 
 
 def _summed_confusion(payloads: list[dict[str, Any]]) -> tuple[tuple[int, ...], ...]:
     matrices = [p["metrics"]["confusion_matrix"] for p in payloads]
-    return tuple(tuple(sum(m[i][j] for m in matrices) for j in range(len(matrices[0][i]))) for i in range(len(matrices[0])))
+    size = len(matrices[0])
+    return tuple(tuple(sum(m[i][j] for m in matrices) for j in range(size)) for i in range(size))
 
 
 def _curve(payload: dict[str, Any]) -> SeedCurve:
-    c = payload["metrics"]["curves"]
-    return SeedCurve(payload["seed"], *(tuple(c[k]) for k in ("epoch", "train_loss", "val_loss", "val_balanced_accuracy")))
+    curves = payload["metrics"]["curves"]
+    series = ("epoch", "train_loss", "val_loss", "val_balanced_accuracy")
+    return SeedCurve(payload["seed"], *(tuple(curves[k]) for k in series))
 
 
 def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profile: ProfileModel | None,
@@ -125,25 +140,40 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
     )
 
 
-def _train_groups(train: list[LoadedResult], profiles: dict[tuple[str, str, str], ProfileModel]) -> tuple[TrainGroup, ...]:
-    by_group: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+def _recipe(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The training settings a reader needs to judge the numbers, as recorded in the suite config."""
+    train, data = config.get("train") or {}, config.get("data") or {}
+    shown = [("image size (px)", data.get("image_size")), ("epochs", train.get("epochs")),
+             ("batch size", train.get("batch_size")), ("learning rate", train.get("lr")),
+             ("weight decay", train.get("weight_decay")), ("class balancing", train.get("balance")),
+             ("augmentation", train.get("augment")), ("bootstrap resamples", train.get("bootstrap"))]
+    return tuple((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in shown if v is not None)
+
+
+def _train_groups(train: list[LoadedResult],
+                  profiles: dict[tuple[str, str, str], ProfileModel]) -> tuple[TrainGroup, ...]:
+    by_group: dict[tuple[str, str], dict[str, list[LoadedResult]]] = defaultdict(lambda: defaultdict(list))
     for r in train:
-        by_group[(r.machine_id, r.payload["suite"])][model_name(r.payload)].append(r.payload)
+        by_group[(r.machine_id, r.payload["suite"])][model_name(r.payload)].append(r)
     groups = []
     for (machine, suite), models in sorted(by_group.items()):
-        first = min((p for runs in models.values() for p in runs), key=lambda p: (model_name(p), p["seed"]))
-        dataset = first["dataset"]
-        class_names = tuple(dataset.get("class_names") or ())
-        rows = [_leader_row(machine, suite, runs, profiles.get((machine, suite, name)), class_names)
-                for name, runs in sorted(models.items())]
+        payloads = [r.payload for runs in models.values() for r in runs]
+        first = min(payloads, key=lambda p: (model_name(p), p["seed"]))
+        class_names = tuple(first["dataset"].get("class_names") or ())
+        rows = []
+        for name, runs in sorted(models.items()):
+            with reading(runs[0].path):
+                rows.append(_leader_row(machine, suite, [r.payload for r in runs],
+                                        profiles.get((machine, suite, name)), class_names))
         rows.sort(key=lambda r: (-(r.metrics["balanced_accuracy"].mean or 0.0), r.model))
         key = slug(machine, suite)
         groups.append(TrainGroup(
             machine=machine,
             suite=suite,
-            dataset=dataset["name"],
-            synthetic=any(p["dataset"]["synthetic"] for runs in models.values() for p in runs),
+            dataset=first["dataset"]["name"],
+            synthetic=any(p["dataset"]["synthetic"] for p in payloads),
             class_names=class_names,
+            recipe=_recipe(first["config"]),
             rows=tuple(rows),
             acc_gmacs_chart=f"acc-gmacs-{key}" if any(r.gmacs is not None for r in rows) else None,
             acc_latency_chart=f"acc-latency-{key}" if any(r.cpu_p50_ms is not None for r in rows) else None,
@@ -158,7 +188,7 @@ def _failed(results: list[LoadedResult]) -> tuple[FailedRun, ...]:
             continue
         err = r.payload["error"]
         runs.append(FailedRun(
-            file=r.path.as_posix(), kind=r.kind, machine=r.machine_id, suite=r.payload["suite"],
+            file=r.relpath.as_posix(), kind=r.kind, machine=r.machine_id, suite=r.payload["suite"],
             model=model_name(r.payload), seed=r.payload["seed"],
             error_type=err["type"], message=err["message"], stage=err.get("stage"),
         ))
@@ -191,7 +221,8 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]]) -> Profi
         key=lambda e: (e.device, e.dtype, e.batch_size, e.image_size, e.threads),
     )
     sweep = sorted(
-        (SweepPoint(**{k: e.get(k) for k in SweepPoint.__dataclass_fields__}) for e in m.get("resolution_sweep", [])),
+        (SweepPoint(**{k: e.get(k) for k in SweepPoint.__dataclass_fields__} | {"status": e.get("status", "ok")})
+         for e in m.get("resolution_sweep", [])),
         key=lambda e: (e.device, e.dtype, e.batch_size, e.tokens),
     )
     counters = m.get("flop_counters") or {}
@@ -241,23 +272,21 @@ def _attention_module(name: str, entries: list[dict[str, Any]], fit: dict[str, A
     )
 
 
-def _attention(results: list[LoadedResult]) -> tuple[AttentionBench, ...]:
-    benches = []
-    for r in results:
-        m = r.payload["metrics"]
-        fits = m.get("fits", {})
-        modules = tuple(_attention_module(name, entries, fits.get(name)) for name, entries in sorted(m.get("modules", {}).items()))
-        reference = tuple(sorted(
-            (ReferenceRow(e["module"], e["reference"], e["tokens"], e.get("ours_ms"), e.get("reference_ms"), e.get("ratio"))
-             for e in m.get("reference", [])),
-            key=lambda row: (row.module, row.reference, row.tokens),
-        ))
-        benches.append(AttentionBench(
-            machine=r.machine_id, suite=r.payload["suite"], channels=m.get("channels"),
-            batch_size=m.get("batch_size"), heads=m.get("heads"), modules=modules, reference=reference,
-            chart=f"attention-{slug(r.machine_id, r.payload['suite'])}",
-        ))
-    return tuple(benches)
+def _attention_bench(r: LoadedResult) -> AttentionBench:
+    m = r.payload["metrics"]
+    fits = m.get("fits", {})
+    modules = tuple(_attention_module(name, entries, fits.get(name))
+                    for name, entries in sorted(m.get("modules", {}).items()))
+    reference = tuple(sorted(
+        (ReferenceRow(e["module"], e["reference"], e["tokens"], e.get("ours_ms"), e.get("reference_ms"),
+                      e.get("ratio")) for e in m.get("reference", [])),
+        key=lambda row: (row.module, row.reference, row.tokens),
+    ))
+    return AttentionBench(
+        machine=r.machine_id, suite=r.payload["suite"], device=m.get("device"), dtype=m.get("dtype"),
+        threads=m.get("threads"), channels=m.get("channels"), batch_size=m.get("batch_size"), heads=m.get("heads"),
+        modules=modules, reference=reference, chart=f"attention-{slug(r.machine_id, r.payload['suite'])}",
+    )
 
 
 # --- machines, models, datasets -------------------------------------------------------------
@@ -272,16 +301,16 @@ def _machines(results: list[LoadedResult], peaks: dict[str, dict[str, float]]) -
         hw = payloads[0]["machine"]
         gpu = hw.get("gpu")
         created = sorted(p["created_utc"] for p in payloads)
-        versions = tuple(
-            (lib, ", ".join(sorted({str(p["environment"].get(lib)) for p in payloads if p["environment"].get(lib)})) or "—")
-            for lib in SHOWN_LIBRARIES
-        )
+        versions = []
+        for lib in SHOWN_LIBRARIES:
+            seen = sorted({str(p["environment"][lib]) for p in payloads if p["environment"].get(lib)})
+            versions.append((lib, ", ".join(seen) or "—"))
         machines.append(MachineInfo(
             id=mid, cpu=hw["cpu"], cores=hw["cores"], ram_gb=hw.get("ram_gb"), gpu=gpu["name"] if gpu else None,
             matmul_peaks=tuple(sorted(peaks.get(mid, {}).items())),
             git_shas=tuple(sorted({p["git_sha"] for p in payloads})),
             git_dirty=any(p["git_dirty"] for p in payloads),
-            first_utc=created[0], last_utc=created[-1], versions=versions, result_files=len(payloads),
+            first_utc=created[0], last_utc=created[-1], versions=tuple(versions), result_files=len(payloads),
         ))
     return tuple(machines)
 
@@ -290,13 +319,13 @@ def _models(results: list[LoadedResult]) -> tuple[ModelInfo, ...]:
     """One row per (scale, model); profiles first, since they measured GMACs on the benchmarked model."""
     seen: dict[tuple[str, str], ModelInfo] = {}
     ordered = sorted((r for r in results if r.payload.get("model") and r.kind in ("profile", "train")),
-                     key=lambda r: (r.kind != "profile", r.path.as_posix()))
+                     key=lambda r: (r.kind != "profile", r.relpath.as_posix()))
     for r in ordered:
         m = r.payload["model"]
-        key = (m["scale"], m["name"])
-        if key not in seen:
-            gmacs = r.payload["metrics"].get("gmacs", m.get("gmacs")) if r.kind == "profile" and not r.failed else m.get("gmacs")
-            seen[key] = ModelInfo(m["name"], m["scale"], m["params"], gmacs, m["image_size"], attention_mechanism(m["name"]))
+        if (m["scale"], m["name"]) not in seen:
+            gmacs = r.payload["metrics"].get("gmacs", m.get("gmacs")) if r.kind == "profile" else m.get("gmacs")
+            seen[(m["scale"], m["name"])] = ModelInfo(m["name"], m["scale"], m["params"], gmacs, m["image_size"],
+                                                      attention_mechanism(m["name"]))
     return tuple(seen[k] for k in sorted(seen))
 
 
@@ -313,24 +342,42 @@ def _param_spreads(models: tuple[ModelInfo, ...]) -> tuple[ParamSpread, ...]:
 
 def sample_site_path(dataset: str, class_name: str) -> str:
     """Where a class's sample strip is copied in the generated site (relative to the docs root)."""
-    return f"assets/dataset/{slug(dataset)}/{slug(class_name)}.png"
+    return f"assets/dataset/{safe_name(dataset)}/{safe_name(class_name)}.png"
+
+
+def _generator_settings(info: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    generator = info.get("generator")
+    settings = []
+    if isinstance(generator, dict):
+        settings.append(("generator", f"{generator.get('name', '?')} v{generator.get('version', '?')}"))
+    for key, label in (("num_images", "images"), ("size", "stored size (px)"), ("seed", "seed")):
+        if key in info:
+            settings.append((label, str(info[key])))
+    return tuple(settings)
 
 
 def _dataset(artifact: DatasetArtifact) -> DatasetInfo:
+    """Counts per split come as class → {split: n} (generated) or only train counts (folders)."""
     info = artifact.info
-    counts = info.get("counts") or {}
-    splits = tuple(s for s in SPLITS if s in counts) + tuple(sorted(set(counts) - set(SPLITS)))
-    rules = info.get("rules") or {}
+    counts = info.get("counts") or {c: {"train": n} for c, n in (info.get("train_counts") or {}).items()}
+    present = {s for per_class in counts.values() for s in per_class} - {"total"}
+    splits = tuple(s for s in SPLITS if s in present) + tuple(sorted(present - set(SPLITS)))
+    generator = info.get("generator")
+    builtin = isinstance(generator, dict) and generator.get("name") == BUILTIN_GENERATOR
+    rules = info.get("rules") or (SYNTHETIC_RULES if builtin else {})
+    shares = info.get("proportions") or {}
     classes = []
-    for name in info["class_names"]:
-        per_split = tuple(counts[s].get(name) for s in splits)
+    for name in artifact.class_names:
+        per_class = counts.get(name, {})
+        per_split = tuple(per_class.get(s) for s in splits)
         known = [c for c in per_split if c is not None]
         classes.append(DatasetClass(
-            name=name, counts=per_split, total=sum(known) if known else None, rule=rules.get(name),
+            name=name, counts=per_split, total=per_class.get("total", sum(known) if known else None),
+            share=shares.get(name), rule=rules.get(name),
             sample=sample_site_path(artifact.name, name) if name in artifact.samples else None,
         ))
-    settings = tuple(sorted((str(k), str(v)) for k, v in (info.get("generator") or {}).items()))
-    return DatasetInfo(artifact.name, info["synthetic"], info.get("description"), splits, tuple(classes), settings)
+    return DatasetInfo(artifact.name, info.get("synthetic", False), builtin, splits, tuple(classes),
+                       _generator_settings(info))
 
 
 # --- the whole site ---------------------------------------------------------------------------
@@ -338,27 +385,38 @@ def _dataset(artifact: DatasetArtifact) -> DatasetInfo:
 
 def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact]) -> SiteContext:
     """The site context from every loaded result file and dataset artifact."""
-    ok = [r for r in results if not r.failed]
+    results = sorted(results, key=lambda r: r.relpath.as_posix())
     by_kind: dict[str, list[LoadedResult]] = defaultdict(list)
-    for r in sorted(ok, key=lambda r: r.path.as_posix()):
-        by_kind[r.kind].append(r)
+    for r in results:
+        if not r.failed:
+            by_kind[r.kind].append(r)
     peaks: dict[str, dict[str, float]] = defaultdict(dict)
     for r in by_kind["machine"]:
-        peaks[r.machine_id].update(r.payload["metrics"].get("matmul_peak_gflops_per_s", {}))
-    profiles = [_profile_model(r, peaks) for r in by_kind["profile"]]
-    by_key = {(p.machine, p.suite, p.model): p for p in profiles}
-    groups = _train_groups(by_kind["train"], by_key)
-    dataset_infos = tuple(_dataset(a) for a in sorted(datasets, key=lambda a: a.name))
+        with reading(r.path):
+            peaks[r.machine_id].update(r.payload["metrics"]["matmul_peak_gflops_per_s"])
+    profiles = []
+    for r in by_kind["profile"]:
+        with reading(r.path):
+            profiles.append(_profile_model(r, peaks))
+    attention = []
+    for r in by_kind["attention"]:
+        with reading(r.path):
+            attention.append(_attention_bench(r))
+    groups = _train_groups(by_kind["train"], {(p.machine, p.suite, p.model): p for p in profiles})
+    dataset_infos = []
+    for artifact in sorted(datasets, key=lambda a: a.name):
+        with reading(artifact.root / "dataset.json"):
+            dataset_infos.append(_dataset(artifact))
     models = _models(results)
     return SiteContext(
         title=SITE_TITLE,
         synthetic=any(g.synthetic for g in groups) or any(d.synthetic for d in dataset_infos),
         train_groups=groups,
-        failed=_failed(sorted(results, key=lambda r: r.path.as_posix())),
+        failed=_failed(results),
         perf_suites=_perf_suites(profiles),
-        attention=_attention(by_kind["attention"]),
-        machines=_machines(sorted(results, key=lambda r: r.path.as_posix()), peaks),
+        attention=tuple(attention),
+        machines=_machines(results, peaks),
         models=models,
         param_spreads=_param_spreads(models),
-        datasets=dataset_infos,
+        datasets=tuple(dataset_infos),
     )

@@ -88,18 +88,26 @@ def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
+# cost attribute of a leaderboard row → (axis title, short name for the chart title)
+COSTS = {"gmacs": ("GMACs per image (log)", "GMACs"),
+         "cpu_p50_ms": ("CPU latency at batch 1, p50 (ms, log)", "CPU latency")}
+
+
 def accuracy_vs_cost(group: TrainGroup, cost: str) -> go.Figure:
     """Balanced accuracy (mean ± std over seeds) against GMACs or CPU latency, with the Pareto front."""
-    axis = {"gmacs": "GMACs per image", "cpu_p50_ms": "CPU latency, batch 1, p50 (ms)"}[cost]
-    rows = [row for row in group.rows if getattr(row, cost) is not None and row.metrics["balanced_accuracy"].mean is not None]
+    axis, short = COSTS[cost]
+    rows = [row for row in group.rows
+            if getattr(row, cost) is not None and row.metrics["balanced_accuracy"].mean is not None]
     fig = go.Figure()
     for i, row in enumerate(rows):
         acc = row.metrics["balanced_accuracy"]
+        std = acc.std or 0.0
         fig.add_trace(go.Scatter(
             x=[r(getattr(row, cost))], y=[r(acc.mean)], name=label(row.model), mode="markers",
             marker={"size": 11, "color": COLORS[i % len(COLORS)]},
-            error_y={"type": "data", "array": [r(acc.std or 0.0)], "visible": True},
-            hovertemplate=f"{label(row.model)}<br>%{{x}}<br>balanced acc. %{{y:.3f}} ± {acc.std or 0.0:.3f} (n={acc.n})<extra></extra>",
+            error_y={"type": "data", "array": [r(std)], "visible": True},
+            hovertemplate=(f"{label(row.model)}<br>%{{x}}<br>balanced acc. %{{y:.3f}} ± {std:.3f} "
+                           f"(n={acc.n})<extra></extra>"),
         ))
     front = pareto_front((getattr(row, cost), row.metrics["balanced_accuracy"].mean) for row in rows)
     if len(front) > 1:
@@ -107,8 +115,9 @@ def accuracy_vs_cost(group: TrainGroup, cost: str) -> go.Figure:
             x=[r(c) for c, _ in front], y=[r(s) for _, s in front], name="Pareto front", mode="lines",
             line={"dash": "dot", "color": "#555", "shape": "hv"}, hoverinfo="skip",
         ))
+    title = f"Balanced accuracy vs {short}: {label(group.suite)} on {label(group.machine)}"
     fig.update_layout(
-        title=_titled(f"Balanced accuracy vs {axis.split(',')[0]}: {label(group.suite)} on {label(group.machine)}", group.synthetic),
+        title=_titled(title, group.synthetic),
         xaxis={"title": axis, "type": "log"}, yaxis={"title": "balanced accuracy (mean ± std over seeds)"},
     )
     return fig
@@ -134,7 +143,7 @@ def latency_columns(suite: PerfSuite) -> go.Figure:
             hovertemplate=f"{label(name)}<br>%{{x}}: p50 %{{y}} ms<extra></extra>",
         ))
     fig.update_layout(
-        title=f"Latency per image at batch 1: {label(suite.suite)} suite",
+        title=f"Latency per image at batch 1: {label(suite.suite)} suite", showlegend=True,
         barmode="group", xaxis={"title": "model"}, yaxis={"title": "p50 latency (ms), whisker to p90", "type": "log"},
     )
     return fig
@@ -146,7 +155,7 @@ def resolution_sweep(section: PerfMachine) -> go.Figure:
     fig = go.Figure()
     for prof in section.profiles:
         for device, dtype in sorted({(pt.device, pt.dtype) for pt in prof.sweep}):
-            pts = [pt for pt in prof.sweep if (pt.device, pt.dtype) == (device, dtype)]
+            pts = [pt for pt in prof.sweep if (pt.device, pt.dtype) == (device, dtype) and pt.p50_ms is not None]
             name = prof.model if len(combos) == 1 else f"{prof.model} ({device} {dtype})"
             fig.add_trace(go.Scatter(
                 x=[pt.tokens for pt in pts], y=[r(pt.p50_ms) for pt in pts], name=label(name), mode="lines+markers",
@@ -154,7 +163,7 @@ def resolution_sweep(section: PerfMachine) -> go.Figure:
                 hovertemplate=f"{label(name)}<br>%{{text}}, %{{x}} tokens: %{{y}} ms<extra></extra>",
             ))
     fig.update_layout(
-        title=f"Latency vs token count on {label(section.machine)}",
+        title=f"Latency vs token count on {label(section.machine)}", showlegend=True,
         xaxis={"title": "tokens at the first stage (log)", "type": "log"},
         yaxis={"title": "p50 latency (ms, log)", "type": "log"},
     )
@@ -172,8 +181,9 @@ def attention_scaling(bench: AttentionBench) -> go.Figure:
             mode="lines+markers", hovertemplate=f"{label(module.name)}<br>N=%{{x}}: %{{y}} ms<extra></extra>",
         ))
     fig.update_layout(
-        title=f"Attention time vs sequence length on {label(bench.machine)}",
-        xaxis={"title": "tokens N (log)", "type": "log"}, yaxis={"title": "p50 time per call (ms, log)", "type": "log"},
+        title=f"Attention time vs sequence length on {label(bench.machine)}", showlegend=True,
+        xaxis={"title": "tokens N (log)", "type": "log"},
+        yaxis={"title": "p50 forward + backward time (ms, log)", "type": "log"},
     )
     return fig
 
@@ -194,14 +204,18 @@ def training_curves(row: LeaderRow, synthetic: bool) -> go.Figure:
                 x=[r(e) for e in curve.epoch], y=[r(y) for y in ys], name=f"{name}, {group}", legendgroup=group,
                 mode="lines", line={"color": color, "dash": dash}, showlegend=True,
             ), row=1, col=col)
-    fig.update_layout(title=_titled(f"Training curves: {label(row.model)}", synthetic))
+    fig.update_layout(
+        title=_titled(f"Training curves: {label(row.model)}", synthetic), margin={"t": 90},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
+    )
     fig.update_xaxes(title_text="epoch")
     return fig
 
 
 def confusion_matrix(row: LeaderRow, class_names: tuple[str, ...], synthetic: bool) -> go.Figure:
     """Counts summed over seeds; colour is the share of each true class (row-normalised)."""
-    names = [label(n) for n in class_names] if len(class_names) == len(row.confusion) else [str(i) for i in range(len(row.confusion))]
+    size = len(row.confusion)
+    names = [label(n) for n in class_names] if len(class_names) == size else [str(i) for i in range(size)]
     shares = [[r(c / sum(counts), 3) if sum(counts) else 0.0 for c in counts] for counts in row.confusion]
     fig = go.Figure(go.Heatmap(
         z=shares, x=names, y=names, text=[list(counts) for counts in row.confusion], texttemplate="%{text}",
@@ -231,7 +245,7 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
         add(group.acc_gmacs_chart, lambda: accuracy_vs_cost(group, "gmacs"))
         add(group.acc_latency_chart, lambda: accuracy_vs_cost(group, "cpu_p50_ms"))
         for row in group.rows:
-            add(row.curves_chart, lambda: training_curves(row, group.synthetic), 380)
+            add(row.curves_chart, lambda: training_curves(row, group.synthetic), 460)
             add(row.confusion_chart, lambda: confusion_matrix(row, group.class_names, group.synthetic), 560)
     for suite in ctx.perf_suites:
         add(suite.latency_chart, lambda: latency_columns(suite))

@@ -26,6 +26,26 @@ ATTENTION_MECHANISMS = {
     "resnet50": "none: convolutional baseline (timm)",
 }
 
+BUILTIN_GENERATOR = "medvit-synthetic-brain"
+# How bench.data.synthetic draws each class (its ``_lesion_*`` functions), for the dataset
+# page; a dataset.json that records "rules" overrides these.
+SYNTHETIC_RULES = {
+    "acute_infarct": "a bright cortical wedge in one hemisphere (a vascular territory): base on the brain "
+                     "surface, apex inward, sulci effaced",
+    "arteriovenous_anomaly": "a tangle of dark serpentine flow voids (the nidus) with one draining vein "
+                             "running to the cortex",
+    "chronic_infarct": "a CSF-dark cortical wedge (encephalomalacia) with the lateral ventricle on that side "
+                       "enlarged",
+    "edema": "a large, blurred bright region confined to the white matter, fingering between the gyri",
+    "extra": "a lens-shaped bright mass against the inner table of the skull, indenting the brain behind a "
+             "thin CSF cleft",
+    "focal_flair_hyper": "one small bright focus just beneath the cortex",
+    "intra": "a mass inside the brain with a bright rim, a dark necrotic core and a faint halo of oedema",
+    "normal": "the shared anatomy only, with the same nuisances as every other class",
+    "pituitary_lesion": "a homogeneous bright blob in the midline, rimmed by CSF",
+    "white_matter_changes": "five to twelve small bright foci in the white matter around the ventricles",
+}
+
 
 def slug(*parts: str) -> str:
     """A deterministic HTML id / file-name fragment from names (``cpu-x`` + ``timm:vit`` → ``cpu-x-timm-vit``)."""
@@ -98,6 +118,7 @@ class TrainGroup:
     dataset: str
     synthetic: bool
     class_names: tuple[str, ...]
+    recipe: tuple[tuple[str, str], ...]  # the training settings shown with the results
     rows: tuple[LeaderRow, ...]  # best balanced accuracy first
     acc_gmacs_chart: str | None
     acc_latency_chart: str | None
@@ -140,7 +161,8 @@ class SweepPoint:
     device: str
     dtype: str
     batch_size: int
-    p50_ms: float
+    status: str  # "ok", or "oom" when that size did not fit
+    p50_ms: float | None
     gmacs: float | None
 
 
@@ -204,6 +226,14 @@ class AttentionModule:
     largest_ok: int | None
     first_failure: str | None  # e.g. "oom at N=16384"
 
+    @property
+    def fit_lo(self) -> int | None:
+        return min(self.fit_tokens, default=None)
+
+    @property
+    def fit_hi(self) -> int | None:
+        return max(self.fit_tokens, default=None)
+
 
 @dataclass(frozen=True)
 class ReferenceRow:
@@ -219,6 +249,9 @@ class ReferenceRow:
 class AttentionBench:
     machine: str
     suite: str
+    device: str | None
+    dtype: str | None
+    threads: int | None
     channels: int | None
     batch_size: int | None
     heads: int | None
@@ -269,7 +302,8 @@ class DatasetClass:
     name: str
     counts: tuple[int | None, ...]  # per DatasetInfo.splits
     total: int | None
-    rule: str | None
+    share: float | None  # the class's intended share of the dataset (generated datasets)
+    rule: str | None  # how the generator draws this class
     sample: str | None  # site path of the sample strip
 
 
@@ -277,10 +311,10 @@ class DatasetClass:
 class DatasetInfo:
     name: str
     synthetic: bool
-    description: str | None
+    builtin_generator: bool  # drawn by bench.data.synthetic, which the dataset page describes
     splits: tuple[str, ...]
     classes: tuple[DatasetClass, ...]
-    settings: tuple[tuple[str, str], ...]  # generator settings, as recorded
+    settings: tuple[tuple[str, str], ...]  # generator parameters, as recorded
 
 
 @dataclass(frozen=True)

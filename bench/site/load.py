@@ -23,9 +23,10 @@ KINDS = ("train", "profile", "attention", "machine")
 
 @dataclass(frozen=True)
 class LoadedResult:
-    """One validated result file and where it came from (relative to the results root)."""
+    """One validated result file: where it is, where it sits under the results root, its JSON."""
 
     path: Path
+    relpath: Path
     payload: dict[str, Any]
 
     @property
@@ -43,15 +44,17 @@ class LoadedResult:
 
 @dataclass(frozen=True)
 class DatasetArtifact:
-    """``data/artifacts/dataset/<name>/dataset.json`` and the sample strip of each class.
+    """``data/artifacts/dataset/<name>/`` as the data pipeline leaves it.
 
-    ``info`` is the JSON as the engine wrote it; ``samples`` maps a class name to its
-    ``<class>.png`` (classes without a strip are absent).
+    ``info`` is its ``dataset.json`` as written (a generated dataset's parameters and
+    per-class counts, or only ``train_counts`` for a folder dataset); ``samples`` maps a
+    class name to its ``<class>.png`` strip (classes without one are absent).
     """
 
     name: str
     root: Path
     info: dict[str, Any]
+    class_names: tuple[str, ...]
     samples: dict[str, Path] = field(default_factory=dict)
 
 
@@ -70,7 +73,7 @@ def load_results(results_dir: Path = RESULTS_DIR) -> list[LoadedResult]:
         payload = load_result(path)
         if payload["kind"] not in KINDS:  # the schema allows only these; guard a future kind
             raise ResultError(path, f"kind {payload['kind']!r} is not one the site can show ({', '.join(KINDS)})")
-        loaded.append(LoadedResult(path.relative_to(results_dir), payload))
+        loaded.append(LoadedResult(path, path.relative_to(results_dir), payload))
     log.info("loaded %d result files from %s", len(loaded), results_dir)
     return loaded
 
@@ -87,20 +90,32 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     return value
 
 
-def _check_dataset_info(path: Path, info: dict[str, Any]) -> None:
-    """The few fields the dataset page relies on, with their types."""
-    expected = {"name": str, "synthetic": bool, "class_names": list}
-    for key, typ in expected.items():
-        if not isinstance(info.get(key), typ):
-            raise ResultError(path, f"field {key!r} must be a {typ.__name__}, found {info.get(key)!r}")
-    if not all(isinstance(c, str) and c and "/" not in c and not c.startswith(".") for c in info["class_names"]):
+def _number_map(value: Any, kind: type | tuple[type, ...] = int) -> bool:
+    """A JSON object of class name → number (bools excluded)."""
+    return isinstance(value, dict) and all(isinstance(n, kind) and not isinstance(n, bool) for n in value.values())
+
+
+# field → (check, expected shape) for the dataset.json fields the site reads
+_DATASET_FIELDS = {
+    "synthetic": (lambda v: isinstance(v, bool), "true or false"),
+    "counts": (lambda v: isinstance(v, dict) and all(_number_map(c) for c in v.values()), "class → {split: count}"),
+    "train_counts": (_number_map, "class → count"),
+    "proportions": (lambda v: _number_map(v, (int, float)), "class → share"),
+}
+
+
+def _dataset_class_names(path: Path, info: dict[str, Any]) -> tuple[str, ...]:
+    """Check the fields the dataset page reads and return the class names, in dataset order."""
+    for key, (check, shape) in _DATASET_FIELDS.items():
+        if key in info and not check(info[key]):
+            raise ResultError(path, f"field {key!r} must be {shape}")
+    names = info.get("class_names")
+    if names is None:
+        names = sorted(info.get("counts") or info.get("train_counts") or [p.stem for p in path.parent.glob("*.png")])
+    plain = isinstance(names, list) and all(isinstance(c, str) and c and "/" not in c and c[0] != "." for c in names)
+    if not plain:
         raise ResultError(path, "field 'class_names' must list plain class names (no '/' or leading '.')")
-    for key in ("counts", "rules"):
-        if key in info and not isinstance(info[key], dict):
-            raise ResultError(path, f"field {key!r} must be an object, found {type(info[key]).__name__}")
-    for split, counts in (info.get("counts") or {}).items():
-        if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
-            raise ResultError(path, f"counts[{split!r}] must map class names to integers")
+    return tuple(names)
 
 
 def load_datasets(artifacts_dir: Path = ARTIFACTS_DIR) -> list[DatasetArtifact]:
@@ -111,9 +126,9 @@ def load_datasets(artifacts_dir: Path = ARTIFACTS_DIR) -> list[DatasetArtifact]:
     datasets = []
     for info_path in sorted(root.glob("*/dataset.json")):
         info = _read_json_object(info_path)
-        _check_dataset_info(info_path, info)
+        names = _dataset_class_names(info_path, info)
         folder = info_path.parent
-        samples = {name: folder / f"{name}.png" for name in info["class_names"] if (folder / f"{name}.png").is_file()}
-        datasets.append(DatasetArtifact(folder.name, folder, info, samples))
+        samples = {name: folder / f"{name}.png" for name in names if (folder / f"{name}.png").is_file()}
+        datasets.append(DatasetArtifact(folder.name, folder, info, names, samples))
     log.info("loaded %d dataset artifacts from %s", len(datasets), root)
     return datasets

@@ -180,7 +180,10 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     outputs[PLOTLY_JS] = plotly_js()
     for artifact in datasets:
         for class_name, png in sorted(artifact.samples.items()):
-            outputs[sample_site_path(artifact.name, class_name)] = png.read_bytes()
+            target = sample_site_path(artifact.name, class_name)
+            if target in outputs:
+                raise ValueError(f"{png}: its site path {target} is taken by another class; rename one of them")
+            outputs[target] = png.read_bytes()
     written = _write_outputs(Path(out_dir), outputs)
     log.info("rendered %d pages and %d assets into %s", len([p for p in outputs if p.endswith(".md")]),
              len([p for p in outputs if not p.endswith(".md")]), out_dir)

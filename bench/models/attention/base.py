@@ -69,7 +69,7 @@ class TokenAttention(nn.Module):
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, heads, N, head_dim)."""
         b, n, _ = t.shape
-        return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        return t.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
     def _merge_heads(self, t: torch.Tensor) -> torch.Tensor:
         """(B, heads, N, head_dim) -> (B, N, C)."""

@@ -51,8 +51,8 @@ class LinformerAttention(TokenAttention):
         self.proj_len = min(self.num_tokens, proj_len)
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        # (N, k): applied as K^T E, so both FLOP counters see the batch dimensions
-        self.seq_proj = nn.Parameter(torch.randn(self.num_tokens, self.proj_len) * self.num_tokens ** -0.5)
+        # E (k, N), scaled so that E K keeps the scale of K
+        self.seq_proj = nn.Parameter(torch.randn(self.proj_len, self.num_tokens) * self.num_tokens ** -0.5)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -60,16 +60,16 @@ class LinformerAttention(TokenAttention):
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
         self._check_input(x, grid_size)
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        # project keys and values together: (B, h, 2d, N) @ (N, k) -> (B, h, k, 2d)
-        kv = (torch.cat([k, v], dim=-1).transpose(-2, -1) @ self.seq_proj).transpose(-2, -1)
-        k, v = kv.split(self.head_dim, dim=-1)
+        q, kv = self.qkv(x).split([c, 2 * c], dim=-1)
+        # project keys and values of all heads at once, token-major: (k, N) @ (B, N, 2C) -> (B, k, 2C)
+        kv = self.seq_proj @ kv
+        q = self._split_heads(q)
+        k, v = kv.reshape(b, self.proj_len, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         if not self.keep_attention:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
         else:
             attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            self._record(attn @ self.seq_proj.t())
+            self._record(attn @ self.seq_proj)
             x = self.attn_drop(attn) @ v
         return self.proj_drop(self.proj(self._merge_heads(x)))
 

@@ -1,0 +1,79 @@
+"""Chart snippets: deterministic ids and bytes, no bundled or remote plotly.js, right traces."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import plotly.graph_objects as go
+import pytest
+
+from bench.site import charts
+from bench.site.aggregate import build_context
+from bench.site.context import SiteContext
+from bench.site.load import load_datasets, load_results
+
+
+@pytest.fixture(scope="module")
+def ctx(paths: SimpleNamespace) -> SiteContext:
+    return build_context(load_results(paths.results), load_datasets(paths.artifacts))
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    points = [(1.0, 0.5), (2.0, 0.7), (2.5, 0.6), (3.0, 0.9), (0.5, 0.4), (3.0, 0.8)]
+    assert charts.pareto_front(points) == [(0.5, 0.4), (1.0, 0.5), (2.0, 0.7), (3.0, 0.9)]
+
+
+def test_rounding_is_to_significant_digits() -> None:
+    assert charts.r(0.123456789) == 0.12346
+    assert charts.r(12345.678) == 12346.0
+    assert charts.r(None) is None and charts.r(0.0) == 0.0
+
+
+def test_snippet_is_deterministic_and_self_contained() -> None:
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="a  b"))
+    first = charts.to_div(fig, "chart-x")
+    second = charts.to_div(go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="a  b")), "chart-x")
+    assert first == second
+    assert first.startswith("<div") and first.endswith("</div>") and "\n" not in first
+    assert 'id="chart-x"' in first and '"a  b"' in first  # padding collapsed, data strings untouched
+    assert "<script src" not in first and "cdn" not in first.lower() and "https://" not in first
+    assert '"responsive": true' in first
+
+
+def test_latency_chart_has_a_trace_per_hardware_column(ctx: SiteContext) -> None:
+    fig = charts.latency_columns(ctx.perf_suites[0])
+    names = [t.name for t in fig.data]
+    assert names == ["cpu-fixture-2c · cpu float32", "gpu-nvidia-h200 · cuda bfloat16", "gpu-nvidia-h200 · cuda float32"]
+    assert list(fig.data[0].x) == ["pyramid_softmax", "pyramid_swin"] and list(fig.data[1].x) == ["pyramid_softmax"]
+
+
+def test_accuracy_chart_draws_error_bars_and_the_front(ctx: SiteContext) -> None:
+    group = ctx.train_groups[0]
+    fig = charts.accuracy_vs_cost(group, "gmacs")
+    softmax = fig.data[0]
+    assert softmax.name == "pyramid_softmax" and softmax.y[0] == pytest.approx(0.82)
+    assert softmax.error_y.array[0] == pytest.approx(0.028284, abs=1e-5)
+    assert fig.data[-1].name == "Pareto front"
+    assert "(synthetic data)" in fig.layout.title.text
+
+
+def test_attention_legend_gives_the_fitted_exponent(ctx: SiteContext) -> None:
+    fig = charts.attention_scaling(ctx.attention[0])
+    assert "softmax (N^1.93)" in [t.name for t in fig.data]
+    softmax = next(t for t in fig.data if t.name.startswith("softmax"))
+    assert list(softmax.x) == [256, 1024, 4096]  # the oom point is not plotted
+    assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
+
+
+def test_data_strings_are_escaped_for_plotly_text() -> None:
+    assert charts.label("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
+
+
+def test_build_charts_covers_every_chart_the_context_names(ctx: SiteContext) -> None:
+    built = charts.build_charts(ctx)
+    named = {g.acc_gmacs_chart for g in ctx.train_groups} | {g.acc_latency_chart for g in ctx.train_groups}
+    named |= {c for g in ctx.train_groups for r in g.rows for c in (r.curves_chart, r.confusion_chart)}
+    named |= {s.latency_chart for s in ctx.perf_suites} | {m.sweep_chart for s in ctx.perf_suites for m in s.machines}
+    named |= {b.chart for b in ctx.attention}
+    assert set(built) == named - {None}
+    assert all(f'id="{key}"' in html for key, html in built.items())

@@ -1,0 +1,158 @@
+"""Rendering the golden results: pages, numbers, labels, escaping and byte-for-byte determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import pytest
+from markupsafe import Markup
+
+from bench.site.aggregate import mean_std
+from bench.site.context import Interval
+from bench.site.render import MANIFEST, PLOTLY_JS, ci, escape_text, finalize, fmt, pm, sig
+
+PAGES = ["dataset.md", "index.md", "models.md", "performance.md", "primer.md", "scaling.md", "training.md"]
+CLASSES = ["acute_infarct", "arteriovenous_anomaly", "chronic_infarct", "edema", "extra", "focal_flair_hyper",
+           "intra", "normal", "pituitary_lesion", "white_matter_changes"]
+
+
+def page(out: Path, name: str) -> str:
+    return (out / name).read_text()
+
+
+def test_pages_and_assets_are_written(rendered: tuple[Path, list[Path]]) -> None:
+    out, written = rendered
+    expected = PAGES + [PLOTLY_JS] + [f"assets/dataset/synthetic-quick/{c}.png" for c in CLASSES]
+    assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(expected)
+    assert (out / MANIFEST).read_text().split() == sorted(expected)
+    assert (out / PLOTLY_JS).stat().st_size > 1_000_000  # the real bundle, not a stub
+
+
+def test_leaderboard_shows_mean_std_seeds_and_ci(rendered: tuple[Path, list[Path]]) -> None:
+    index = page(rendered[0], "index.md")
+    softmax = next(line for line in index.splitlines() if line.startswith("| pyramid_softmax |"))
+    cells = [c.strip() for c in softmax.strip("|").split("|")]
+    # model, params, GMACs, balanced acc (n), mean per-seed CI, top-1, AUC, kappa, ECE, CPU p50
+    assert cells[:5] == ["pyramid_softmax", "1.48 M", "0.156", "0.820 ± 0.028 (2)", "0.740–0.900"]
+    assert cells[5] == "0.820 ± 0.028" and cells[-1] == "4.31"
+    assert "| pyramid_swin | 1.50 M | 0.150 | 0.730 ± 0.042 (2) |" in index
+    assert index.index("| pyramid_softmax |") < index.index("| pyramid_swin |")
+
+
+def test_synthetic_data_is_labelled(rendered: tuple[Path, list[Path]]) -> None:
+    out = rendered[0]
+    for name in ("index.md", "training.md"):
+        assert '!!! danger "Synthetic data"' in page(out, name)
+    assert "(**synthetic data**)" in page(out, "index.md")
+    assert '!!! warning "Synthetic"' in page(out, "dataset.md")
+
+
+def test_failed_run_is_listed_with_its_error(rendered: tuple[Path, list[Path]]) -> None:
+    index = page(rendered[0], "index.md")
+    assert "## Failed runs" in index
+    assert "FloatingPointError: non-finite loss at epoch 3 (&#124;grad&#124; &gt; 1e4); lower train.lr" in index
+
+
+def test_latency_chart_has_a_second_hardware_column(rendered: tuple[Path, list[Path]],
+                                                    chart_data: Callable[[str, str], list[dict]]) -> None:
+    traces = chart_data(page(rendered[0], "performance.md"), "latency-quick")
+    machines = {t["name"].split(" · ")[0] for t in traces}
+    assert machines == {"cpu-fixture-2c", "gpu-nvidia-h200"}
+    assert all(t["type"] == "bar" for t in traces)
+
+
+def test_pages_show_each_result_kind(rendered: tuple[Path, list[Path]]) -> None:
+    out = rendered[0]
+    perf = page(out, "performance.md")
+    assert "| cpu-fixture-2c | pyramid_softmax | cpu | float32 | 32 |" in perf and "| machine record |" in perf
+    scaling = page(out, "scaling.md")
+    assert "| softmax | 1.93 | 256–4,096 | 4,096 | oom at N=16384 |" in scaling
+    assert "| linformer | linformer 0.2.3 | 1,024 |" in scaling
+    training = page(out, "training.md")
+    assert training.count('class="plotly-graph-div"') == 4 and "| normal |" in training
+    dataset = page(out, "dataset.md")
+    assert "![Sample images of class normal](assets/dataset/synthetic-quick/normal.png)" in dataset
+    assert "| normal | 1,239 | 265 | 266 | 1,770 | 57.8% |" in dataset
+    assert "Not run yet" not in "".join(page(out, p) for p in PAGES)
+
+
+def test_data_strings_are_escaped(tmp_path: Path, results_copy: Path, render: Callable[..., list[Path]]) -> None:
+    hostile = "<script>alert(1)</script>|*x*"
+    for seed in (0, 1):
+        path = results_copy / "cpu-fixture-2c" / "quick" / f"train__pyramid_swin__seed{seed}.json"
+        payload = json.loads(path.read_text())
+        payload["model"]["name"] = hostile
+        path.write_text(json.dumps(payload))
+    out = tmp_path / "docs"
+    render(out, results=results_copy)
+    text = "".join(page(out, p) for p in PAGES)
+    assert "<script>alert(1)" not in text and "alert(1)</script>" not in text
+    assert "| &lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42; |" in page(out, "index.md")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page(out, "training.md")
+
+
+def test_rendering_is_byte_for_byte_reproducible(tmp_path: Path, rendered: tuple[Path, list[Path]],
+                                                 render: Callable[..., list[Path]],
+                                                 tree_bytes: Callable[[Path], dict[str, bytes]]) -> None:
+    again = tmp_path / "again"
+    render(again)
+    assert tree_bytes(again) == tree_bytes(rendered[0])
+    before = {p: p.stat().st_mtime_ns for p in again.rglob("*") if p.is_file() and p.name != MANIFEST}
+    render(again)  # unchanged files are not rewritten
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_stale_generated_files_are_removed(tmp_path: Path, render: Callable[..., list[Path]]) -> None:
+    out = tmp_path / "docs"
+    render(out)
+    assert (out / "assets" / "dataset" / "synthetic-quick" / "normal.png").is_file()
+    render(out, artifacts=tmp_path / "no-artifacts")
+    assert not (out / "assets" / "dataset").exists()
+    assert (out / "index.md").is_file() and "No dataset artifacts yet" in page(out, "dataset.md")
+
+
+def test_refuses_a_folder_it_did_not_generate(tmp_path: Path, render: Callable[..., list[Path]]) -> None:
+    (tmp_path / "notes.md").write_text("mine")
+    with pytest.raises(FileExistsError, match="has no .medbench-site"):
+        render(tmp_path)
+    assert (tmp_path / "notes.md").read_text() == "mine"
+
+
+def test_every_page_renders_without_results(tmp_path: Path, render: Callable[..., list[Path]]) -> None:
+    out = tmp_path / "docs"
+    render(out, results=tmp_path / "none", artifacts=tmp_path / "none")
+    assert sorted(p.name for p in out.glob("*.md")) == PAGES
+    for name in ("index.md", "performance.md", "scaling.md", "training.md", "models.md"):
+        assert "Not run yet" in page(out, name), name
+    assert "Synthetic data" not in page(out, "index.md")
+
+
+def test_filters_format_numbers_and_dashes() -> None:
+    assert fmt(None) == "—" and fmt(1234567) == "1,234,567" and fmt(0.12345) == "0.123" and fmt(True) == "yes"
+    assert sig(0.012345) == "0.0123" and sig(1234.5) == "1,234" and sig(4.3078) == "4.31"
+    assert pm(mean_std([0.8, 0.84])) == "0.820 ± 0.028" and pm(mean_std([0.5])) == "0.500" and pm(mean_std([])) == "—"
+    assert ci(Interval(0.1, 0.25)) == "0.100–0.250" and ci(None) == "—"
+
+
+def test_escape_makes_markdown_and_html_inert() -> None:
+    assert escape_text("a|b *c* `d` [e](f) {g}") == "a&#124;b &#42;c&#42; &#96;d&#96; &#91;e&#93;(f) &#123;g&#125;"
+    assert escape_text("pyramid_softmax") == "pyramid_softmax"  # intraword underscores are not emphasis
+    assert escape_text("_x_ __init__") == "&#95;x&#95; &#95;&#95;init&#95;&#95;"
+    assert escape_text("two\nlines  <b>") == "two lines &lt;b&gt;"
+    assert finalize(None) == "—" and finalize(Markup("<div>")) == "<div>" and finalize(3) == 3
+
+
+def test_site_package_does_not_import_the_engine_stack(paths: SimpleNamespace, tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from bench.site.render import render_site; "
+        f"render_site(Path({str(paths.results)!r}), Path({str(paths.artifacts)!r}), Path({str(paths.templates)!r}), "
+        f"Path({str(tmp_path / 'docs')!r})); "
+        "print(sorted(m for m in ('torch', 'timm', 'captum', 'fvcore', 'torchvision', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
