@@ -8,6 +8,7 @@ SUITE ?= quick
 # Elsewhere: make report PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
 WHEELS ?= /opt/wheels
 PIP_EXTRA ?=
+export NO_MKDOCS_2_WARNING := 1
 PIP_FLAGS := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),) $(PIP_EXTRA)
 
 .PHONY: install install-site chromium dataset suite site report test serve clean-results

@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["MEDBENCH_MACHINE_ID"] = args.machine_id
     try:
         return args.fn(args)
-    except (ConfigError, ResultError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (ConfigError, ResultError, FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
         if args.verbose:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

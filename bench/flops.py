@@ -125,7 +125,9 @@ def fvcore_macs(model: nn.Module, x: torch.Tensor) -> int:
 
     ensure_torchvision()
     try:
-        from fvcore.nn import FlopCountAnalysis, jit_handles
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fvcore scripts helpers on import
+            from fvcore.nn import FlopCountAnalysis, jit_handles
     except ImportError:
         raise ImportError("counting FLOPs needs fvcore: pip install fvcore") from None
     # only the matrix-product, convolution and attention handles: no norms, pooling, upsampling

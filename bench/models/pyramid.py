@@ -154,7 +154,8 @@ class PyramidTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, grids[0][0] * grids[0][1], cfg.dims[0]))
         self.pos_drop = nn.Dropout(cfg.drop_rate)
 
-        drop_paths = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        n = sum(cfg.depths)
+        drop_paths = [cfg.drop_path_rate * i / max(1, n - 1) for i in range(n)]  # linear in depth
         hidden = mlp_hidden_widths(cfg)
         stages, k = [], 0
         for s, (dim, depth, heads, grid) in enumerate(zip(cfg.dims, cfg.depths, cfg.heads, grids)):

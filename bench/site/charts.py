@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 HEIGHT = 440
 SIGNIFICANT = 5
 COLORS = ("#3f51b5", "#e6550d", "#31a354", "#756bb1", "#dd1c77", "#17becf", "#8c6d31", "#636363", "#bcbd22", "#9e0142")
-_PADDING = re.compile(r'("(?:[^"\\]|\\.)*")|\s{2,}')
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 # A small explicit template: plotly's default embeds ~8 KB of styling into every chart.
 TEMPLATE = go.layout.Template(layout={
@@ -50,6 +49,10 @@ def r(x: float | None, digits: int = SIGNIFICANT) -> float | None:
 def label(text: str) -> str:
     """A data string as plotly text: plotly renders a subset of HTML, so escape it."""
     return html.escape(text, quote=False)
+
+
+# A JSON string literal (kept as is) or a run of whitespace (plotly's padding).
+_PADDING = re.compile(r'("(?:[^"\\]|\\.)*")|\s{2,}')
 
 
 @contextlib.contextmanager

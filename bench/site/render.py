@@ -142,20 +142,29 @@ def plotly_js() -> bytes:
 
 
 def _write_outputs(out_dir: Path, outputs: dict[str, bytes]) -> list[Path]:
+    """Write ``outputs`` (relative path → bytes) and remove what the previous render wrote but this one did not.
+
+    Only files listed in the previous manifest are ever deleted, and unchanged files are
+    not rewritten, so their timestamps stay put.
+    """
     manifest = out_dir / MANIFEST
     if manifest.is_file():
-        previous = set(manifest.read_text().split("\n")) - {""}
+        previous = set(manifest.read_text().splitlines()) - {""}
     elif out_dir.is_dir() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir}: not empty and has no {MANIFEST}; refusing to write generated files there")
     else:
         previous = set()
+    outside = sorted(p for p in previous if Path(p).is_absolute() or ".." in Path(p).parts)
+    if outside:
+        raise ValueError(f"{manifest}: lists paths outside {out_dir}: {outside}; refusing to delete them")
     for stale in sorted(previous - set(outputs)):
-        (out_dir / stale).unlink(missing_ok=True)
+        path = out_dir / stale
+        path.unlink(missing_ok=True)
         log.info("removed stale %s", stale)
-    for folder in sorted({(out_dir / s).parent for s in previous - set(outputs)}, reverse=True):
-        while folder != out_dir and folder.is_dir() and not any(folder.iterdir()):
+        for folder in path.parents:  # drop folders the removal emptied, up to out_dir
+            if folder == out_dir or not folder.is_dir() or any(folder.iterdir()):
+                break
             folder.rmdir()
-            folder = folder.parent
     written = []
     for rel, data in sorted(outputs.items()):
         path = out_dir / rel

@@ -30,10 +30,12 @@ GPU = {"id": "gpu-nvidia-h200", "cpu": "Fixture Xeon 8480", "cores": 16, "ram_gb
 ENVIRONMENT = {"python": "3.11.7", "platform": "Linux-6.8-x86_64", "torch": "2.13.0+cpu", "cuda": None, "cudnn": None,
                "numpy": "2.4.6", "timm": "1.0.31", "torchvision": "0.28.0", "sklearn": "1.9.1"}
 SUITE_CONFIG = {
-    "name": "quick", "scale": "quick", "models": ["pyramid_softmax", "pyramid_swin", "pyramid_performer"], "seeds": [0, 1],
+    "name": "quick", "scale": "quick", "models": ["pyramid_softmax", "pyramid_swin", "pyramid_performer"],
+    "seeds": [0, 1],
     "data": {"kind": "synthetic", "root": "data/datasets/synthetic-quick", "image_size": 64, "in_chans": 1,
              "num_images": 3000, "generator_size": 128, "seed": 0},
-    "train": {"epochs": 5, "batch_size": 64, "lr": 0.001, "weight_decay": 0.05, "warmup_epochs": 1, "balance": "sampler"},
+    "train": {"epochs": 5, "batch_size": 64, "lr": 0.001, "weight_decay": 0.05, "warmup_epochs": 1,
+              "balance": "sampler", "augment": True, "bootstrap": 1000},
     "profile": {"batch_sizes": [1, 32], "warmup": 10, "runs": 30, "dtypes": ["float32", "bfloat16"],
                 "resolutions": [64, 128, 224], "sweep_runs": 10},
 }
@@ -52,7 +54,8 @@ def provenance(machine: dict, day: int, command: str) -> dict:
 
 def model_record(name: str) -> dict:
     params, gmacs, _ = MODELS[name]
-    return {"name": name, "scale": "quick", "params": params, "gmacs": gmacs, "image_size": 64, "in_chans": 1, "num_classes": 10}
+    return {"name": name, "scale": "quick", "params": params, "gmacs": gmacs, "image_size": 64, "in_chans": 1,
+            "num_classes": 10}
 
 
 def confusion(correct: int) -> list[list[int]]:
@@ -110,14 +113,16 @@ def latency_entry(device: str, dtype: str, batch: int, threads: int, p50: float,
     return {"device": device, "dtype": dtype, "batch_size": batch, "threads": threads, "image_size": 64,
             "samples_ms": samples, "p50_ms": samples[15], "p90_ms": samples[26], "p99_ms": samples[29],
             "mean_ms": round(mean, 4), "std_ms": round(std, 4), "cv": round(std / mean, 4),
-            "throughput_images_per_s": round(1000 * batch / samples[15], 2), "peak_memory_mb": None if device == "cpu" else 212.5}
+            "throughput_images_per_s": round(1000 * batch / samples[15], 2),
+            "peak_memory_mb": None if device == "cpu" else 212.5}
 
 
 def profile_payload(name: str, machine: dict) -> dict:
     params, gmacs, cpu_p50 = MODELS[name]
     rng = random.Random(f"profile-{name}-{machine['id']}")
     if machine["gpu"] is None:
-        latency = [latency_entry("cpu", "float32", 1, 2, cpu_p50, rng), latency_entry("cpu", "float32", 32, 2, cpu_p50 * 9, rng)]
+        latency = [latency_entry("cpu", "float32", 1, 2, cpu_p50, rng),
+                   latency_entry("cpu", "float32", 32, 2, cpu_p50 * 9, rng)]
         device, dtype, peak = "cpu", "float32", 150.0
     else:
         latency = [latency_entry("cuda", dt, b, 16, p, rng) for dt, b, p in
@@ -135,7 +140,8 @@ def profile_payload(name: str, machine: dict) -> dict:
                       "gmacs": round(gmacs * (s / 64) ** 2, 4)})
     return {
         "kind": "profile", **provenance(machine, 21, f"medbench profile --suite quick --model {name}"),
-        "suite": "quick", "model": model_record(name), "config": {**SUITE_CONFIG, "checkpoint": None}, "seed": None,
+        "suite": "quick", "model": model_record(name), "config": {**SUITE_CONFIG["profile"], "checkpoint": None},
+        "seed": None,
         "metrics": {
             "params": params, "gmacs": gmacs, "gflops": round(2 * gmacs, 4),
             "flop_counters": {"torch_gmacs": gmacs, "fvcore_gmacs": round(gmacs * 1.004, 4), "rel_diff": 0.004},
@@ -158,17 +164,23 @@ def attention_payload() -> dict:
                 entries.append({"tokens": n, "status": "oom", "time_ms": None, "peak_memory_mb": None})
                 continue
             t = round(0.05 * (n / 256) ** slope, 4)
-            entries.append({"tokens": n, "status": "ok", "time_ms": {"p50": t, "mean": round(t * 1.03, 4), "std": round(t * 0.04, 4)},
+            time_ms = {"p50": t, "mean": round(t * 1.03, 4), "std": round(t * 0.04, 4)}
+            entries.append({"tokens": n, "status": "ok", "time_ms": time_ms,
                             "peak_memory_mb": round(n * 0.01 * (n / 256 if name == "softmax" else 1), 2)})
         modules[name] = entries
         ran = [e["tokens"] for e in entries if e["status"] == "ok"]
         fits[name] = {"slope": slope, "fit_tokens": ran[-3:]}  # the engine fits the three largest that ran
-    reference = [{"module": "linformer", "reference": "linformer 0.2.3", "tokens": 1024, "ours_ms": 0.21, "reference_ms": 0.24, "ratio": 0.875},
-                 {"module": "performer", "reference": "performer-pytorch 1.1.4", "tokens": 1024, "ours_ms": 0.22, "reference_ms": 0.2, "ratio": 1.1}]
+    reference = [
+        {"module": "linformer", "reference": "linformer 0.2.3", "tokens": 1024, "ours_ms": 0.21, "reference_ms": 0.24,
+         "ratio": 0.875},
+        {"module": "performer", "reference": "performer-pytorch 1.1.4", "tokens": 1024, "ours_ms": 0.22,
+         "reference_ms": 0.2, "ratio": 1.1},
+    ]
     return {
         "kind": "attention", **provenance(CPU, 22, "medbench attention"), "suite": "attention", "model": None,
         "config": {"tokens": tokens, "channels": 64, "batch_size": 1, "heads": 2}, "seed": None,
-        "metrics": {"channels": 64, "batch_size": 1, "heads": 2, "device": "cpu", "dtype": "float32", "threads": 2, "modules": modules, "fits": fits, "reference": reference},
+        "metrics": {"channels": 64, "batch_size": 1, "heads": 2, "device": "cpu", "dtype": "float32", "threads": 2,
+                    "modules": modules, "fits": fits, "reference": reference},
         "error": None,
     }
 
@@ -186,7 +198,8 @@ def main() -> None:
     write_result(result_path(RESULTS, CPU["id"], "quick", "train", "pyramid_performer", 0), failed)
     for name in ("pyramid_softmax", "pyramid_swin"):
         write_result(result_path(RESULTS, CPU["id"], "quick", "profile", name, None), profile_payload(name, CPU))
-    write_result(result_path(RESULTS, GPU["id"], "quick", "profile", "pyramid_softmax", None), profile_payload("pyramid_softmax", GPU))
+    write_result(result_path(RESULTS, GPU["id"], "quick", "profile", "pyramid_softmax", None),
+                 profile_payload("pyramid_softmax", GPU))
     write_result(RESULTS / CPU["id"] / "attention" / "attention.json", attention_payload())
     write_result(RESULTS / CPU["id"] / "hardware" / "machine.json", {
         "kind": "machine", **provenance(CPU, 19, "medbench machine"), "suite": "hardware", "model": None, "config": {},
@@ -205,11 +218,12 @@ def write_artifacts() -> None:
     folder.mkdir(parents=True)
     totals = [105, 90, 210, 90, 150, 135, 180, 1770, 90, 240]  # in CLASS_NAMES order; normal dominates
     info = {
-        "generator": {"name": "medvit-synthetic-brain", "version": 1}, "num_images": sum(totals), "size": 128, "seed": 0,
+        "generator": {"name": "medvit-synthetic-brain", "version": 1}, "num_images": sum(totals), "size": 128,
+        "seed": 0,
         "synthetic": True, "class_names": CLASS_NAMES,
         "proportions": {c: round(n / sum(totals), 6) for c, n in zip(CLASS_NAMES, totals)},
-        "counts": {c: {"train": n * 70 // 100, "val": n * 15 // 100, "test": n - n * 70 // 100 - n * 15 // 100, "total": n}
-                   for c, n in zip(CLASS_NAMES, totals)},
+        "counts": {c: {"train": n * 70 // 100, "val": n * 15 // 100, "test": n - n * 70 // 100 - n * 15 // 100,
+                       "total": n} for c, n in zip(CLASS_NAMES, totals)},
     }
     (folder / "dataset.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     for i, name in enumerate(CLASS_NAMES):

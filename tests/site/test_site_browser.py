@@ -61,7 +61,7 @@ def test_site_works_offline_from_the_file_system(built_site: Path) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("request", lambda req: remote.append(req.url) if not req.url.startswith(("file:", "data:")) else None)
+            page.on("request", lambda req: None if req.url.startswith(("file:", "data:")) else remote.append(req.url))
             page.goto((built_site / "index.html").as_uri())
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=15_000)
             assert page.locator(".js-plotly-plot .main-svg").count() >= 1

@@ -43,7 +43,8 @@ def test_snippet_is_deterministic_and_self_contained() -> None:
 def test_latency_chart_has_a_trace_per_hardware_column(ctx: SiteContext) -> None:
     fig = charts.latency_columns(ctx.perf_suites[0])
     names = [t.name for t in fig.data]
-    assert names == ["cpu-fixture-2c · cpu float32", "gpu-nvidia-h200 · cuda bfloat16", "gpu-nvidia-h200 · cuda float32"]
+    assert names == ["cpu-fixture-2c · cpu float32", "gpu-nvidia-h200 · cuda bfloat16",
+                     "gpu-nvidia-h200 · cuda float32"]
     assert list(fig.data[0].x) == ["pyramid_softmax", "pyramid_swin"] and list(fig.data[1].x) == ["pyramid_softmax"]
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,7 +14,6 @@ from bench.results import ResultError, validation_errors
 from bench.site.load import load_datasets, load_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "fixtures" / "results"
-
 
 
 @pytest.mark.parametrize("path", sorted(RESULTS.rglob("*.json")), ids=lambda p: p.relative_to(RESULTS).as_posix())
@@ -39,7 +39,7 @@ def test_missing_results_folder_means_no_results(tmp_path: Path) -> None:
     ("newer.json", "schema_version 99 is newer"),
     ("invalid.json", "does not match the result schema"),
 ])
-def test_bad_result_file_error_names_the_file(tmp_path: Path, paths, name: str, problem: str) -> None:
+def test_bad_result_file_error_names_the_file(tmp_path: Path, paths: SimpleNamespace, name: str, problem: str) -> None:
     target = tmp_path / "results" / "cpu-x" / "quick" / name
     target.parent.mkdir(parents=True)
     shutil.copy(paths.bad / name, target)
@@ -51,7 +51,7 @@ def test_bad_result_file_error_names_the_file(tmp_path: Path, paths, name: str, 
     assert problem in str(info.value)
 
 
-def test_dataset_artifact_with_samples(paths) -> None:
+def test_dataset_artifact_with_samples(paths: SimpleNamespace) -> None:
     [dataset] = load_datasets(paths.artifacts)
     assert dataset.name == "synthetic-quick"
     assert dataset.info["synthetic"] is True

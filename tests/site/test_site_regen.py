@@ -20,5 +20,6 @@ def test_committed_site_src_is_reproducible(tmp_path: Path, paths: SimpleNamespa
     render_site(results, paths.repo / "data" / "artifacts", paths.templates, fresh)
     want, have = tree_bytes(fresh), tree_bytes(paths.repo / "site_src")
     hint = "site_src/ is out of date: run `medbench site` and commit the result"
-    assert sorted(have) == sorted(want), f"{hint}; extra: {sorted(set(have) - set(want))}, missing: {sorted(set(want) - set(have))}"
+    extra, missing = sorted(set(have) - set(want)), sorted(set(want) - set(have))
+    assert not extra and not missing, f"{hint}; extra files: {extra}, missing files: {missing}"
     assert [name for name in want if want[name] != have[name]] == [], hint
