@@ -1,7 +1,7 @@
 """Data: synthetic brain MRI, image readers, datalists, splits and batch augmentation.
 
-Exports resolve lazily so that ``bench.data.synthetic`` (numpy and PIL only) imports
-without torch.
+Exports resolve lazily so that the generator (``bench.data.synthetic``, numpy and PIL
+only) imports without torch.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _EXPORTS = {
     "ensure_dataset": "bench.data.synthetic",
     "generate": "bench.data.synthetic",
     "class_counts": "bench.data.synthetic",
-    "write_sample_grid": "bench.data.samples",
+    "write_sample_grid": "bench.data.synthetic",
     "augment_batch": "bench.data.transforms",
 }
 

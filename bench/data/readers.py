@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 def _first(value: Any) -> float:
     """DICOM window attributes may be multi-valued; the first value is the default window."""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+    if isinstance(value, Sequence) and not isinstance(value, str):
         value = value[0]
     return float(value)
 

@@ -27,7 +27,7 @@ ATTENTION_MECHANISMS = {
 }
 
 BUILTIN_GENERATOR = "medvit-synthetic-brain"
-# How bench.data.synthetic draws each class (its ``_lesion_*`` functions), for the dataset
+# How bench.data.samples draws each class (its ``_lesion_*`` functions), for the dataset
 # page; a dataset.json that records "rules" overrides these.
 SYNTHETIC_RULES = {
     "acute_infarct": "a bright cortical wedge in one hemisphere (a vascular territory): base on the brain "
