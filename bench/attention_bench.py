@@ -6,7 +6,7 @@ skipped before it runs when the previous point, scaled by the module's expected 
 would overrun the time or memory budget; out-of-memory errors are caught. The log-log
 slope of time against N over the largest points that ran shows the empirical complexity.
 Reference implementations (timm, ``linformer``, ``performer-pytorch``) are timed against
-ours at the same shapes, interleaved A/B so that drift cancels.
+ours at the same shapes, interleaved (AB BA …) so that drift cancels.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.timing import free_memory, is_out_of_memory, summarize_ms, synchronize, time_runs, track_peak_memory
+from bench.timing import (
+    free_memory,
+    is_out_of_memory,
+    summarize_ms,
+    synchronize,
+    time_runs,
+    track_peak_memory,
+    warn_if_cpu_busy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +147,8 @@ def _run_point(registry: Any, name: str, tokens: int, *, channels: int, heads: i
 def _scale_module(registry: Any, name: str, tokens: Sequence[int], bar: tqdm, *, time_budget_s: float,
                   memory_budget_mb: float, device: str, **options: Any) -> list[dict[str, Any]]:
     """All token counts for one module; once a point times out or runs out of memory, larger ones are skipped."""
+    if torch.device(device).type == "cpu":
+        warn_if_cpu_busy()
     growth = GROWTH.get(name, 1.0)
     entries: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
@@ -242,19 +252,24 @@ REFERENCES: dict[str, tuple[str, Callable[[int, int, int], nn.Module]]] = {
 
 
 def interleaved_ms(steps: Sequence[Step], runs: int, warmup: int, device: str) -> list[list[float]]:
-    """Time several steps alternately (ABAB…), one call each per round, so that drift hits all alike."""
+    """Time several steps alternately, one call each per round, so that drift hits all alike.
+
+    The order flips every round (AB BA AB …) so that neither always runs second, on caches
+    the other has just warmed.
+    """
     for step in steps:
         for _ in range(warmup):
             step()
     samples: list[list[float]] = [[] for _ in steps]
-    for _ in range(runs):
-        for step, out in zip(steps, samples):
-            out.extend(time_runs(step, 1, device))
+    order = list(range(len(steps)))
+    for round_ in range(runs):
+        for i in order if round_ % 2 == 0 else order[::-1]:
+            samples[i].extend(time_runs(steps[i], 1, device))
     return samples
 
 
 def _compare_reference(registry: Any, name: str, tokens: int, *, channels: int, heads: int, batch_size: int,
-                       device: str, warmup: int, runs: int) -> dict[str, Any]:
+                       device: str, warmup: int, runs: int, min_runs: int, time_budget_s: float) -> dict[str, Any]:
     label, build = REFERENCES[name]
     grid = _grid(tokens)
     ours = _build_ours(registry, name, channels, heads, grid, device)
@@ -262,12 +277,19 @@ def _compare_reference(registry: Any, name: str, tokens: int, *, channels: int, 
     ref = build(channels, heads, tokens).to(device).train()
     x, grad = _inputs(batch_size, tokens, channels, device)
     steps = [_train_step(lambda t: ours(t, grid), ours, x, grad), _train_step(ref, ref, x, grad)]
+    # one untimed call of each sizes the number of rounds that fit in the budget
+    pair_s = sum(sum(time_runs(step, 1, device)) for step in steps) / 1e3
+    runs = min(max(int(time_budget_s / max(pair_s, 1e-6)) - warmup, min_runs), runs)
     ours_ms, ref_ms = (float(np.median(s)) for s in interleaved_ms(steps, runs, warmup, device))
     ratio = ours_ms / ref_ms
     if ratio > REFERENCE_TOLERANCE:
         log.warning("%s at N=%d is %.2fx slower than %s", name, tokens, ratio, label)
     return {"module": name, "reference": label, "tokens": tokens, "ours_ms": ours_ms, "reference_ms": ref_ms,
             "ratio": ratio}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _default_registry() -> Any:
@@ -297,11 +319,11 @@ def run_attention_bench(
 
     Returns the ``attention`` metrics layout of the result schema, plus ``settings`` (module
     options such as Linformer's k, budgets, runs), which belongs in the result's config too.
-    ``time_budget_s`` bounds one point (warm-up included); ``memory_budget_mb`` defaults to
-    half the memory free now. A point projected over either budget is not run and is
-    recorded as "timeout" or "oom" with a ``message``, as is a point that ran out of memory;
-    larger N of that module are then skipped. ``registry`` defaults to
-    ``bench.models.attention.ATTENTION``.
+    ``time_budget_s`` bounds one point or one reference pair, warm-up included;
+    ``memory_budget_mb`` defaults to half the memory free now. A point projected over either
+    budget is not run and is recorded as "timeout" or "oom" with a ``message``, as is a
+    point that ran out of memory; larger N of that module are then skipped. ``registry``
+    defaults to ``bench.models.attention.ATTENTION``.
     """
     registry = registry if registry is not None else _default_registry()
     names = list(names) if names else registry.names()
@@ -313,6 +335,7 @@ def run_attention_bench(
     if memory_budget_mb is None:
         memory_budget_mb = default_memory_budget_mb(device)
     common = {"channels": channels, "heads": heads, "batch_size": batch_size, "device": device}
+    load_at_start = _rounded(warn_if_cpu_busy())
 
     modules: dict[str, list[dict[str, Any]]] = {}
     with tqdm(total=len(names) * len(tokens), desc="attention scaling", unit="point", disable=None) as bar:
@@ -333,7 +356,8 @@ def run_attention_bench(
         pairs = [(name, n) for name in names if name in REFERENCES for n in reference_tokens]
         for name, n in tqdm(pairs, desc="reference implementations", unit="pair", disable=None):
             try:
-                reference.append(_compare_reference(registry, name, n, warmup=warmup, runs=runs, **common))
+                reference.append(_compare_reference(registry, name, n, warmup=warmup, runs=runs, min_runs=min_runs,
+                                                    time_budget_s=time_budget_s, **common))
             except Exception as exc:  # noqa: BLE001 - a missing or failing reference is reported, not fatal
                 log.warning("reference for %s at N=%d failed: %s: %s", name, n, type(exc).__name__, exc)
             finally:
@@ -346,6 +370,8 @@ def run_attention_bench(
         "device": torch.device(device).type,
         "dtype": "float32",
         "threads": torch.get_num_threads(),
+        # competing processes inflate CPU timings many-fold; this says whether they were around
+        "load_avg_1m": {"start": load_at_start, "end": _rounded(warn_if_cpu_busy())},
         "modules": modules,
         "fits": fits,
         "reference": reference,

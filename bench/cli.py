@@ -122,7 +122,7 @@ def cmd_bench_attention(args: argparse.Namespace) -> int:
                                   heads=args.heads, tokens=tokens, references=not args.no_references)
     out = result_path(Path(args.results_dir) if args.results_dir else _paths(args).results,
                       env.machine_info()["id"], "attention", "attention", None, None)
-    config = {"channels": args.channels, "heads": args.heads, "tokens": list(tokens)}
+    config = {"channels": args.channels, "heads": args.heads, "tokens": list(tokens), **metrics.get("settings", {})}
     write_result(out, payload("attention", "attention", None, None, config, metrics))
     for name, fit in sorted(metrics["fits"].items()):
         log.info("%-12s log-log slope %.2f over N=%s", name, fit["slope"], fit["fit_tokens"])

@@ -13,6 +13,8 @@ import ctypes.util
 import functools
 import gc
 import logging
+import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -76,6 +78,28 @@ def _time_runs_cuda(fn: Callable[[], Any], runs: int, device: str | torch.device
         end.record()
     torch.cuda.synchronize(device)
     return [start.elapsed_time(end) for start, end in zip(starts, ends)]
+
+
+_last_busy_warning = -math.inf
+
+
+def warn_if_cpu_busy(min_interval_s: float = 60.0) -> float | None:
+    """Warn (at most once a minute) when the 1-minute load average exceeds the cores + 1.
+
+    Other processes competing for the cores inflate CPU latency far beyond their share:
+    every OpenMP barrier waits for a descheduled thread. Returns the load average.
+    """
+    global _last_busy_warning
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))
+    except (OSError, AttributeError):
+        return None
+    now = time.monotonic()
+    if load > cores + 1 and now - _last_busy_warning > min_interval_s:
+        _last_busy_warning = now
+        log.warning("CPU busy: load average %.1f on %d cores; other processes will inflate CPU timings", load, cores)
+    return load
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Iterator
 
 import jsonschema
 import numpy as np
@@ -11,9 +12,18 @@ import torch
 from torch import nn
 
 import bench.models
-from bench import profile
+from bench import profile, timing
 from bench.results import SCHEMA_DIR
 from bench.timing import is_out_of_memory, summarize_ms, track_peak_memory
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny ops gain nothing from a second thread, whose barrier waits stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_cnn(in_chans: int = 1, num_classes: int = 10) -> nn.Module:
@@ -57,6 +67,12 @@ def test_measure_latency_returns_schema_entry(latency_validator: jsonschema.Draf
     assert entry["throughput_images_per_s"] == pytest.approx(2 / (entry["mean_ms"] / 1e3))
     assert entry["peak_memory_mb"] is None or entry["peak_memory_mb"] >= 0
     assert model.training, "the caller's train/eval mode is restored"
+    latency_validator.validate(entry)
+
+
+def test_measure_latency_bfloat16_runs_under_autocast(latency_validator: jsonschema.Draft202012Validator) -> None:
+    entry = profile.measure_latency(tiny_cnn(), batch_size=1, image_size=16, dtype="bfloat16", warmup=1, runs=3)
+    assert entry["dtype"] == "bfloat16" and len(entry["samples_ms"]) == 3
     latency_validator.validate(entry)
 
 
@@ -120,11 +136,12 @@ def test_matmul_peak_and_roofline() -> None:
 
 
 def test_compare_with_torch_timer_reports_both() -> None:
-    result = profile.compare_with_torch_timer(tiny_cnn(), 1, 16, 5, warmup=1, min_run_time=0.05)
+    result = profile.compare_with_torch_timer(tiny_cnn(), 1, 16, 6, warmup=1, min_run_time=0.06)
     assert result["ours_p50_ms"] > 0 and result["torch_timer_median_ms"] > 0
     assert result["rel_diff"] == pytest.approx(
         (result["ours_p50_ms"] - result["torch_timer_median_ms"]) / result["torch_timer_median_ms"])
     assert result["threads"] == torch.get_num_threads()
+    assert result["ours_runs"] == 6 and result["torch_timer_blocks"] >= 3  # three alternating turns each
 
 
 def test_check_latency_main_builds_through_the_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,3 +159,12 @@ def test_check_latency_main_builds_through_the_zoo(monkeypatch: pytest.MonkeyPat
     rows = profile.check_latency_main(["a", "b"], "quick")
     assert created == [("a", "quick"), ("b", "quick")]
     assert [r["model"] for r in rows] == ["a", "b"] and all(r["within_tolerance"] for r in rows)
+
+
+def test_busy_cpu_is_warned_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(timing, "_last_busy_warning", -float("inf"))
+    monkeypatch.setattr(timing.os, "getloadavg", lambda: (99.0, 0.0, 0.0))
+    with caplog.at_level("WARNING", logger="bench.timing"):
+        assert timing.warn_if_cpu_busy() == 99.0
+        timing.warn_if_cpu_busy()
+    assert len([r for r in caplog.records if "CPU busy" in r.message]) == 1
