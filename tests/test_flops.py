@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,6 +13,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench import flops
 from bench.flops import FlopMismatchError, count_flops
 from bench.models import create_model, list_models
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread() -> Iterator[None]:
+    """One thread, as in tests/models/conftest.py: two spin-waiting threads crawl on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build(name: str, scale: str = "quick", **kwargs) -> torch.nn.Module:
@@ -55,7 +65,6 @@ def test_fused_and_explicit_attention_count_the_same(name: str) -> None:
     assert (fused.torch_gmacs, fused.fvcore_gmacs) == (explicit.torch_gmacs, explicit.fvcore_gmacs)
 
 
-@pytest.mark.slow
 def test_resnet50_matches_the_literature() -> None:
     rgb = count_flops(build("resnet50", "paper", in_chans=3), (1, 3, 224, 224))
     assert abs(rgb.gmacs - 4.1) / 4.1 < 0.02  # ResNet-50 at 224 px: 4.1 GMACs

@@ -14,7 +14,6 @@ grow with the token count.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -127,8 +126,8 @@ def mlp_hidden_widths(cfg: PyramidConfig) -> list[list[int]]:
     if cfg.match_params and cfg.attention != "softmax":
         extra = _attention_params(cfg, cfg.attention, cfg.attention_options) - _attention_params(cfg, "softmax", {})
         # an MLP of hidden width h over dim C has h (2C + 1) + C parameters
-        per_unit_ratio = sum(depth * dim * (2 * dim + 1) for dim, depth in zip(cfg.dims, cfg.depths))
-        ratio = cfg.mlp_ratio - extra / per_unit_ratio
+        params_per_unit_ratio = sum(depth * dim * (2 * dim + 1) for dim, depth in zip(cfg.dims, cfg.depths))
+        ratio = cfg.mlp_ratio - extra / params_per_unit_ratio
         if ratio <= 0:
             raise ValueError(f"PyramidConfig: {cfg.attention} adds {extra} attention parameters, more than "
                              "the MLPs can give up; lower its options or disable match_params")
@@ -207,7 +206,10 @@ class PyramidTransformer(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor] | None:
-        """Per block, the (B, heads, N, N) token map; None when the attention has none."""
+        """Per block, the (B, heads, N, N) token map; None when the attention has none.
+
+        Runs one forward pass in the current mode; call it in eval mode for reproducible maps.
+        """
         if not self.has_token_attention:
             return None
         modules = self.attention_modules()
@@ -220,9 +222,6 @@ class PyramidTransformer(nn.Module):
             for m in modules:
                 m.keep_attention = False
                 m.last_attention = None
-
-    def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.cfg)
 
 
 def _init_weights(module: nn.Module) -> None:

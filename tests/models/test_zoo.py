@@ -43,7 +43,6 @@ def test_quick_model_trains_and_evaluates_deterministically(name: str) -> None:
     check_eval_deterministic(model, x)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", PYRAMIDS)
 def test_paper_pyramid_trains_and_evaluates_deterministically(name: str) -> None:
     model = build(name, "paper")

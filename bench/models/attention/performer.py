@@ -37,14 +37,17 @@ def orthogonal_random_features(num_features: int, dim: int) -> torch.Tensor:
 
 
 def positive_features(x: torch.Tensor, w: torch.Tensor, is_query: bool, eps: float = 1e-6) -> torch.Tensor:
-    """phi(x) of (B, h, N, d) inputs, stabilised by a max that cancels in D^-1 (...)."""
-    x = x * x.shape[-1] ** -0.25
-    proj = x @ w.t()  # (B, h, N, m)
-    sq = x.pow(2).sum(dim=-1, keepdim=True) / 2
-    # queries: per-row max (cancels row by row); keys: one max per (batch, head)
+    """phi(x / d^(1/4)) of (B, h, N, d) inputs, up to factors that cancel in D^-1 (...).
+
+    The 1/sqrt(m) and a max subtracted for stability (per row for queries, per batch and
+    head for keys) scale numerator and denominator alike, so they are left out.
+    """
+    scale = x.shape[-1] ** -0.25
+    proj = x @ (w * scale).t()  # (B, h, N, m)
+    half_sq = x.pow(2).sum(dim=-1, keepdim=True) * (scale * scale / 2)
     dims = (-1,) if is_query else (-2, -1)
     stab = proj.amax(dim=dims, keepdim=True).detach()
-    return (torch.exp(proj - sq - stab) + eps) * w.shape[0] ** -0.5
+    return torch.exp(proj - (half_sq + stab)) + eps
 
 
 @ATTENTION.register("performer")
