@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from bench.timing import (
     free_memory,
+    keep_freed_memory,
     is_out_of_memory,
     summarize_ms,
     synchronize,
@@ -335,6 +336,7 @@ def run_attention_bench(
     if memory_budget_mb is None:
         memory_budget_mb = default_memory_budget_mb(device)
     common = {"channels": channels, "heads": heads, "batch_size": batch_size, "device": device}
+    allocator_cache = keep_freed_memory() if torch.device(device).type == "cpu" else None
     load_at_start = _rounded(warn_if_cpu_busy())
 
     modules: dict[str, list[dict[str, Any]]] = {}
@@ -384,6 +386,7 @@ def run_attention_bench(
             "runs": runs,
             "min_runs": min_runs,
             "fit_points": FIT_POINTS,
+            "glibc_keeps_freed_buffers": allocator_cache,
             "reference_tokens": list(reference_tokens),
         },
     }

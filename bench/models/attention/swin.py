@@ -141,14 +141,20 @@ class WindowAttention(TokenAttention):
         q, k, v = qkv.unbind(0)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         bias = bias.view(a, a, self.num_heads).permute(2, 0, 1).unsqueeze(0)  # (1, h, A, A)
-        if self.attn_mask is not None:
-            num_windows = self.attn_mask.shape[0]
-            bias = (bias + self.attn_mask[:, None]).repeat(bw // num_windows, 1, 1, 1)  # (B * nW, h, A, A)
-        if self.fused and not self.keep_attention:
+        mask = self.attn_mask  # (nW, A, A) or None
+        # The fused kernel with a trainable float bias is slower than the explicit path in CPU
+        # training, so it serves inference and CUDA only.
+        if self.fused and not self.keep_attention and (q.is_cuda or not torch.is_grad_enabled()):
+            if mask is not None:
+                bias = (bias + mask[:, None]).repeat(bw // mask.shape[0], 1, 1, 1)  # (B * nW, h, A, A)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
                                                  dropout_p=self.attn_drop.p if self.training else 0.0)
         else:
-            attn = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
+            attn = (q * self.scale) @ k.transpose(-2, -1) + bias
+            if mask is not None:  # broadcast over the batch instead of materialising B * nW masks
+                nw = mask.shape[0]
+                attn = (attn.view(bw // nw, nw, self.num_heads, a, a) + mask[None, :, None]).view(bw, self.num_heads, a, a)
+            attn = attn.softmax(dim=-1)
             if self.keep_attention:
                 self._record(self._scatter_map(attn, bw // self.num_windows))
             out = self.attn_drop(attn) @ v

@@ -63,8 +63,9 @@ class XCAttention(TokenAttention):
         q, k, v = qkv.unbind(0)
         q = F.normalize(q, dim=-1) * self.temperature
         k = F.normalize(k, dim=-1)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0,
-                                             scale=1.0)
+        # Explicit d x d map: the fused kernel suits a "sequence" of d channels with head size N badly.
+        attn = self.attn_drop((q @ k.transpose(-2, -1)).softmax(dim=-1))
+        out = attn @ v
         out = self.proj_drop(self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c)))
         if self.local_mp is not None:
             out = out + self.local_mp(x, *self.grid_size)
