@@ -179,7 +179,7 @@ def _wedge(fr: _Frame, rng: np.random.Generator, side: int) -> np.ndarray:
 def _lesion_acute_infarct(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Bright (restricted diffusion / FLAIR) cortical wedge, sulci effaced, one hemisphere."""
     mask = _wedge(fr, rng, int(rng.choice([-1, 1])))
-    img[mask] = _GM + rng.uniform(0.05, 0.25)
+    img[mask] = _GM + rng.uniform(0.15, 0.35)
     return mask
 
 
@@ -187,7 +187,7 @@ def _lesion_chronic_infarct(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np
     """CSF-dark wedge (encephalomalacia) and the ipsilateral ventricle enlarged ex vacuo."""
     side = int(rng.choice([-1, 1]))
     mask = _wedge(fr, rng, side)
-    img[mask] = rng.uniform(0.12, 0.4)
+    img[mask] = rng.uniform(0.1, 0.3)
     img[_ventricle(fr, side, anat.ventricle_scale * rng.uniform(1.15, 1.5)) & anat.brain] = _VENTRICLE
     return mask
 
@@ -198,10 +198,10 @@ def _lesion_white_matter_changes(fr: _Frame, img: np.ndarray, anat: _Anatomy, rn
     rows, cols = np.nonzero((near > 0.05) & (near < 0.45) & anat.white)
     mask = np.zeros_like(anat.brain)
     for i in rng.choice(len(rows), size=int(rng.integers(5, 13)), replace=False):
-        d = _disc(fr, float(fr.X[rows[i], cols[i]]), float(fr.Y[rows[i], cols[i]]), rng.uniform(0.025, 0.045),
+        d = _disc(fr, float(fr.X[rows[i], cols[i]]), float(fr.Y[rows[i], cols[i]]), rng.uniform(0.03, 0.055),
                   rng.uniform(1.0, 1.6), rng.uniform(0, np.pi))
         mask |= (d < 1) & anat.brain
-    img[mask] = _WM + rng.uniform(0.1, 0.3)
+    img[mask] = _WM + rng.uniform(0.15, 0.35)
     return mask
 
 
@@ -211,7 +211,7 @@ def _lesion_extra(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Ge
     bx, by = fr.point(1.0, theta0)
     nx, ny = bx / fr.a**2, by / fr.b**2
     nx, ny = nx / math.hypot(nx, ny), ny / math.hypot(nx, ny)
-    length, thick = rng.uniform(0.15, 0.28), rng.uniform(0.045, 0.11)
+    length, thick = rng.uniform(0.18, 0.3), rng.uniform(0.06, 0.13)
     win = fr.window(bx, by, length + 0.05)
     t = (fr.X[win] - bx) * -ny + (fr.Y[win] - by) * nx  # along the inner table
     r = (fr.X[win] - bx) * nx + (fr.Y[win] - by) * ny  # outward
@@ -237,7 +237,7 @@ def _lesion_intra(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Ge
 
 def _lesion_pituitary_lesion(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """Homogeneous midline blob at the skull base, rimmed by suprasellar CSF."""
-    d = _disc(fr, 0.0, rng.uniform(-0.05, 0.1) * fr.b, rng.uniform(0.045, 0.085), 1 / rng.uniform(1.0, 1.4),
+    d = _disc(fr, 0.0, rng.uniform(-0.05, 0.1) * fr.b, rng.uniform(0.06, 0.1), 1 / rng.uniform(1.0, 1.4),
               reach=1.3)
     img[(d >= 1) & (d < 1.3)] = _CSF
     img[d < 1] = rng.uniform(0.66, 0.86)
@@ -268,7 +268,7 @@ def _lesion_arteriovenous_anomaly(fr: _Frame, img: np.ndarray, anat: _Anatomy, r
     keep = (rows >= 0) & (rows < fr.size) & (cols >= 0) & (cols < fr.size)
     canvas = np.zeros_like(img)
     canvas[rows[keep], cols[keep]] = 1.0
-    sigma = max(fr.px(rng.uniform(0.025, 0.035)), 0.6) / 2.355  # vessel width as FWHM
+    sigma = max(fr.px(rng.uniform(0.03, 0.045)), 0.6) / 2.355  # vessel width as FWHM
     mask = (_blur(canvas, sigma) > 0.4 / (np.sqrt(2 * np.pi) * sigma)) & (fr.u < 0.98)
     img[mask] = rng.uniform(0.03, 0.1)
     return mask
@@ -283,15 +283,15 @@ def _lesion_edema(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Ge
         dx, dy = rng.uniform(-0.5, 0.5, 2) * radius
         blob |= _disc(fr, x0 + dx, y0 + dy, radius * rng.uniform(0.4, 0.8)) < 1
     field = _blur(blob.astype(np.float32), fr.px(0.05)) * _blur(anat.white.astype(np.float32), 1.0)
-    img += rng.uniform(0.1, 0.3) * field
+    img += rng.uniform(0.18, 0.35) * field
     return field > 0.5
 
 
 def _lesion_focal_flair_hyper(fr: _Frame, img: np.ndarray, anat: _Anatomy, rng: np.random.Generator) -> np.ndarray:
     """One small bright subcortical focus, just under the cortex."""
     x0, y0 = fr.point(rng.uniform(0.7, 0.8), rng.uniform(0, 2 * np.pi))
-    mask = _disc(fr, x0, y0, rng.uniform(0.038, 0.055), rng.uniform(1.0, 1.4), rng.uniform(0, np.pi)) < 1
-    img[mask] = _WM + rng.uniform(0.12, 0.3)
+    mask = _disc(fr, x0, y0, rng.uniform(0.05, 0.07), rng.uniform(1.0, 1.4), rng.uniform(0, np.pi)) < 1
+    img[mask] = _WM + rng.uniform(0.2, 0.35)
     return mask
 
 
@@ -316,7 +316,7 @@ def render(label: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray,
     x, y = grid[None, :], grid[:, None]
     c = rng.uniform(-0.2, 0.2, 4).astype(np.float32)
     img *= np.exp(c[0] * x + c[1] * y + c[2] * x * y + c[3] * (x * x - y * y))  # coil bias field
-    noise = rng.standard_normal((2, size, size), dtype=np.float32) * np.float32(rng.uniform(0.015, 0.06))
+    noise = rng.standard_normal((2, size, size), dtype=np.float32) * np.float32(rng.uniform(0.01, 0.04))
     img = np.sqrt((img + noise[0]) ** 2 + noise[1] ** 2)  # magnitude image: Rician noise
     img = img ** np.float32(rng.uniform(0.75, 1.35)) * np.float32(255 * rng.uniform(0.85, 1.15))
     return np.clip(np.round(img), 0, 255).astype(np.uint8), mask
