@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from bench.timing import (
     free_memory,
-    keep_freed_memory,
     is_out_of_memory,
+    keep_freed_memory,
     summarize_ms,
     synchronize,
     time_runs,

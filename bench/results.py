@@ -110,17 +110,23 @@ def write_result(path: Path, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_result(path: Path | str) -> dict[str, Any]:
-    """Read, version-check and validate one result file; every problem names the file."""
-    path = Path(path)
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object; unreadable or malformed files raise ResultError naming them."""
     try:
-        payload = json.loads(path.read_text())
+        value = json.loads(Path(path).read_text())
     except OSError as exc:
         raise ResultError(path, f"cannot read file ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise ResultError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    if not isinstance(payload, dict):
-        raise ResultError(path, f"expected a JSON object, found {type(payload).__name__}")
+    if not isinstance(value, dict):
+        raise ResultError(path, f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def load_result(path: Path | str) -> dict[str, Any]:
+    """Read, version-check and validate one result file; every problem names the file."""
+    path = Path(path)
+    payload = read_json_object(path)
     version = payload.get("schema_version")
     if not isinstance(version, int):
         raise ResultError(path, "no integer 'schema_version'; this is not a MedViT-Bench result file")

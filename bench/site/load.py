@@ -7,13 +7,12 @@ byte-for-byte reproducible from the same inputs.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.results import RESULTS_DIR, ResultError, iter_result_files, load_result
+from bench.results import RESULTS_DIR, ResultError, iter_result_files, load_result, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +77,6 @@ def load_results(results_dir: Path = RESULTS_DIR) -> list[LoadedResult]:
     return loaded
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except OSError as exc:
-        raise ResultError(path, f"cannot read file ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ResultError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise ResultError(path, f"expected a JSON object, found {type(value).__name__}")
-    return value
-
-
 def _number_map(value: Any, kind: type | tuple[type, ...] = int) -> bool:
     """A JSON object of class name → number (bools excluded)."""
     return isinstance(value, dict) and all(isinstance(n, kind) and not isinstance(n, bool) for n in value.values())
@@ -125,7 +112,7 @@ def load_datasets(artifacts_dir: Path = ARTIFACTS_DIR) -> list[DatasetArtifact]:
         return []
     datasets = []
     for info_path in sorted(root.glob("*/dataset.json")):
-        info = _read_json_object(info_path)
+        info = read_json_object(info_path)
         names = _dataset_class_names(info_path, info)
         folder = info_path.parent
         samples = {name: folder / f"{name}.png" for name in names if (folder / f"{name}.png").is_file()}
