@@ -74,7 +74,7 @@ def test_non_finite_loss_is_recorded_as_an_error(suite_file, tmp_path, monkeypat
 
 def test_torchrun_two_ranks_on_gloo(suite_file, tmp_path):
     env = {**os.environ, "MEDBENCH_MACHINE_ID": "test-machine", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "bench", "train", "--suite", str(suite_file), "--model", "pyramid_softmax", "--seed", "0",
            "--set", "train.epochs=1", "--device", "cpu",
            "--results-dir", str(tmp_path / "results"), "--checkpoint-dir", str(tmp_path / "ckpt")]
