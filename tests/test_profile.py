@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
 
 import jsonschema
 import numpy as np
@@ -17,13 +16,7 @@ from bench.results import SCHEMA_DIR
 from bench.timing import is_out_of_memory, summarize_ms, track_peak_memory
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny ops gain nothing from a second thread, whose barrier waits stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cnn(in_chans: int = 1, num_classes: int = 10) -> nn.Module:

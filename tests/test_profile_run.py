@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bench.results import load_result
-from engine_helpers import REPO, medbench, tiny_suite
+from engine_helpers import medbench, tiny_suite
 
 pytestmark = pytest.mark.slow
 
