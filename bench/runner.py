@@ -20,7 +20,7 @@ import torch
 from bench import env
 from bench.config import SuiteConfig
 from bench.data import LoadedDataset, load_dataset
-from bench.distributed import DistContext
+from bench.distributed import DistContext, barrier
 from bench.results import (
     DATA_DIR,
     RESULTS_DIR,
@@ -122,8 +122,9 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
         return out
     if force and ckpt.exists() and ctx.is_main:
         ckpt.unlink()
-    config = {**suite.to_dict(), "checkpoint": str(ckpt.relative_to(DATA_DIR.parent)) if ckpt.is_relative_to(DATA_DIR.parent) else str(ckpt),
-              "world_size": ctx.world_size}
+    barrier(ctx)  # no rank may resume from a checkpoint that --force is discarding
+    shown = ckpt.relative_to(DATA_DIR.parent) if ckpt.is_relative_to(DATA_DIR.parent) else ckpt
+    config = {**suite.to_dict(), "checkpoint": str(shown), "world_size": ctx.world_size}
     info = None
     try:
         trainer = Trainer(suite, model_name, seed, data, ckpt, ctx=ctx, progress=progress)

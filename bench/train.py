@@ -295,6 +295,3 @@ class Trainer:
         self.resume()
         self.fit()
         return self.evaluate()
-
-    def param_count(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
