@@ -43,7 +43,7 @@ def _suite(args: argparse.Namespace) -> SuiteConfig:
 
 
 def _paths(args: argparse.Namespace):  # noqa: ANN202
-    from bench.runner import RunPaths
+    from bench.records import RunPaths
 
     base = RunPaths()
     return RunPaths(
@@ -98,14 +98,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from bench.profile_run import profile_from_checkpoints, profile_one
+    from bench.profile_run import profile_from_checkpoints, profile_suite
 
     suite, paths = _suite(args), _paths(args)
     if args.from_checkpoints:
         written = profile_from_checkpoints(suite, Path(args.from_checkpoints), paths, force=args.force)
     else:
         models = _csv(args.models) if args.models else list(suite.models)
-        written = [profile_one(suite, m, args.num_classes, paths, force=args.force) for m in models]
+        written = profile_suite(suite, models, paths, seed=suite.seeds[0], num_classes=args.num_classes,
+                                force=args.force)
     log.info("%d profile results up to date", len(written))
     return 0
 
@@ -114,7 +115,7 @@ def cmd_bench_attention(args: argparse.Namespace) -> int:
     from bench import env
     from bench.attention_bench import run_attention_bench
     from bench.results import result_path, write_result
-    from bench.runner import payload
+    from bench.records import payload
 
     tokens = tuple(int(t) for t in _csv(args.tokens))
     metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("profile", cmd_profile, "profile models on this machine")
     p.add_argument("--models")
     p.add_argument("--from-checkpoints", metavar="DIR", help="profile the finished checkpoints in DIR")
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--num-classes", type=int, default=10, help="head size when a model has no checkpoint")
     p.add_argument("--force", action="store_true")
 
     p = add("bench-attention", cmd_bench_attention, "time attention modules against token count", suite=False)
@@ -252,6 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Problems with the user's input or files: one line each, no traceback (``-v`` shows it)."""
+    errors: list[type[BaseException]] = [ConfigError, ResultError, FileNotFoundError, FileExistsError, KeyError]
+    try:  # the data errors need the engine's dependencies, which a site-only install lacks
+        from bench.data.datasets import DatasetError
+        from bench.data.readers import ImageReadError
+
+        errors += [DatasetError, ImageReadError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -262,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["MEDBENCH_MACHINE_ID"] = args.machine_id
     try:
         return args.fn(args)
-    except (ConfigError, ResultError, FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
+    except _expected_errors() as exc:
         if args.verbose:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -116,7 +116,7 @@ def resolution_sweep(
     build: Callable[[int], nn.Module],
     resolutions: Sequence[int],
     *,
-    tokens_for: Callable[[int], int],
+    tokens_for: Callable[[nn.Module, int], int],
     count_gmacs: Callable[[nn.Module, int], float] | None,
     device: str = "cpu",
     dtype: str = "float32",
@@ -128,19 +128,21 @@ def resolution_sweep(
     """Latency against input size; the model is rebuilt per size (position embeddings and
     Linformer projections depend on it).
 
-    ``count_gmacs(model, image_size)`` gives GMACs per image. A size that runs out of
+    ``tokens_for(model, image_size)`` gives the token count the size makes and
+    ``count_gmacs(model, image_size)`` the GMACs per image. A size that runs out of
     memory is recorded with ``status: "oom"`` and the sweep goes on.
     """
     entries = []
     for image_size in tqdm(resolutions, desc="resolution sweep", unit="size", disable=None):
         entry: dict[str, Any] = {
-            "image_size": image_size, "tokens": tokens_for(image_size), "device": torch.device(device).type,
+            "image_size": image_size, "tokens": None, "device": torch.device(device).type,
             "dtype": dtype, "batch_size": batch_size, "status": "ok",
             "p50_ms": None, "mean_ms": None, "std_ms": None, "gmacs": None,
         }
         model = None
         try:
             model = build(image_size)
+            entry["tokens"] = int(tokens_for(model, image_size))
             if count_gmacs is not None:
                 entry["gmacs"] = float(count_gmacs(model, image_size))
             latency = measure_latency(model, batch_size=batch_size, image_size=image_size, in_chans=in_chans,

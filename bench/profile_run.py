@@ -15,9 +15,12 @@ import torch
 
 from bench import env
 from bench.config import SuiteConfig
+from bench.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
 from bench.results import exclusive_lock, load_result, result_path, write_result
 
 log = logging.getLogger(__name__)
+
+MACHINE_DTYPES = ("float32", "bfloat16")
 
 
 def devices() -> list[str]:
@@ -25,8 +28,15 @@ def devices() -> list[str]:
 
 
 def dtypes_for(device: str, wanted: tuple[str, ...]) -> list[str]:
-    """bf16 latency is measured on GPU only: CPU bf16 kernels say little about deployment speed."""
+    """bf16 is measured on GPU only: CPU bf16 kernels say little about deployment speed."""
     return [d for d in wanted if device == "cuda" or d == "float32"]
+
+
+def strict_fp32() -> None:
+    """float32 means float32: no TF32 tensor cores for matmuls or convolutions on GPU,
+    which would otherwise speed up convolutions (the CNN) but not matmuls by default."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def first_grid_tokens(model: torch.nn.Module, image_size: int, in_chans: int) -> int:
@@ -36,40 +46,30 @@ def first_grid_tokens(model: torch.nn.Module, image_size: int, in_chans: int) ->
     handle = first.register_forward_hook(lambda _m, _i, out: shape.extend(out.shape[-2:]))
     try:
         with torch.inference_mode():
-            model.eval()(torch.zeros(1, in_chans, image_size, image_size))
+            device = next(model.parameters()).device
+            model.eval()(torch.zeros(1, in_chans, image_size, image_size, device=device))
     finally:
         handle.remove()
     return shape[0] * shape[1]
 
 
-def ensure_machine_record(paths: Any, force: bool = False) -> Path:
+def ensure_machine_record(paths: RunPaths, force: bool = False) -> Path:
     """Measure this machine's matmul peak per device and dtype once, and store it."""
-    from bench.runner import is_done
+    from bench.profile import matmul_peak_gflops
 
     machine_id = env.machine_info()["id"]
     out = result_path(paths.results, machine_id, "hardware", "machine", None, None)
+    config = {"dtypes": {dev: dtypes_for(dev, MACHINE_DTYPES) for dev in devices()}, "tf32": False}
+    config["fingerprint"] = fingerprint(config)
     with exclusive_lock(paths.lock_for(out)):
-        if not force and is_done(out):
+        if not force and is_done(out, config["fingerprint"]):
             return out
-        return _write_machine_record(out, machine_id)
-
-
-def _write_machine_record(out: Path, machine_id: str) -> Path:
-    from bench.profile import matmul_peak_gflops
-    from bench.runner import payload
-
-    peaks = {f"{dev}:{dt}": round(matmul_peak_gflops(dev, dt), 2)
-             for dev in devices() for dt in (["float32"] + (["bfloat16"] if dev == "cuda" else []))}
-    log.info("matmul peak on %s: %s GFLOP/s", machine_id, peaks)
-    write_result(out, payload("machine", "hardware", None, None, {}, {"matmul_peak_gflops_per_s": peaks}))
+        strict_fp32()
+        peaks = {f"{dev}:{dt}": round(matmul_peak_gflops(dev, dt), 2)
+                 for dev, dts in config["dtypes"].items() for dt in dts}
+        log.info("matmul peak on %s: %s GFLOP/s", machine_id, peaks)
+        write_result(out, payload("machine", "hardware", None, None, config, {"matmul_peak_gflops_per_s": peaks}))
     return out
-
-
-def load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
-    from bench.train import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    model.load_state_dict(ckpt["best_state"] or ckpt["model"])
 
 
 def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint: Path | None,
@@ -78,7 +78,7 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
     from bench.flops import count_flops
     from bench.models import create_model
     from bench.profile import measure_latency, resolution_sweep, roofline
-    from bench.runner import model_info
+    from bench.train import load_checkpoint
 
     cfg, size, chans = suite.profile, suite.data.image_size, suite.data.in_chans
 
@@ -90,8 +90,10 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
 
     model = build(size)
     if checkpoint is not None:
-        load_weights(model, checkpoint)
+        ckpt = load_checkpoint(checkpoint)
+        model.load_state_dict(ckpt["best_state"] or ckpt["model"])
     flops = count_flops(model, (1, chans, size, size))
+    strict_fp32()
     latency = []
     for dev in devices():
         model.to(dev)
@@ -100,61 +102,73 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
                 latency.append(measure_latency(model, batch_size=batch, image_size=size, in_chans=chans,
                                                device=dev, dtype=dtype, warmup=cfg.warmup, runs=cfg.runs))
     model.to("cpu")
-    sweep = resolution_sweep(build, cfg.resolutions, tokens_for=lambda r: first_grid_tokens(build(r), r, chans),
-                             count_gmacs=gmacs_at, device=devices()[-1], dtype="float32",
+    sweep = resolution_sweep(build, cfg.resolutions, tokens_for=lambda m, r: first_grid_tokens(m, r, chans),
+                             count_gmacs=gmacs_at, device=devices()[-1], dtype="float32", in_chans=chans,
                              batch_size=1, warmup=cfg.warmup, runs=cfg.sweep_runs)
-    throughput = max((e for e in latency if e["dtype"] == "float32"), key=lambda e: (e["device"] != "cpu", e["batch_size"]))
+    throughput = max((e for e in latency if e["dtype"] == "float32"),
+                     key=lambda e: (e["device"] != "cpu", e["batch_size"]))
     peak = peaks.get(f"{throughput['device']}:float32")
+    gmacs = round(flops.gmacs, 6)
     metrics = {
         "params": sum(p.numel() for p in model.parameters()),
-        "gmacs": round(flops.gmacs, 6), "gflops": round(flops.gflops, 6),
+        "gmacs": gmacs, "gflops": round(flops.gflops, 6),
         "flop_counters": {"torch_gmacs": round(flops.torch_gmacs, 6), "fvcore_gmacs": round(flops.fvcore_gmacs, 6),
                           "rel_diff": round(flops.rel_diff, 6)},
         "latency": latency,
         "resolution_sweep": sweep,
         "roofline": roofline(flops.gmacs, throughput, peak) if peak else None,
     }
-    return model_info(name, suite, model, num_classes, round(flops.gmacs, 6)), metrics
+    return model_info(name, suite.scale, model, size, chans, num_classes, gmacs), metrics
 
 
-def profile_one(suite: SuiteConfig, name: str, num_classes: int, paths: Any,
+def profile_one(suite: SuiteConfig, name: str, num_classes: int, paths: RunPaths,
                 checkpoint: Path | None = None, force: bool = False) -> Path:
     """Profile one model on this machine and write ``profile__<model>.json`` under its id."""
     out = result_path(paths.results, env.machine_info()["id"], suite.name, "profile", name, None)
+    config = {**suite.to_dict()["profile"], "scale": suite.scale, "image_size": suite.data.image_size,
+              "in_chans": suite.data.in_chans, "num_classes": num_classes, "tf32": False,
+              "checkpoint": display_path(checkpoint) if checkpoint else None}
+    config["fingerprint"] = fingerprint({k: v for k, v in config.items() if k != "checkpoint"})
     with exclusive_lock(paths.lock_for(out)):
-        return _profile_one_locked(suite, name, num_classes, paths, out, checkpoint, force)
-
-
-def _profile_one_locked(suite: SuiteConfig, name: str, num_classes: int, paths: Any, out: Path,
-                        checkpoint: Path | None, force: bool) -> Path:
-    from bench.runner import error_record, is_done, payload
-
-    if not force and is_done(out):
-        log.info("skip profile of %s: %s exists", name, out)
-        return out
-    machine = load_result(ensure_machine_record(paths))
-    peaks = machine["metrics"]["matmul_peak_gflops_per_s"]
-    config = {**suite.to_dict()["profile"], "checkpoint": str(checkpoint) if checkpoint else None}
-    info, metrics, error = None, {}, None
-    try:
-        info, metrics = profile_metrics(suite, name, num_classes, checkpoint, peaks)
-    except Exception as exc:  # noqa: BLE001 - recorded, not dropped
-        error = error_record(exc, "profile")
-    write_result(out, payload("profile", suite.name, info, None, config, metrics, error))
-    log.info("wrote %s", out)
+        if not force and is_done(out, config["fingerprint"]):
+            log.info("skip profile of %s: %s exists", name, out)
+            return out
+        peaks = load_result(ensure_machine_record(paths))["metrics"]["matmul_peak_gflops_per_s"]
+        info, metrics, error = None, {}, None
+        try:
+            info, metrics = profile_metrics(suite, name, num_classes, checkpoint, peaks)
+        except Exception as exc:  # noqa: BLE001 - recorded, not dropped
+            error = error_record(exc, "profile")
+        write_result(out, payload("profile", suite.name, info, None, config, metrics, error))
+        log.info("wrote %s", out)
     return out
 
 
-def profile_from_checkpoints(suite: SuiteConfig, checkpoint_dir: Path, paths: Any, force: bool = False) -> list[Path]:
-    """Profile every model that has a checkpoint in ``checkpoint_dir`` (as written by ``medbench run``)."""
+def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, seed: int, num_classes: int,
+                  force: bool = False) -> list[Path]:
+    """Profile each model with the checkpoint of ``seed`` when one exists (random weights otherwise)."""
     from bench.train import load_checkpoint
 
-    found: dict[str, Path] = {}
-    for ckpt_path in sorted(Path(checkpoint_dir).glob("*.pt")):
+    written = []
+    for name in models:
+        ckpt = paths.checkpoint(suite.name, name, seed)
+        classes = len(load_checkpoint(ckpt)["class_names"]) if ckpt.exists() else num_classes
+        written.append(profile_one(suite, name, classes, paths, checkpoint=ckpt if ckpt.exists() else None,
+                                   force=force))
+    return written
+
+
+def profile_from_checkpoints(suite: SuiteConfig, checkpoint_dir: Path, paths: RunPaths,
+                             force: bool = False) -> list[Path]:
+    """Profile every model with a finished checkpoint of ``suite`` under ``checkpoint_dir`` (any depth)."""
+    from bench.train import load_checkpoint
+
+    found: dict[str, tuple[Path, int]] = {}
+    for ckpt_path in sorted(Path(checkpoint_dir).rglob("*.pt")):
         ckpt = load_checkpoint(ckpt_path)
         if ckpt["suite"] == suite.name and ckpt["finished"]:
-            found.setdefault(ckpt["model_name"], ckpt_path)
+            found.setdefault(ckpt["model_name"], (ckpt_path, len(ckpt["class_names"])))
     if not found:
         raise FileNotFoundError(f"{checkpoint_dir}: no finished checkpoints of suite {suite.name!r}")
-    return [profile_one(suite, name, len(load_checkpoint(p)["class_names"]), paths, checkpoint=p, force=force)
-            for name, p in sorted(found.items())]
+    return [profile_one(suite, name, classes, paths, checkpoint=path, force=force)
+            for name, (path, classes) in sorted(found.items())]

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from bench.env import cpu_cores
+
 log = logging.getLogger(__name__)
 
 _STATUS = Path("/proc/self/status")
@@ -92,8 +94,8 @@ def warn_if_cpu_busy(min_interval_s: float = 60.0) -> float | None:
     global _last_busy_warning
     try:
         load = os.getloadavg()[0]
-        cores = len(os.sched_getaffinity(0))
-    except (OSError, AttributeError):
+        cores = cpu_cores()
+    except OSError:
         return None
     now = time.monotonic()
     if load > cores + 1 and now - _last_busy_warning > min_interval_s:

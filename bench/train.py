@@ -9,11 +9,8 @@ DistributedDataParallel; only rank 0 writes.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,6 +30,8 @@ from bench.data.transforms import augment_batch
 from bench.distributed import DistContext, barrier, broadcast_object, gather_objects
 from bench.metrics import classification_report
 from bench.models import create_model
+from bench.records import fingerprint
+from bench.results import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,16 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31 - 1)
 
 
+# Settings that change how a run is evaluated or executed, not what it trains.
+NOT_TRAINING = ("bootstrap", "num_workers")
+
+
 def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
-    """Identifies what a checkpoint was trained with; a mismatch means start afresh."""
-    payload = {"model": model_name, "seed": seed, "scale": suite.scale,
-               "data": suite.to_dict()["data"], "train": suite.to_dict()["train"]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Identifies what a run trains; a checkpoint or result with another one is not reused."""
+    values = suite.to_dict()
+    train = {k: v for k, v in values["train"].items() if k not in NOT_TRAINING}
+    return fingerprint({"model": model_name, "seed": seed, "scale": suite.scale, "data": values["data"],
+                        "train": train})
 
 
 def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -61,14 +65,6 @@ def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through a temp file and rename, so a kill never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -171,7 +167,7 @@ class Trainer:
 
     def save_checkpoint(self, epoch: int) -> None:
         if self.ctx.is_main:
-            atomic_torch_save({
+            atomic_write(self.checkpoint_path, lambda fh: torch.save({
                 "format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint,
                 "model_name": self.model_name, "scale": self.suite.scale, "seed": self.seed,
                 "suite": self.suite.name, "class_names": list(self.data.class_names),
@@ -181,7 +177,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "history": self.history.as_dict(),
                 "best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state,
                 "train_seconds": self.train_seconds, "train_images": self.train_images,
-            }, self.checkpoint_path)
+            }, fh), binary=True)
         barrier(self.ctx)
 
     # ---- one epoch ---------------------------------------------------------------------
@@ -209,9 +205,9 @@ class Trainer:
         bar = tqdm(loader, desc=f"{self.model_name} s{self.seed} e{epoch + 1}/{self.cfg.epochs}",
                    leave=False, disable=not self.progress or not sys.stderr.isatty())
         for step, (images, labels) in enumerate(bar):
+            images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             if self.cfg.augment:
                 images = augment_batch(images, self.cfg, gen)
-            images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.criterion(self.net(images), labels)
             if not torch.isfinite(loss):

@@ -18,7 +18,8 @@ from bench.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.results import ResultError, load_result
-from bench.runner import RunPaths, train_one
+from bench.records import RunPaths
+from bench.runner import train_one
 from engine_helpers import REPO, comparable, medbench, tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -145,6 +146,11 @@ def test_finished_runs_are_skipped_unless_forced(suite_file, tmp_path, monkeypat
     caplog.clear()
     train_one(suite, "pyramid_softmax", 0, data, _paths(tmp_path), force=True, progress=False)
     assert "skip pyramid_softmax" not in caplog.text and out.stat().st_mtime_ns != stamp
+    caplog.clear()
+    other = dataclasses.replace(suite, train=dataclasses.replace(suite.train, lr=1e-4))
+    train_one(other, "pyramid_softmax", 0, data, _paths(tmp_path), progress=False)
+    assert "was made with another config" in caplog.text and "skip pyramid_softmax" not in caplog.text
+    assert load_result(out)["config"]["train"]["lr"] == 1e-4
 
 
 def test_two_concurrent_runs_train_each_job_once(suite_file, tmp_path):

@@ -13,16 +13,14 @@ PNG bytes, however many worker processes draw it. Layout (RadImageNet's, plus ma
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import logging
 import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -30,6 +28,8 @@ from tqdm import tqdm
 
 from bench.data.samples import render
 from bench.data.splits import SPLITS, stratified_split
+from bench.env import cpu_cores
+from bench.results import exclusive_lock
 
 if TYPE_CHECKING:
     from bench.config import DataConfig
@@ -100,8 +100,7 @@ def _write_chunk(root: Path, size: int, seed: int, items: list[tuple[int, str]])
 
 
 def _default_workers(num_images: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 1 if num_images < 1000 else min(cores, 8)  # a pool costs ~1 s to start
+    return 1 if num_images < 1000 else min(cpu_cores(), 8)  # a pool costs ~1 s to start
 
 
 def generate(root: Path, num_images: int, size: int = 128, seed: int = 0, progress: bool = True,
@@ -157,18 +156,6 @@ def _read_info(root: Path) -> dict | None:
         return None
 
 
-@contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    """Serialise generation of one root across processes (e.g. several DDP ranks)."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_dataset(cfg: DataConfig, progress: bool = True) -> Path:
     """Return the synthetic dataset root for ``cfg``, generating it when absent or stale.
 
@@ -179,7 +166,7 @@ def ensure_dataset(cfg: DataConfig, progress: bool = True) -> Path:
         raise ValueError(f"ensure_dataset needs data.kind 'synthetic', got {cfg.kind!r}")
     root = cfg.root_path
     wanted = _params(cfg.num_images, cfg.generator_size, cfg.seed)
-    with _lock(root):
+    with exclusive_lock(root.parent / f".{root.name}.lock"):  # one generator per root, e.g. across DDP ranks
         info = _read_info(root)
         if info is not None and all(info.get(k) == v for k, v in wanted.items()) \
                 and (root / "manifest.csv").is_file():

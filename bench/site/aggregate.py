@@ -223,7 +223,7 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]]) -> Profi
     sweep = sorted(
         (SweepPoint(**{k: e.get(k) for k in SweepPoint.__dataclass_fields__} | {"status": e.get("status", "ok")})
          for e in m.get("resolution_sweep", [])),
-        key=lambda e: (e.device, e.dtype, e.batch_size, e.tokens),
+        key=lambda e: (e.device, e.dtype, e.batch_size, e.image_size),
     )
     counters = m.get("flop_counters") or {}
     return ProfileModel(

@@ -158,7 +158,8 @@ def resolution_sweep(section: PerfMachine) -> go.Figure:
     fig = go.Figure()
     for prof in section.profiles:
         for device, dtype in sorted({(pt.device, pt.dtype) for pt in prof.sweep}):
-            pts = [pt for pt in prof.sweep if (pt.device, pt.dtype) == (device, dtype) and pt.p50_ms is not None]
+            pts = [pt for pt in prof.sweep if (pt.device, pt.dtype) == (device, dtype) and pt.p50_ms is not None
+                   and pt.tokens is not None]
             name = prof.model if len(combos) == 1 else f"{prof.model} ({device} {dtype})"
             fig.add_trace(go.Scatter(
                 x=[pt.tokens for pt in pts], y=[r(pt.p50_ms) for pt in pts], name=label(name), mode="lines+markers",
