@@ -210,8 +210,9 @@ class Trainer:
                 images = augment_batch(images, self.cfg, gen)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.criterion(self.net(images), labels)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            if not self.all_ranks_finite(loss):
+                raise NonFiniteLossError(f"loss became non-finite at epoch {epoch + 1}, step {step + 1} "
+                                         f"(this rank: {loss.item()})")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.grad_clip > 0:
@@ -224,6 +225,13 @@ class Trainer:
         seconds = time.perf_counter() - start
         losses = gather_objects(self.ctx, (total_loss, seen))
         return sum(l for l, _ in losses) / max(1, sum(s for _, s in losses)), sum(s for _, s in losses), seconds
+
+    def all_ranks_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: all stop together, none waits in backward."""
+        finite = torch.isfinite(loss.detach()).float()
+        if self.ctx.enabled:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
 
     @torch.inference_mode()
     def predict(self, split: str) -> tuple[np.ndarray, np.ndarray, float]:
