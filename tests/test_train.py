@@ -103,7 +103,7 @@ def _assert_every_visible_json_is_valid(results: Path, seen: set[str]) -> None:
 
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(suite_file, tmp_path):
     common = ["train", "--suite", str(suite_file), "--model", "pyramid_softmax", "--seed", "1",
-              "--set", "train.epochs=4"]
+              "--set", "train.epochs=4", "--set", "train.batch_size=8"]  # small batches: epochs long enough to hit
     killed = tmp_path / "killed"
     args = [*common, "--results-dir", str(killed / "results"), "--checkpoint-dir", str(killed / "ckpt")]
     env = {**os.environ, "MEDBENCH_MACHINE_ID": "test-machine", "OMP_NUM_THREADS": "1"}
@@ -116,7 +116,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(suite_file, t
         _assert_every_visible_json_is_valid(killed, seen)
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its first checkpoint: " + proc.stderr.read()[-2000:]
-    time.sleep(0.3)  # into the second epoch
+    time.sleep(0.1)  # into the second epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not list((killed / "results").rglob("*.json")), "a killed run must leave no result"
