@@ -288,7 +288,7 @@ class Trainer:
             report = classification_report(probs, labels, self.data.class_names,
                                            n_bootstrap=self.cfg.bootstrap, seed=self.seed)
             report.update({
-                "curves": {k: v for k, v in self.history.as_dict().items()},
+                "curves": self.history.as_dict(),
                 "best_epoch": self.best_epoch,
                 "train_time_s": round(self.train_seconds, 3),
                 "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 2),
