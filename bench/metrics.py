@@ -1,32 +1,44 @@
 """Imbalance-aware classification metrics with bootstrap confidence intervals.
 
-scikit-learn computes each metric; this module only decides which ones, handles the
-classes absent from a resample, and bootstraps the test set for 95% intervals.
+Point estimates are checked against scikit-learn (see tests); the bootstrap uses
+vectorised weighted forms of the same metrics. Any label set is handled: binary tasks,
+a test split with a single class, classes with no test examples. A metric that is not
+defined for the data is reported as ``{"value": None, "ci95": [None, None], "reason": ...}``
+rather than NaN, so every report serialises as strict JSON.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    balanced_accuracy_score,
-    cohen_kappa_score,
-    confusion_matrix,
-    roc_auc_score,
-    top_k_accuracy_score,
-)
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
+
+from bench.stats import resample_counts, weighted_balanced_accuracy
 
 log = logging.getLogger(__name__)
 
 ECE_BINS = 15
+TOP_K = 5
+METRIC_NAMES = ("top1", "top5", "balanced_accuracy", "macro_auc", "cohen_kappa", "ece")
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Top-label ECE (Guo et al., 2017): bin by confidence, weight |accuracy − confidence| by bin size."""
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
+def _top_label_confidence(probs: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    return probs[np.arange(len(preds)), preds]
+
+
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS, preds: np.ndarray | None = None
+) -> float:
+    """Top-label ECE (Guo et al., 2017): bin by confidence, weight |accuracy − confidence| by bin size.
+
+    ``preds`` defaults to the argmax; a baseline that predicts at random passes its own.
+    """
+    preds = probs.argmax(axis=1) if preds is None else preds
+    confidence = _top_label_confidence(probs, preds)
+    correct = preds == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
@@ -37,93 +49,138 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(np.sum(gaps * counts[filled]) / len(labels))
 
 
+def top_k_hits(probs: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Per-item top-k hit, with tied scores broken at random in expectation.
+
+    An item whose true class has ``g`` strictly higher scores and ``e`` equal ones (itself
+    included) scores ``clip((k − g) / e, 0, 1)``. Without ties this is scikit-learn's
+    top-k accuracy; with ties (a constant-probability baseline) it is not biased towards
+    whichever class index a sort happens to put first.
+    """
+    true_score = probs[np.arange(len(labels)), labels][:, None]
+    greater = (probs > true_score).sum(axis=1)
+    equal = (probs == true_score).sum(axis=1)
+    return np.clip((k - greater) / equal, 0.0, 1.0)
+
+
 def macro_auc(probs: np.ndarray, labels: np.ndarray) -> float | None:
-    """Macro one-vs-rest AUC over the classes present in ``labels`` (None if fewer than two)."""
+    """Binary AUC of class 1 for two classes; else macro one-vs-rest AUC over the present classes.
+
+    None when fewer than two classes are present in ``labels``.
+    """
     present = np.unique(labels)
     if len(present) < 2:
         return None
-    scores = [roc_auc_score(labels == c, probs[:, c]) for c in present]
-    return float(np.mean(scores))
+    if probs.shape[1] == 2:
+        return float(roc_auc_score(labels == 1, probs[:, 1]))
+    return float(np.mean([roc_auc_score(labels == c, probs[:, c]) for c in present]))
 
 
-def _scalar_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
-    num_classes = probs.shape[1]
-    preds = probs.argmax(axis=1)
-    k = min(5, num_classes - 1)
-    kappa = cohen_kappa_score(labels, preds) if len(np.unique(np.r_[labels, preds])) > 1 else 0.0
+def undefined_reasons(num_classes: int, labels: np.ndarray) -> dict[str, str]:
+    """Why each metric that the label set cannot support is undefined (metric name → reason)."""
+    reasons = {}
+    if num_classes <= TOP_K:
+        reasons["top5"] = f"top-{TOP_K} accuracy needs more than {TOP_K} classes; the task has {num_classes}"
+    n_present = len(np.unique(labels))
+    if n_present < 2:
+        why = f"the test split holds {n_present} class; needs at least 2"
+        reasons["macro_auc"] = f"AUC is undefined: {why}"
+        reasons["cohen_kappa"] = f"Cohen's kappa is degenerate (chance agreement is total): {why}"
+    return reasons
+
+
+def _scalar_metrics(probs: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> dict[str, float | None]:
+    skip = undefined_reasons(probs.shape[1], labels)
     return {
         "top1": float(np.mean(preds == labels)),
-        "top5": float(top_k_accuracy_score(labels, probs, k=k, labels=np.arange(num_classes))),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, preds)),
-        "macro_auc": macro_auc(probs, labels),
-        "cohen_kappa": float(kappa),
-        "ece": expected_calibration_error(probs, labels),
+        "top5": None if "top5" in skip else float(np.mean(top_k_hits(probs, labels))),
+        "balanced_accuracy": float(weighted_balanced_accuracy(preds == labels, labels, np.ones((1, len(labels))))[0]),
+        "macro_auc": None if "macro_auc" in skip else macro_auc(probs, labels),
+        "cohen_kappa": None if "cohen_kappa" in skip else float(cohen_kappa_score(labels, preds)),
+        "ece": expected_calibration_error(probs, labels, preds=preds),
     }
 
 
-def weighted_metrics(probs: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+def _weighted_auc(probs: np.ndarray, labels: np.ndarray, w: np.ndarray, c: int) -> np.ndarray:
+    """One-vs-rest AUC of class ``c`` per weight row: Mann-Whitney U with tie correction, one sort."""
+    order = np.argsort(probs[:, c], kind="stable")
+    scores, positive = probs[order, c], labels[order] == c
+    wc = w[:, order]
+    neg_cum = np.concatenate([np.zeros((len(w), 1)), np.cumsum(wc * ~positive, axis=1)], axis=1)
+    lo = np.searchsorted(scores, scores, side="left")
+    hi = np.searchsorted(scores, scores, side="right")
+    below = neg_cum[:, lo] + 0.5 * (neg_cum[:, hi] - neg_cum[:, lo])
+    pos_w, neg_w = (wc * positive).sum(axis=1), neg_cum[:, -1]
+    defined = (pos_w > 0) & (neg_w > 0)
+    num = (wc * positive * below).sum(axis=1)
+    return np.divide(num, pos_w * neg_w, out=np.full(len(w), np.nan), where=defined)
+
+
+def weighted_metrics(
+    probs: np.ndarray, labels: np.ndarray, weights: np.ndarray, preds: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The scalar metrics of many weighted copies of one test set at once.
 
     ``weights`` is (B, N): row b counts how often item n was drawn in bootstrap resample b.
-    These are the vectorised forms of the scikit-learn metrics (tests check that both agree
-    on unit weights); they make a 1000-resample bootstrap cost well under a second.
+    These are the vectorised forms of the point metrics (tests check that both agree on unit
+    weights); they make a 1000-resample bootstrap cost well under a second. A metric that is
+    undefined for a resample (e.g. AUC when it drew one class) is NaN there; metrics undefined
+    for the whole label set (top-5 with ≤ 5 classes) are left out.
     """
     n, k = probs.shape
     w = np.asarray(weights, dtype=np.float64)
     total = w.sum(axis=1)
-    preds = probs.argmax(axis=1)
-    top5 = np.argsort(-probs, axis=1)[:, : min(5, k - 1)]
-    out = {
-        "top1": w @ (preds == labels) / total,
-        "top5": w @ (top5 == labels[:, None]).any(axis=1) / total,
-    }
+    preds = probs.argmax(axis=1) if preds is None else preds
+    correct = preds == labels
+    out = {"top1": w @ correct / total}
+    if k > TOP_K:
+        out["top5"] = w @ top_k_hits(probs, labels) / total
+    out["balanced_accuracy"] = weighted_balanced_accuracy(correct, labels, w)
+
     cm = (w @ np.eye(k * k)[labels * k + preds]).reshape(-1, k, k)
     support = cm.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.diagonal(cm, axis1=1, axis2=2) / support
-        out["balanced_accuracy"] = np.nanmean(np.where(support > 0, recall, np.nan), axis=1)
-        observed = np.trace(cm, axis1=1, axis2=2) / total
-        expected = np.einsum("bk,bk->b", support, cm.sum(axis=1)) / total**2
-        out["cohen_kappa"] = np.where(expected < 1, (observed - expected) / (1 - expected), 0.0)
+    observed = np.trace(cm, axis1=1, axis2=2) / total
+    expected = np.einsum("bk,bk->b", support, cm.sum(axis=1)) / total**2
+    # kappa is defined only when the resample holds two or more true classes (as for the point value)
+    two_classes = (support > 0).sum(axis=1) >= 2
+    out["cohen_kappa"] = np.divide(observed - expected, 1 - expected, out=np.full(len(w), np.nan),
+                                   where=two_classes & (expected < 1))
 
-    confidence = probs.max(axis=1)
+    confidence = _top_label_confidence(probs, preds)
     edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
     bins = np.eye(ECE_BINS)[np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, ECE_BINS - 1)]
-    gap = np.abs(w @ (bins * (preds == labels)[:, None]) - w @ (bins * confidence[:, None]))
+    gap = np.abs(w @ (bins * correct[:, None]) - w @ (bins * confidence[:, None]))
     out["ece"] = gap.sum(axis=1) / total
 
-    aucs = []
-    for c in range(k):  # Mann-Whitney U with tie correction, one sort per class
-        order = np.argsort(probs[:, c], kind="stable")
-        scores, positive = probs[order, c], labels[order] == c
-        wc = w[:, order]
-        neg_cum = np.concatenate([np.zeros((len(w), 1)), np.cumsum(wc * ~positive, axis=1)], axis=1)
-        lo = np.searchsorted(scores, scores, side="left")
-        hi = np.searchsorted(scores, scores, side="right")
-        below = neg_cum[:, lo] + 0.5 * (neg_cum[:, hi] - neg_cum[:, lo])
-        pos_w, neg_w = (wc * positive).sum(axis=1), neg_cum[:, -1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            aucs.append(np.where((pos_w > 0) & (neg_w > 0), (wc * positive * below).sum(axis=1) / (pos_w * neg_w), np.nan))
-    out["macro_auc"] = np.nanmean(np.stack(aucs, axis=1), axis=1)
+    if k == 2:
+        out["macro_auc"] = _weighted_auc(probs, labels, w, 1)
+    else:
+        aucs = np.stack([_weighted_auc(probs, labels, w, c) for c in range(k)], axis=1)
+        counted = np.isfinite(aucs)
+        sums = np.where(counted, aucs, 0.0).sum(axis=1)
+        out["macro_auc"] = np.divide(sums, counted.sum(axis=1), out=np.full(len(w), np.nan),
+                                     where=counted.sum(axis=1) >= 2)
     return out
 
 
-def bootstrap_ci(probs: np.ndarray, labels: np.ndarray, n_resamples: int, seed: int = 0) -> dict[str, list[float]]:
-    """Percentile 95% intervals of every scalar metric, resampling test items with replacement."""
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    draws = rng.integers(0, n, size=(n_resamples, n))
-    weights = np.zeros((n_resamples, n))
-    np.add.at(weights, (np.arange(n_resamples)[:, None], draws), 1.0)
+def bootstrap_ci(
+    probs: np.ndarray, labels: np.ndarray, n_resamples: int, seed: int = 0, preds: np.ndarray | None = None
+) -> dict[str, list[float | None]]:
+    """Percentile 95% intervals of every scalar metric, resampling test items with replacement.
+
+    Resamples where a metric is undefined are left out of its interval; an endpoint that
+    cannot be computed at all is None.
+    """
+    weights = resample_counts(len(labels), n_resamples, np.random.default_rng(seed))
     out = {}
-    for name, values in weighted_metrics(probs, labels, weights).items():
-        lo, hi = np.nanpercentile(values, [2.5, 97.5])
-        out[name] = [float(lo), float(hi)]
+    for name, values in weighted_metrics(probs, labels, weights, preds).items():
+        finite = values[np.isfinite(values)]
+        out[name] = [float(v) for v in np.percentile(finite, [2.5, 97.5])] if len(finite) else [None, None]
     return out
 
 
 def per_class_rates(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Sensitivity (recall) and specificity of each class from a confusion matrix."""
+    """Sensitivity (recall) and specificity of each class from a confusion matrix (None when 0/0)."""
     total = cm.sum()
     out = {}
     for i, name in enumerate(class_names):
@@ -139,25 +196,67 @@ def per_class_rates(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, dic
     return out
 
 
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _entry(value: float | None, ci: list[float | None], reason: str | None) -> dict[str, Any]:
+    value = _finite(value)
+    if value is None:
+        return {"value": None, "ci95": [None, None], "reason": reason or "not finite for these predictions"}
+    return {"value": value, "ci95": [_finite(v) for v in ci]}
+
+
 def classification_report(
     probs: np.ndarray,
     labels: np.ndarray,
     class_names: Sequence[str],
     n_bootstrap: int = 1000,
     seed: int = 0,
+    preds: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every test metric of a train result: point estimates with 95% CIs, per class, confusion matrix."""
+    """Every test metric of a result: point estimates with 95% CIs, per class, confusion matrix.
+
+    ``preds`` (default: argmax of ``probs``) lets a baseline whose predictions are not the
+    argmax of its probabilities (uniform random guessing) be scored as it predicts. The
+    report also carries the predicted class per test image (``test_predictions``, in split
+    order) so that seeds and models can be compared later from results alone.
+    """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    if probs.ndim != 2 or probs.shape[0] != labels.shape[0] or probs.shape[1] != len(class_names):
-        raise ValueError(f"probs {probs.shape} and labels {labels.shape} do not fit {len(class_names)} classes")
-    point = _scalar_metrics(probs, labels)
-    intervals = bootstrap_ci(probs, labels, n_bootstrap, seed) if n_bootstrap else {}
+    k = len(class_names)
+    if probs.ndim != 2 or probs.shape[0] != labels.shape[0] or probs.shape[1] != k:
+        raise ValueError(f"probs {probs.shape} and labels {labels.shape} do not fit {k} classes")
+    if len(labels) == 0:
+        raise ValueError("no test items to score")
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"labels must lie in [0, {k}); got [{labels.min()}, {labels.max()}]")
+    bad_rows = ~np.isfinite(probs).all(axis=1)
+    if bad_rows.any():  # a diverged model: score those rows as uniform guesses instead of crashing
+        log.warning("%d of %d test rows have non-finite probabilities; scored as uniform", bad_rows.sum(), len(probs))
+        probs = np.where(bad_rows[:, None], 1.0 / k, probs)
+    preds = probs.argmax(axis=1) if preds is None else np.asarray(preds, dtype=np.int64)
+    if preds.shape != labels.shape or preds.min() < 0 or preds.max() >= k:
+        raise ValueError(f"preds {preds.shape} must be {labels.shape} class ids in [0, {k})")
+
+    point = _scalar_metrics(probs, labels, preds)
+    intervals = bootstrap_ci(probs, labels, n_bootstrap, seed, preds) if n_bootstrap else {}
+    reasons = undefined_reasons(k, labels)
     report: dict[str, Any] = {
-        name: {"value": value, "ci95": intervals.get(name, [None, None])} for name, value in point.items()
+        name: _entry(value, intervals.get(name, [None, None]), reasons.get(name)) for name, value in point.items()
     }
-    cm = confusion_matrix(labels, probs.argmax(axis=1), labels=np.arange(len(class_names)))
+    cm = confusion_matrix(labels, preds, labels=np.arange(k))
+    absent = [name for name, n in zip(class_names, cm.sum(axis=1)) if n == 0]
+    if absent:  # say so where it changes the meaning of a mean over classes
+        note = f"over the {k - len(absent)} classes present in the test split; absent: {absent}"
+        for name in ("balanced_accuracy", "macro_auc"):
+            if report[name]["value"] is not None:
+                report[name]["note"] = note
+    report["classes_absent_from_test"] = absent
     report["confusion_matrix"] = cm.astype(int).tolist()
     report["per_class"] = per_class_rates(cm, class_names)
     report["num_test"] = int(len(labels))
+    report["test_predictions"] = preds.astype(int).tolist()
+    if bad_rows.any():
+        report["nonfinite_prob_rows"] = int(bad_rows.sum())
     return report
