@@ -41,11 +41,12 @@ REFERENCE_TOLERANCE = 1.10  # ours / reference, forward + backward
 FIT_POINTS = 3  # the slope is fitted over this many of the largest token counts that ran
 
 # Constructor options per module. Linformer's k and Performer's m are fixed for every N,
-# so that linear-time methods show linear scaling; windows of 8 tile every grid without
-# padding; XCA is timed without its LPI conv branch, which is not attention.
+# so that linear-time methods show linear scaling; Performer never redraws its features
+# (the references below use the same k and m and do not redraw either); windows of 8 tile
+# every grid without padding; XCA is timed without its LPI conv branch, which is not attention.
 MODULE_OPTIONS: dict[str, dict[str, Any]] = {
     "linformer": {"proj_len": 256},
-    "performer": {"num_features": 256},
+    "performer": {"num_features": 256, "redraw_interval": 0},
     "swin": {"window_size": 8, "shift": False},
     "xca": {"lpi": False},
 }
@@ -232,12 +233,30 @@ def _timm_window(channels: int, heads: int, tokens: int) -> nn.Module:
 
 
 def _pypi_linformer(channels: int, heads: int, tokens: int) -> nn.Module:
+    """The ``linformer`` package's attention, shaped and shared like ours.
+
+    Ours computes separate keys and values (W_K, W_V) and projects both N -> k with one
+    shared E (E = F). The package's ``share_kv=True`` would also tie W_V to W_K
+    (values = keys), skipping the N C^2 of the value projection that ours computes; its
+    default keeps separate E and F, which is the same work but twice the N x k
+    parameters. So it is built with ``share_kv=False`` and F tied to E: one N x k
+    parameter, the same matrix products as ours (see ``bench.flops_formulas``). k is
+    capped at N, as ours is.
+    """
     from linformer import LinformerSelfAttention
 
-    return LinformerSelfAttention(channels, seq_len=tokens, k=MODULE_OPTIONS["linformer"]["proj_len"], heads=heads)
+    k = min(tokens, MODULE_OPTIONS["linformer"]["proj_len"])
+    ref = LinformerSelfAttention(channels, seq_len=tokens, k=k, heads=heads, share_kv=False)
+    ref.proj_v = ref.proj_k  # one Parameter under both names: keys and values share E
+    return ref
 
 
 def _pypi_performer(channels: int, heads: int, tokens: int) -> nn.Module:
+    """performer-pytorch's FAVOR+ attention with our m; ``SelfAttention`` never redraws its features.
+
+    (Redraws happen only in the package's ``Performer`` wrapper, through its
+    ``ProjectionUpdater``; ``feature_redraw_interval`` is ignored by ``SelfAttention``.)
+    """
     from performer_pytorch import SelfAttention
 
     return SelfAttention(channels, heads=heads, dim_head=channels // heads, qkv_bias=True,
@@ -247,8 +266,16 @@ def _pypi_performer(channels: int, heads: int, tokens: int) -> nn.Module:
 REFERENCES: dict[str, tuple[str, Callable[[int, int, int], nn.Module]]] = {
     "xca": ("timm.models.xcit.XCA", _timm_xca),
     "swin": ("timm.models.swin_transformer.WindowAttention", _timm_window),
-    "linformer": ("linformer.LinformerSelfAttention", _pypi_linformer),
+    "linformer": ("linformer.LinformerSelfAttention (E = F shared)", _pypi_linformer),
     "performer": ("performer_pytorch.SelfAttention", _pypi_performer),
+}
+# How each reference is set up to do the same work as ours; recorded in the result's settings.
+REFERENCE_SETUP: dict[str, str] = {
+    "xca": "timm XCA, no LPI (ours runs with lpi=False)",
+    "swin": "timm WindowAttention on the same windows, no shift",
+    "linformer": "share_kv=False with proj_v tied to proj_k: separate W_K, W_V, one shared N->k projection, "
+                 "k = min(N, proj_len), as ours",
+    "performer": "nb_features = our num_features; no redraw (SelfAttention has no redraw of its own)",
 }
 
 
@@ -388,5 +415,7 @@ def run_attention_bench(
             "fit_points": FIT_POINTS,
             "glibc_keeps_freed_buffers": allocator_cache,
             "reference_tokens": list(reference_tokens),
+            "reference_setup": {name: REFERENCE_SETUP[name] for name in names if name in REFERENCES}
+            if references else {},
         },
     }

@@ -1,16 +1,21 @@
-"""FLOPs of a model's forward pass, from two independent counters that must agree.
+"""FLOPs of a model's forward pass: two counters that must agree, and closed forms for attention.
+
+What is counted: matrix products (mm, addmm, bmm, baddbmm, matmul, linear, einsum),
+convolutions and scaled-dot-product attention, fused or not, as multiply-accumulates
+(GMACs = MACs / 1e9, GFLOPs = 2 x GMACs). Element-wise work (activations, softmax, exp,
+bias additions, masks, residuals), norms, reductions and pooling are not counted.
 
 ``torch.utils.flop_counter.FlopCounterMode`` sees the aten ops as they dispatch;
-fvcore's ``FlopCountAnalysis`` sees a TorchScript trace. Both are taught the same op set:
-matrix products (mm, addmm, bmm, baddbmm, matmul, linear, einsum), convolutions and
-scaled-dot-product attention, fused or not. Element-wise ops, norms and pooling are left
-out of both, as is customary. Counts are multiply-accumulates: GMACs = MACs / 1e9 and
-GFLOPs = 2 x GMACs.
-
-Neither counter knows fused attention out of the box: torch's lacks the CPU flash kernel
-(``aten._scaled_dot_product_flash_attention_for_cpu``) and fvcore lacks
-``aten::scaled_dot_product_attention``; both are registered here, so a fused forward
-counts exactly what the explicit softmax(QK^T)V path counts.
+fvcore's ``FlopCountAnalysis`` sees a TorchScript trace. They reach their figures from
+different graphs, so their agreement checks linear layers, convolutions and explicit
+matmuls. It does not check attention: neither knows fused attention out of the box
+(torch's counter lacks the CPU flash kernel
+``aten._scaled_dot_product_flash_attention_for_cpu``, fvcore lacks
+``aten::scaled_dot_product_attention``), and both are taught the same L x S x (E + Ev)
+formula here, so a wrong attention cost would be wrong in both alike. Attention is
+checked instead against the closed forms in ``bench.flops_formulas``
+(tests/test_flops_formulas.py); with the formula registered, a fused forward counts
+exactly what the explicit softmax(QK^T)V path counts.
 """
 
 from __future__ import annotations
@@ -146,7 +151,7 @@ def fvcore_macs(model: nn.Module, x: torch.Tensor) -> int:
 # -- both ------------------------------------------------------------------------------
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> FlopReport:
-    """GMACs of one forward pass on an input of ``input_shape``, checked by two counters.
+    """GMACs (matmuls and convolutions) of one forward pass on an input of ``input_shape``, by two counters.
 
     The model runs in eval mode (restored afterwards) on its own device and dtype.
     Raises ``FlopMismatchError`` when the counters differ by more than 3%.
@@ -172,3 +177,24 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> FlopReport:
     gmacs = t_macs / 1e9
     return FlopReport(gmacs=gmacs, gflops=2 * gmacs, torch_gmacs=gmacs, fvcore_gmacs=f_macs / 1e9,
                       rel_diff=rel_diff)
+
+
+class _BoundGrid(nn.Module):
+    """An attention module with its grid bound, so that it runs as ``module(x)``."""
+
+    def __init__(self, attention: nn.Module, grid_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.attention = attention
+        self.grid_size = (int(grid_size[0]), int(grid_size[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, self.grid_size)
+
+
+def count_attention_flops(module: nn.Module, batch: int = 1) -> FlopReport:
+    """``count_flops`` of one attention module (``bench.models.attention`` contract) on its own grid.
+
+    The input is (batch, N, C) with N and C from the module's ``grid_size`` and ``dim``.
+    """
+    grid = module.grid_size
+    return count_flops(_BoundGrid(module, grid), (batch, grid[0] * grid[1], module.dim))

@@ -153,3 +153,74 @@ def test_every_registered_module_runs_with_its_options() -> None:
     compared = {r["module"] for r in result["reference"]}
     assert compared == set(ab.REFERENCES) & set(result["modules"])
     assert all(r["tokens"] == 64 and r["ratio"] > 0 for r in result["reference"])
+
+
+# --- the references do the same work as ours ---------------------------------------------------------
+
+
+def _ours(name: str, channels: int, heads: int, tokens: int) -> nn.Module:
+    attention = pytest.importorskip("bench.models.attention")
+    return ab._build_ours(attention.ATTENTION, name, channels, heads, ab._grid(tokens), "cpu")
+
+
+def test_linformer_reference_shares_one_projection_for_keys_and_values() -> None:
+    pytest.importorskip("linformer")
+    ref = ab.REFERENCES["linformer"][1](16, 2, 64)
+    assert ref.proj_v is ref.proj_k and not ref.share_kv  # E = F, but values are not keys
+    seq_projections = [p for p in ref.parameters() if p.shape == (64, 64)]  # (N, k), k capped at N = 64
+    assert len(seq_projections) == 1
+    assert ref.to_v is not ref.to_k  # separate W_K and W_V, like ours
+    ref = ref.to(torch.float64)  # converting (as .to(device) does) keeps the tie
+    assert ref.proj_v is ref.proj_k and ref.proj_k.dtype == torch.float64
+
+
+def test_linformer_reference_equals_ours_given_our_weights() -> None:
+    pytest.importorskip("linformer")
+    channels, heads, tokens = 16, 2, 64
+    ours = _ours("linformer", channels, heads, tokens).eval()
+    ref = ab.REFERENCES["linformer"][1](channels, heads, tokens).eval()
+    with torch.no_grad():
+        ours.qkv.bias.zero_()  # the package's q, k, v projections have no bias
+        w_q, w_k, w_v = ours.qkv.weight.chunk(3)
+        ref.to_q.weight.copy_(w_q)
+        ref.to_k.weight.copy_(w_k)
+        ref.to_v.weight.copy_(w_v)
+        ref.proj_k.copy_(ours.seq_proj.t())  # the package stores E as (N, k)
+        ref.to_out.load_state_dict(ours.proj.state_dict())
+        x = torch.randn(2, tokens, channels)
+        torch.testing.assert_close(ref(x), ours(x, ab._grid(tokens)), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["linformer", "performer"])
+def test_reference_counts_the_same_macs_as_ours(name: str) -> None:
+    pytest.importorskip(name if name == "linformer" else "performer_pytorch")
+    from bench.flops import torch_macs
+    from bench.flops_formulas import attention_macs
+
+    channels, heads, tokens = 16, 2, 1024
+    ours = _ours(name, channels, heads, tokens)
+    ref = ab.REFERENCES[name][1](channels, heads, tokens)
+    assert torch_macs(ref, torch.randn(1, tokens, channels)) == attention_macs(ours)
+
+
+def test_performer_reference_uses_our_features_count_and_never_redraws() -> None:
+    pytest.importorskip("performer_pytorch")
+    channels, heads, tokens = 16, 2, 64
+    ours = _ours("performer", channels, heads, tokens)
+    ref = ab.REFERENCES["performer"][1](channels, heads, tokens).train()
+    m = ab.MODULE_OPTIONS["performer"]["num_features"]
+    assert ours.redraw_interval == 0
+    assert ref.fast_attention.projection_matrix.shape == ours.features.shape == (m, channels // heads)
+    before = (ours.features.clone(), ref.fast_attention.projection_matrix.clone())
+    x, grad = ab._inputs(1, tokens, channels, "cpu")
+    for step in (ab._train_step(lambda t: ours(t, ab._grid(tokens)), ours, x, grad), ab._train_step(ref, ref, x, grad)):
+        for _ in range(3):
+            step()
+    assert torch.equal(ours.features, before[0])
+    assert torch.equal(ref.fast_attention.projection_matrix, before[1])
+
+
+def test_reference_setup_is_recorded(registry: Registry) -> None:
+    result = run(registry, ["pointwise"], time_budget_s=30.0)
+    assert result["settings"]["reference_setup"] == {}  # references off, and no reference for stand-ins
+    assert set(ab.REFERENCE_SETUP) == set(ab.REFERENCES)

@@ -90,3 +90,39 @@ def test_training_mode_restored() -> None:
     model = build("vit").train()
     count_flops(model, (1, 1, 64, 64))
     assert model.training
+
+
+def _softmax_attention() -> torch.nn.Module:
+    from bench.models.attention import ATTENTION
+
+    torch.manual_seed(0)
+    return ATTENTION.get("softmax")(32, 2, grid_size=(8, 8)).eval()
+
+
+def test_count_attention_flops_binds_the_grid_and_scales_with_batch() -> None:
+    module = _softmax_attention()
+    one, three = flops.count_attention_flops(module), flops.count_attention_flops(module, batch=3)
+    n, c = 64, 32
+    assert one.torch_gmacs * 1e9 == 4 * n * c * c + 2 * n * n * c  # projections + Q K^T + A V
+    assert three.torch_gmacs == pytest.approx(3 * one.torch_gmacs, rel=1e-12)
+
+
+def test_counters_agreeing_does_not_check_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both counters use one SDPA formula: get it wrong in both and they still agree.
+
+    That is why attention is checked against ``bench.flops_formulas`` instead.
+    """
+    from torch.utils import flop_counter
+
+    from bench.flops_formulas import attention_macs
+
+    sdpa_count = flop_counter.sdpa_flop_count
+    monkeypatch.setattr(flop_counter, "sdpa_flop_count", lambda *a, **k: 2 * sdpa_count(*a, **k))
+    fvcore_sdpa = flops._FVCORE_HANDLES["aten::scaled_dot_product_attention"]
+    monkeypatch.setitem(flops._FVCORE_HANDLES, "aten::scaled_dot_product_attention",
+                        lambda inputs, outputs: 2 * fvcore_sdpa(inputs, outputs))
+    module = _softmax_attention()
+    wrong = flops.count_attention_flops(module)  # no FlopMismatchError
+    assert wrong.rel_diff == 0
+    expected = attention_macs(module)
+    assert abs(wrong.torch_gmacs * 1e9 - expected) / expected > 0.2
