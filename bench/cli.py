@@ -20,6 +20,13 @@ def _csv(text: str) -> list[str]:
     return [t for t in text.split(",") if t]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def _suite(args: argparse.Namespace) -> SuiteConfig:
     """The named suite with every ``--set section.key=value`` override applied and re-validated."""
     suite = load_suite(args.suite)
@@ -63,7 +70,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         return 0
     root = Path(args.root) if args.root else data.root_path
     generate(root, num_images=args.num_images or data.num_images, size=args.size or data.generator_size,
-             seed=data.seed if args.seed is None else args.seed)
+             seed=data.seed if args.seed is None else args.seed, fractions=data.split_fractions)
     log.info("synthetic dataset written to %s", root)
     return 0
 
@@ -73,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
     written = run_suite(_suite(args), models=_csv(args.models) if args.models else None, seeds=seeds,
-                        stages=tuple(_csv(args.stages)), force=args.force, paths=_paths(args))
+                        stages=tuple(_csv(args.stages)), force=args.force, paths=_paths(args), jobs=args.jobs)
     log.info("%d result files up to date", len(written))
     return 0
 
@@ -210,8 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "train, evaluate and profile a suite (skips finished work)")
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
-    p.add_argument("--stages", default="train,profile")
+    p.add_argument("--stages", default="train,baselines,compare,profile",
+                   help="comma-separated subset of train,baselines,compare,profile")
     p.add_argument("--force", action="store_true", help="redo finished work")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="train this many runs at once on CPU, sharing the cores (default 1)")
 
     p = add("train", cmd_train, "train one (model, seed); works under torchrun")
     p.add_argument("--model", required=True)

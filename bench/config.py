@@ -36,6 +36,9 @@ class DataConfig:
     num_images: int = 3000  # synthetic only: how many to generate
     generator_size: int = 128  # synthetic only: resolution of the stored PNGs
     seed: int = 0  # synthetic only: generator seed
+    # train/val/test shares where the source has no split of its own; evaluation is cheap,
+    # so val and test may be large enough to resolve small differences between models
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
 
     def __post_init__(self) -> None:
         _check(self.kind in DATA_KINDS, f"data.kind must be one of {DATA_KINDS}, got {self.kind!r}")
@@ -43,6 +46,9 @@ class DataConfig:
         _check(self.in_chans in (1, 3), f"data.in_chans must be 1 or 3, got {self.in_chans}")
         _check(self.num_images >= 100, f"data.num_images must be >= 100, got {self.num_images}")
         _check(self.generator_size >= 32, f"data.generator_size must be >= 32, got {self.generator_size}")
+        _check(len(self.split_fractions) == 3 and min(self.split_fractions) > 0
+               and abs(sum(self.split_fractions) - 1.0) < 1e-6,
+               f"data.split_fractions must be three positive shares summing to 1, got {self.split_fractions}")
 
     @property
     def root_path(self) -> Path:
@@ -52,9 +58,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training recipe: recorded in full in every train result."""
+    """The training recipe: recorded in full in every train result.
+
+    ``epochs`` is a cap: training stops early once validation balanced accuracy has not
+    improved for ``patience`` epochs (0 trains every epoch). The LR schedule (warm-up, then
+    cosine) spans the cap, so where a run stops never changes the steps before it.
+    """
 
     epochs: int = 10
+    patience: int = 0
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -76,6 +88,8 @@ class TrainConfig:
         _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.patience < self.epochs or self.patience == 0,
+               f"train.patience must be in [0, epochs), got {self.patience}")
         _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,
                f"train.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")

@@ -78,6 +78,11 @@ def payload(kind: str, suite: str, model: dict[str, Any] | None, seed: int | Non
             "config": config, "metrics": metrics, "error": error, **extra}
 
 
+def dataset_info(data: Any) -> dict[str, Any]:
+    """The ``dataset`` field: which data a run was scored on (a ``LoadedDataset``)."""
+    return {"name": data.name, "synthetic": data.synthetic, "class_names": list(data.class_names)}
+
+
 def error_record(exc: BaseException, stage: str) -> dict[str, str]:
     """The ``error`` field of a failed run; the traceback's tail goes to the log."""
     log.error("%s failed: %s\n%s", stage, exc, "".join(traceback.format_exception(exc)[-3:]))

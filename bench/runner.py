@@ -1,4 +1,5 @@
-"""Run a suite: train every (model, seed), profile every model, record the machine.
+"""Run a suite: train every (model, seed), score the baselines, compare, profile every
+model, record the machine.
 
 Every stage is skipped when its result file already exists for the same config without
 error (unless ``force``), holds a per-result lock so concurrent runs never duplicate or
@@ -17,10 +18,12 @@ from bench import env
 from bench.config import SuiteConfig
 from bench.data import LoadedDataset, load_dataset
 from bench.distributed import DistContext, barrier, init_from_env
-from bench.records import RunPaths, display_path, error_record, is_done, model_info, payload
+from bench.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
 from bench.results import exclusive_lock, result_path, safe_name, write_result
 
 log = logging.getLogger(__name__)
+
+STAGES = ("train", "baselines", "compare", "profile")
 
 
 @functools.lru_cache(maxsize=None)
@@ -36,10 +39,6 @@ def model_gmacs(name: str, scale: str, image_size: int, in_chans: int, num_class
     except Exception as exc:  # noqa: BLE001 - FlopMismatchError, a missing fvcore, an op no counter knows
         log.warning("no GMACs for %s: %s: %s", name, type(exc).__name__, exc)
         return None
-
-
-def dataset_info(data: LoadedDataset) -> dict[str, Any]:
-    return {"name": data.name, "synthetic": data.synthetic, "class_names": list(data.class_names)}
 
 
 def train_one(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
@@ -86,13 +85,50 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
     return out
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(suite: SuiteConfig, threads: int, level: int) -> None:
+    """A training worker: its share of the cores, and the dataset loaded once."""
+    import torch
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(threads)
+    _WORKER["data"] = load_dataset(suite.data, progress=False)
+
+
+def _worker_train(suite: SuiteConfig, name: str, seed: int, paths: RunPaths, force: bool) -> Path:
+    return train_one(suite, name, seed, _WORKER["data"], paths, force=force, progress=False)
+
+
+def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunPaths, jobs: int,
+                   force: bool = False) -> list[Path]:
+    """Train (model, seed) tasks in ``jobs`` processes sharing the cores evenly.
+
+    Small models use two threads poorly: on 2 cores, two one-thread runs side by side train
+    faster than one two-thread run after the other. Results do not depend on the split.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, env.cpu_cores() // jobs)
+    log.info("training %d runs in %d processes of %d thread(s)", len(tasks), jobs, threads)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                             initargs=(suite, threads, logging.getLogger().getEffectiveLevel())) as pool:
+        futures = [pool.submit(_worker_train, suite, name, seed, paths, force) for name, seed in tasks]
+        return [f.result() for f in futures]
+
+
 def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: list[int] | None = None,
-              stages: tuple[str, ...] = ("train", "profile"), force: bool = False,
-              paths: RunPaths = RunPaths(), progress: bool = True) -> list[Path]:
+              stages: tuple[str, ...] = STAGES, force: bool = False,
+              paths: RunPaths = RunPaths(), progress: bool = True, jobs: int = 1) -> list[Path]:
     """Run the suite's stages for the chosen models and seeds; returns the result files."""
     from bench.data.synthetic import write_sample_grid
     from bench.profile_run import ensure_machine_record, profile_suite
 
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; valid stages: {', '.join(STAGES)}")
     models = models or list(suite.models)
     seeds = seeds if seeds is not None else list(suite.seeds)
     data = load_dataset(suite.data, progress=progress)
@@ -103,9 +139,20 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     if "profile" in stages:
         written.append(ensure_machine_record(paths, force=force))
     if "train" in stages:
-        for name in models:
-            for seed in seeds:
-                written.append(train_one(suite, name, seed, data, paths, ctx=ctx, force=force, progress=progress))
+        tasks = [(name, seed) for name in models for seed in seeds]
+        if jobs > 1 and ctx.device.type == "cpu" and not ctx.enabled:
+            written += train_parallel(suite, tasks, paths, jobs, force)
+        else:
+            written += [train_one(suite, name, seed, data, paths, ctx=ctx, force=force, progress=progress)
+                        for name, seed in tasks]
+    if "baselines" in stages:
+        from bench.baseline_run import run_baselines
+
+        written += run_baselines(suite, data, paths, seed=seeds[0], force=force)
+    if "compare" in stages:
+        from bench.compare import compare_suite
+
+        written += [p for p in [compare_suite(suite, paths, force=force)] if p is not None]
     if "profile" in stages:
         written += profile_suite(suite, models, paths, seed=seeds[0], num_classes=len(data.class_names), force=force)
     return written

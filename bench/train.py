@@ -172,7 +172,8 @@ class Trainer:
                 "model_name": self.model_name, "scale": self.suite.scale, "seed": self.seed,
                 "suite": self.suite.name, "class_names": list(self.data.class_names),
                 "in_chans": self.suite.data.in_chans, "image_size": self.suite.data.image_size,
-                "epoch": epoch, "epochs": self.cfg.epochs, "finished": epoch + 1 >= self.cfg.epochs,
+                "epoch": epoch, "epochs": self.cfg.epochs,
+                "finished": epoch + 1 >= self.cfg.epochs or self.plateaued(),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "history": self.history.as_dict(),
                 "best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state,
@@ -253,11 +254,20 @@ class Trainer:
         return (all_probs[inverse].double().numpy(), data.labels.numpy(), float(all_losses.mean()))
 
     # ---- the whole run -----------------------------------------------------------------
+    def epochs_run(self) -> int:
+        return len(self.history.epoch)
+
+    def plateaued(self) -> bool:
+        """Validation balanced accuracy has not improved for ``patience`` epochs."""
+        return self.cfg.patience > 0 and self.epochs_run() - self.best_epoch >= self.cfg.patience
+
     def fit(self) -> None:
-        """Train the remaining epochs, choosing the best epoch on val balanced accuracy."""
+        """Train until validation balanced accuracy plateaus (or the epoch cap), keeping the best epoch."""
         from sklearn.metrics import balanced_accuracy_score
 
         for epoch in range(self.start_epoch, self.cfg.epochs):
+            if self.plateaued():
+                break
             train_loss, seen, seconds = self.train_epoch(epoch)
             self.train_seconds += seconds
             self.train_images += seen
@@ -277,6 +287,22 @@ class Trainer:
                          self.model_name, self.seed, epoch + 1, self.cfg.epochs, train_loss, val_loss, val_bacc,
                          seen / max(seconds, 1e-9))
             self.save_checkpoint(epoch)
+        if self.ctx.is_main and self.plateaued():
+            log.info("%s seed %d: no val improvement for %d epochs; stopped after epoch %d (best %d)",
+                     self.model_name, self.seed, self.cfg.patience, self.epochs_run(), self.best_epoch)
+
+    def convergence(self) -> dict[str, Any]:
+        """How training ended. ``converged``: the best epoch lies at least ``patience`` epochs
+        before the last, so the run reached a validation plateau rather than the cap."""
+        epochs_run = self.epochs_run()
+        return {
+            "best_epoch": self.best_epoch,
+            "epochs_run": epochs_run,
+            "max_epochs": self.cfg.epochs,
+            "patience": self.cfg.patience,
+            "optimizer_steps": epochs_run * self.steps_per_epoch,
+            "converged": self.cfg.patience > 0 and epochs_run - self.best_epoch >= self.cfg.patience,
+        }
 
     def evaluate(self) -> dict[str, Any]:
         """Test metrics of the best-on-val weights (the test split never picks anything)."""
@@ -288,8 +314,9 @@ class Trainer:
             report = classification_report(probs, labels, self.data.class_names,
                                            n_bootstrap=self.cfg.bootstrap, seed=self.seed)
             report.update({
+                **self.convergence(),
                 "curves": self.history.as_dict(),
-                "best_epoch": self.best_epoch,
+                "test_labels": labels.tolist(),
                 "train_time_s": round(self.train_seconds, 3),
                 "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 2),
             })

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from bench.config import DataConfig
 from bench.data.readers import IMAGE_SUFFIXES, is_dicom, read_image
-from bench.data.splits import SPLITS, stratified_split
+from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,9 @@ class LoadedDataset:
 # --------------------------------------------------------------------------- datalists
 
 
-def _assign_splits(paths: list[Path], labels: list[str], seed: int) -> list[Sample]:
-    splits = stratified_split(labels, seed=seed)
+def _assign_splits(paths: list[Path], labels: list[str], seed: int,
+                   fractions: tuple[float, float, float]) -> list[Sample]:
+    splits = stratified_split(labels, fractions, seed=seed)
     return [Sample(p, c, s) for p, c, s in zip(paths, labels, splits)]
 
 
@@ -77,7 +78,8 @@ def _class_files(class_dir: Path, dicom: bool) -> tuple[list[Path], int]:
     return files, skipped
 
 
-def folder_datalist(root: Path, dicom: bool = False, seed: int = 0) -> tuple[list[str], list[Sample]]:
+def folder_datalist(root: Path, dicom: bool = False, seed: int = 0,
+                    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> tuple[list[str], list[Sample]]:
     """(class names, samples) of a RadImageNet-style folder; stratified splits when it has none.
 
     With ``dicom`` only DICOM files count (``.dcm``/``.dicom`` or the DICM marker);
@@ -111,14 +113,15 @@ def folder_datalist(root: Path, dicom: bool = False, seed: int = 0) -> tuple[lis
     if skipped:
         log.warning("%s: skipped %d file(s) that are not %s", root, skipped, "DICOM" if dicom else "images")
     if not has_splits:
-        samples = _assign_splits(paths, labels, seed)
+        samples = _assign_splits(paths, labels, seed, fractions)
     for name in class_names:
         if not any(s.label == name for s in samples):
             log.warning("%s: class folder %r holds no images", root, name)
     return class_names, samples
 
 
-def manifest_datalist(csv_path: Path, seed: int = 0) -> tuple[list[str], list[Sample]]:
+def manifest_datalist(csv_path: Path, seed: int = 0,
+                      fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> tuple[list[str], list[Sample]]:
     """(class names, samples) of a CSV with columns ``path,label[,split][,mask_path]``.
 
     Relative paths are resolved against the CSV's folder; without splits, stratified ones.
@@ -149,7 +152,7 @@ def manifest_datalist(csv_path: Path, seed: int = 0) -> tuple[list[str], list[Sa
     if any(splits) and not all(splits):
         raise DatasetError(f"{csv_path}: some rows have a split and some do not; give all or none")
     if not any(splits):
-        splits = stratified_split(labels, seed=seed)
+        splits = stratified_split(labels, fractions, seed=seed)
     samples = [Sample(p, c, s, m) for p, c, s, m in zip(paths, labels, splits, masks)]
     return sorted(set(labels)), samples
 
@@ -167,8 +170,27 @@ def datalist(cfg: DataConfig, progress: bool = True) -> tuple[str, Path, list[st
         if not root.is_file():
             raise DatasetError(f"{root}: no such manifest file (data.kind 'manifest' wants a CSV path)")
         name = root.parent.name if root.stem == "manifest" else root.stem
-        return (name, root, *manifest_datalist(root, cfg.seed))
-    return (root.name, root, *folder_datalist(root, dicom=cfg.kind == "dicom", seed=cfg.seed))
+        return (name, root, *manifest_datalist(root, cfg.seed, cfg.split_fractions))
+    return (root.name, root, *folder_datalist(root, dicom=cfg.kind == "dicom", seed=cfg.seed,
+                                              fractions=cfg.split_fractions))
+
+
+def check_label_coverage(root: Path, samples: list[Sample]) -> None:
+    """Refuse, before any training, a datalist whose splits a classifier cannot be trained and
+    scored on: an empty split, fewer than two classes to train on, or a class that val or test
+    holds but train does not (the model could never predict it)."""
+    by_split = {split: {s.label for s in samples if s.split == split} for split in SPLITS}
+    for split, labels in by_split.items():
+        if not labels:
+            raise DatasetError(f"{root}: no images in the {split!r} split; each split needs at least one")
+    if len(by_split["train"]) < 2:
+        raise DatasetError(f"{root}: the train split holds only the class {sorted(by_split['train'])}; "
+                           "a classifier needs at least two")
+    for split in ("val", "test"):
+        missing = sorted(by_split[split] - by_split["train"])
+        if missing:
+            raise DatasetError(f"{root}: classes {missing} are in the {split!r} split but not in 'train'; "
+                               "add training images of them or drop them from the datalist")
 
 
 # --------------------------------------------------------------------------- tensors
@@ -200,9 +222,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> LoadedDataset:
     unknown = sorted({s.label for s in samples} - set(index))
     if unknown:
         raise DatasetError(f"{root}: labels {unknown} are not among the classes {class_names}")
-    for split in SPLITS:
-        if not any(s.split == split for s in samples):
-            raise DatasetError(f"{root}: no images in the {split!r} split; each split needs at least one")
+    check_label_coverage(root, samples)
     pixels = np.empty((len(samples), cfg.image_size, cfg.image_size), dtype=np.float32)
     for i, sample in enumerate(tqdm(samples, desc=f"loading {name}", disable=None if progress else True)):
         pixels[i] = load_image(sample.path, cfg.image_size)

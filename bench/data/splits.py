@@ -10,6 +10,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 
 
 def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
@@ -25,7 +26,7 @@ def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
 
 def stratified_split(
     labels: Sequence[Hashable],
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     seed: int = 0,
 ) -> list[str]:
     """Assign each item to "train", "val" or "test", class by class.

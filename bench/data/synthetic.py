@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.data.samples import render
-from bench.data.splits import SPLITS, stratified_split
+from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 from bench.env import cpu_cores
 from bench.results import exclusive_lock
 
@@ -79,9 +79,9 @@ def class_counts(num_images: int) -> dict[str, int]:
     return counts
 
 
-def _params(num_images: int, size: int, seed: int) -> dict[str, object]:
+def _params(num_images: int, size: int, seed: int, fractions: tuple[float, float, float]) -> dict[str, object]:
     return {"generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
-            "num_images": num_images, "size": size, "seed": seed}
+            "num_images": num_images, "size": size, "seed": seed, "split_fractions": list(fractions)}
 
 
 def _image_id(index: int) -> str:
@@ -104,7 +104,7 @@ def _default_workers(num_images: int) -> int:
 
 
 def generate(root: Path, num_images: int, size: int = 128, seed: int = 0, progress: bool = True,
-             workers: int | None = None) -> Path:
+             workers: int | None = None, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Path:
     """Write ``num_images`` images at ``size`` px under ``root`` (absent or empty) in the layout
     above and return ``root``. ``workers`` defaults to one process per core for large sets;
     it never changes a byte of the output."""
@@ -115,7 +115,7 @@ def generate(root: Path, num_images: int, size: int = 128, seed: int = 0, progre
     label_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     labels = [CLASS_NAMES[i] for i in label_rng.permutation(np.repeat(np.arange(len(CLASS_NAMES)),
                                                                         list(counts.values())))]
-    splits = stratified_split(labels, seed=seed)
+    splits = stratified_split(labels, fractions, seed=seed)
     for kind in ("images", "masks"):
         for name in CLASS_NAMES:
             (root / kind / name).mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def generate(root: Path, num_images: int, size: int = 128, seed: int = 0, progre
     per_split = {c: dict.fromkeys(SPLITS, 0) for c in CLASS_NAMES}
     for label, split in zip(labels, splits):
         per_split[label][split] += 1
-    info = {**_params(num_images, size, seed), "synthetic": True, "class_names": list(CLASS_NAMES),
+    info = {**_params(num_images, size, seed, fractions), "synthetic": True, "class_names": list(CLASS_NAMES),
             "proportions": {c: round(p, 6) for c, p in effective_proportions().items()},
             "counts": {c: {**per_split[c], "total": counts[c]} for c in CLASS_NAMES}}
     (root / "dataset.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -165,7 +165,7 @@ def ensure_dataset(cfg: DataConfig, progress: bool = True) -> Path:
     if cfg.kind != "synthetic":
         raise ValueError(f"ensure_dataset needs data.kind 'synthetic', got {cfg.kind!r}")
     root = cfg.root_path
-    wanted = _params(cfg.num_images, cfg.generator_size, cfg.seed)
+    wanted = _params(cfg.num_images, cfg.generator_size, cfg.seed, cfg.split_fractions)
     with exclusive_lock(root.parent / f".{root.name}.lock"):  # one generator per root, e.g. across DDP ranks
         info = _read_info(root)
         if info is not None and all(info.get(k) == v for k, v in wanted.items()) \
@@ -178,7 +178,8 @@ def ensure_dataset(cfg: DataConfig, progress: bool = True) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         partial = root.parent / f".{root.name}.partial-{os.getpid()}"
         try:
-            generate(partial, cfg.num_images, cfg.generator_size, cfg.seed, progress)
+            generate(partial, cfg.num_images, cfg.generator_size, cfg.seed, progress,
+                     fractions=cfg.split_fractions)
             if root.exists():
                 old = root.parent / f".{root.name}.partial-old-{os.getpid()}"
                 root.rename(old)

@@ -1,62 +1,29 @@
-"""From loaded result files to the site context: seed aggregates, joins, provenance.
+"""From loaded result files to the site context: joins, profiles, provenance.
 
-Train runs are grouped per (machine, suite, model) and summarised across seeds;
-profiles join them on the same key. Failed runs are kept and listed, never dropped.
-Iteration is sorted everywhere, so the same files always give the same context.
+Leaderboards come from ``bench.site.leaderboard``; profiles join them on (machine,
+suite, model). Failed runs are kept and listed, never dropped. Iteration is sorted
+everywhere, so the same files always give the same context.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import statistics
 from collections import defaultdict
-from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from bench.results import ResultError, safe_name
+from bench.results import safe_name
 from bench.site.context import (
-    ATTENTION_MECHANISMS, BUILTIN_GENERATOR, METRICS, SPLITS, SYNTHETIC_RULES, AttentionBench, AttentionModule,
-    AttentionPoint, ClassRow, DatasetClass, DatasetInfo, FailedRun, Interval, LatencyRow, LeaderRow, MachineInfo,
-    MeanStd, ModelInfo, ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SeedCurve,
-    SiteContext, SweepPoint, TrainGroup, slug,
+    ATTENTION_MECHANISMS, BUILTIN_GENERATOR, SPLITS, SYNTHETIC_RULES, AttentionBench, AttentionModule,
+    AttentionPoint, DatasetClass, DatasetInfo, FailedRun, LatencyRow, MachineInfo, ModelInfo, ParamSpread,
+    PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SiteContext, SweepPoint, slug,
 )
-from bench.site.load import DatasetArtifact, LoadedResult
+from bench.site.leaderboard import model_name, train_groups
+from bench.site.load import DatasetArtifact, LoadedResult, reading
 
 log = logging.getLogger(__name__)
 
 SITE_TITLE = "MedViT-Bench"
 SHOWN_LIBRARIES = ("python", "torch", "timm")
-
-
-def mean_std(values: Iterable[float | None]) -> MeanStd:
-    """Across-seed mean and sample std, skipping None (a metric undefined for a seed)."""
-    vals = [float(v) for v in values if v is not None]
-    if not vals:
-        return MeanStd(None, None, 0)
-    std = statistics.stdev(vals) if len(vals) > 1 else None
-    return MeanStd(statistics.fmean(vals), std, len(vals))
-
-
-def mean_interval(intervals: Iterable[list[float | None] | None]) -> Interval | None:
-    """The mean of per-seed bootstrap intervals (endpoint-wise), or None when no seed has one."""
-    pairs = [iv for iv in intervals if iv and iv[0] is not None and iv[1] is not None]
-    if not pairs:
-        return None
-    return Interval(statistics.fmean(p[0] for p in pairs), statistics.fmean(p[1] for p in pairs))
-
-
-@contextlib.contextmanager
-def reading(path: Path) -> Iterator[None]:
-    """Name the file when a schema-valid result still lacks something the site needs."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
-        raise ResultError(path, f"cannot summarise it for the site ({type(exc).__name__}: {exc})") from None
-
-
-def model_name(payload: dict[str, Any]) -> str | None:
-    return payload["model"]["name"] if payload.get("model") else None
 
 
 def attention_mechanism(name: str) -> str:
@@ -65,120 +32,6 @@ def attention_mechanism(name: str) -> str:
     if name.startswith("timm:"):
         return "as defined by the timm architecture"
     return "not recorded"
-
-
-# --- training -----------------------------------------------------------------------------
-
-
-def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | None, int | None]:
-    """(p50 ms at batch 1, best-batch throughput, that batch) on CPU in float32."""
-    if profile is None:
-        return None, None, None
-    cpu = [r for r in profile.latency if r.device == "cpu" and r.dtype == "float32"]
-    single = sorted((r for r in cpu if r.batch_size == 1),
-                    key=lambda r: (r.image_size != profile.image_size, r.image_size))
-    largest = max(cpu, key=lambda r: (r.batch_size, r.image_size == profile.image_size), default=None)
-    return (
-        single[0].p50_ms if single else None,
-        largest.throughput_images_per_s if largest else None,
-        largest.batch_size if largest else None,
-    )
-
-
-def _per_class(payloads: list[dict[str, Any]], class_names: tuple[str, ...]) -> tuple[ClassRow, ...]:
-    rows = []
-    for name in class_names:
-        stats = [p["metrics"]["per_class"].get(name) for p in payloads]
-        stats = [s for s in stats if s is not None]
-        if not stats:
-            continue
-        rows.append(ClassRow(
-            name,
-            mean_std(s["sensitivity"] for s in stats),
-            mean_std(s["specificity"] for s in stats),
-            stats[0]["support"],  # the same test split for every seed
-        ))
-    return tuple(rows)
-
-
-def _summed_confusion(payloads: list[dict[str, Any]]) -> tuple[tuple[int, ...], ...]:
-    matrices = [p["metrics"]["confusion_matrix"] for p in payloads]
-    size = len(matrices[0])
-    return tuple(tuple(sum(m[i][j] for m in matrices) for j in range(size)) for i in range(size))
-
-
-def _curve(payload: dict[str, Any]) -> SeedCurve:
-    curves = payload["metrics"]["curves"]
-    series = ("epoch", "train_loss", "val_loss", "val_balanced_accuracy")
-    return SeedCurve(payload["seed"], *(tuple(curves[k]) for k in series))
-
-
-def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profile: ProfileModel | None,
-                class_names: tuple[str, ...]) -> LeaderRow:
-    payloads = sorted(payloads, key=lambda p: p["seed"])
-    model = payloads[0]["model"]
-    metrics = {m: mean_std(p["metrics"][m]["value"] for p in payloads) for m in METRICS}
-    cis = {m: mean_interval(p["metrics"][m].get("ci95") for p in payloads) for m in METRICS}
-    p50, throughput, batch = _cpu_latency(profile)
-    key = slug(machine, suite, model["name"])
-    return LeaderRow(
-        model=model["name"],
-        scale=model["scale"],
-        params=profile.params if profile else model["params"],
-        gmacs=profile.gmacs if profile else model.get("gmacs"),
-        seeds=tuple(p["seed"] for p in payloads),
-        metrics=metrics,
-        mean_ci=cis,
-        cpu_p50_ms=p50,
-        throughput_images_per_s=throughput,
-        throughput_batch=batch,
-        per_class=_per_class(payloads, class_names),
-        confusion=_summed_confusion(payloads),
-        curves=tuple(_curve(p) for p in payloads),
-        curves_chart=f"curves-{key}",
-        confusion_chart=f"confusion-{key}",
-    )
-
-
-def _recipe(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The training settings a reader needs to judge the numbers, as recorded in the suite config."""
-    train, data = config.get("train") or {}, config.get("data") or {}
-    shown = [("image size (px)", data.get("image_size")), ("epochs", train.get("epochs")),
-             ("batch size", train.get("batch_size")), ("learning rate", train.get("lr")),
-             ("weight decay", train.get("weight_decay")), ("class balancing", train.get("balance")),
-             ("augmentation", train.get("augment")), ("bootstrap resamples", train.get("bootstrap"))]
-    return tuple((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in shown if v is not None)
-
-
-def _train_groups(train: list[LoadedResult],
-                  profiles: dict[tuple[str, str, str], ProfileModel]) -> tuple[TrainGroup, ...]:
-    by_group: dict[tuple[str, str], dict[str, list[LoadedResult]]] = defaultdict(lambda: defaultdict(list))
-    for r in train:
-        by_group[(r.machine_id, r.payload["suite"])][model_name(r.payload)].append(r)
-    groups = []
-    for (machine, suite), models in sorted(by_group.items()):
-        payloads = [r.payload for runs in models.values() for r in runs]
-        first = min(payloads, key=lambda p: (model_name(p), p["seed"]))
-        class_names = tuple(first["dataset"].get("class_names") or ())
-        rows = []
-        for name, runs in sorted(models.items()):
-            with reading(runs[0].path):
-                rows.append(_leader_row(machine, suite, [r.payload for r in runs],
-                                        profiles.get((machine, suite, name)), class_names))
-        rows.sort(key=lambda r: (-(r.metrics["balanced_accuracy"].mean or 0.0), r.model))
-        key = slug(machine, suite)
-        groups.append(TrainGroup(
-            machine=machine,
-            suite=suite,
-            dataset=first["dataset"]["name"],
-            synthetic=any(p["dataset"]["synthetic"] for p in payloads),
-            class_names=class_names,
-            recipe=_recipe(first["config"]),
-            rows=tuple(rows),
-            acc_gmacs_chart=f"acc-gmacs-{key}" if any(r.gmacs is not None for r in rows) else None,
-            acc_latency_chart=f"acc-latency-{key}" if any(r.cpu_p50_ms is not None for r in rows) else None,
-        ))
-    return tuple(groups)
 
 
 def _failed(results: list[LoadedResult]) -> tuple[FailedRun, ...]:
@@ -402,7 +255,8 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact]) 
     for r in by_kind["attention"]:
         with reading(r.path):
             attention.append(_attention_bench(r))
-    groups = _train_groups(by_kind["train"], {(p.machine, p.suite, p.model): p for p in profiles})
+    groups = train_groups(by_kind["train"] + by_kind["baseline"], by_kind["comparison"],
+                          {(p.machine, p.suite, p.model): p for p in profiles})
     dataset_infos = []
     for artifact in sorted(datasets, key=lambda a: a.name):
         with reading(artifact.root / "dataset.json"):

@@ -86,7 +86,7 @@ class SeedCurve:
 
 @dataclass(frozen=True)
 class LeaderRow:
-    """One model of one suite on one machine, aggregated over its successful seeds."""
+    """One model (or baseline) of one suite on one machine, aggregated over its successful seeds."""
 
     model: str
     scale: str
@@ -94,7 +94,6 @@ class LeaderRow:
     gmacs: float | None
     seeds: tuple[int, ...]
     metrics: dict[str, MeanStd]  # METRICS → across-seed mean ± std
-    mean_ci: dict[str, Interval | None]  # METRICS → mean of the per-seed bootstrap 95% CIs
     cpu_p50_ms: float | None  # batch 1, float32
     throughput_images_per_s: float | None  # largest CPU float32 batch
     throughput_batch: int | None
@@ -103,6 +102,14 @@ class LeaderRow:
     curves: tuple[SeedCurve, ...]
     curves_chart: str
     confusion_chart: str
+    baseline: bool = False  # a trivial reference (chance, pixel logistic regression), not a model
+    optimizer_steps: float | None = None  # mean over seeds
+    best_epochs: tuple[int | None, ...] = ()
+    converged: bool | None = None  # every seed reached a validation plateau; None: not recorded
+    # from the suite's comparison result: balanced accuracy across seeds and test images
+    ci95: Interval | None = None
+    tied_with_best: bool | None = None
+    better_than_pixel: bool | None = None  # paired test against the pixel baseline
 
     @property
     def n_seeds(self) -> int:
@@ -119,9 +126,22 @@ class TrainGroup:
     synthetic: bool
     class_names: tuple[str, ...]
     recipe: tuple[tuple[str, str], ...]  # the training settings shown with the results
-    rows: tuple[LeaderRow, ...]  # best balanced accuracy first
+    rows: tuple[LeaderRow, ...]  # models, best balanced accuracy first
+    baselines: tuple[LeaderRow, ...]  # reference rows
+    best: str | None  # the best model by the comparison; None without one
+    num_test: int | None
+    n_resamples: int | None
+    pixel_baseline: str | None
     acc_gmacs_chart: str | None
     acc_latency_chart: str | None
+
+    @property
+    def not_converged(self) -> tuple[str, ...]:
+        return tuple(r.model for r in self.rows if r.converged is False)
+
+    @property
+    def not_better_than_pixel(self) -> tuple[str, ...]:
+        return tuple(r.model for r in self.rows if r.better_than_pixel is False)
 
 
 @dataclass(frozen=True)

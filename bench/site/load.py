@@ -7,17 +7,27 @@ byte-for-byte reproducible from the same inputs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bench.results import RESULTS_DIR, ResultError, iter_result_files, load_result, read_json_object
 
 log = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = RESULTS_DIR.parent / "artifacts"
-KINDS = ("train", "profile", "attention", "machine")
+KINDS = ("train", "baseline", "comparison", "profile", "attention", "machine")
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Name the file when a schema-valid result still lacks something the site needs."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+        raise ResultError(path, f"cannot summarise it for the site ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,117 @@
+"""The comparison stage: which models a suite's test split can tell apart.
+
+Reads the train and baseline results of one (machine, suite), which carry their test
+predictions, and writes ``comparison.json``:
+
+- per model, the across-seed mean balanced accuracy with a 95% interval from a bootstrap
+  over seeds and test images together (:func:`bench.stats.seed_image_bootstrap`);
+- the best model, and for every other one the paired bootstrap of its difference from the
+  best on the same test images; ``tied_with_best`` when that interval holds 0;
+- against the pixel baseline, the same paired test, and ``better_than_pixel_baseline``
+  when the two 95% intervals do not overlap and the model's mean is the higher;
+- whether every seed of a model converged.
+
+It reads results only, so it can be re-run on copied results without the dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import env
+from bench.config import SuiteConfig
+from bench.records import RunPaths, fingerprint, is_done, payload
+from bench.results import ResultError, exclusive_lock, load_result, result_path, write_result
+
+log = logging.getLogger(__name__)
+
+PIXEL_BASELINE = "pixel_logreg"
+
+
+class ComparisonError(ValueError):
+    """The results of a suite cannot be compared (e.g. scored on different test splits)."""
+
+
+def _scored(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Error-free train and baseline results that carry test predictions."""
+    scored = []
+    for path in sorted(results_dir.glob("*.json")):
+        if not path.name.startswith(("train__", "baseline__")):
+            continue
+        try:
+            result = load_result(path)
+        except ResultError as exc:
+            log.warning("%s; left out of the comparison", exc)
+            continue
+        metrics = result["metrics"]
+        if result["error"] is None and "test_predictions" in metrics and "test_labels" in metrics:
+            scored.append((path, result))
+    return scored
+
+
+def gather_predictions(scored: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per entry, its (seeds, test images) predictions, and the test labels they all share."""
+    labels: np.ndarray | None = None
+    by_name: dict[str, list[tuple[int, list[int]]]] = {}
+    for path, result in scored:
+        these = np.asarray(result["metrics"]["test_labels"], dtype=np.int64)
+        if labels is None:
+            labels = these
+        elif not np.array_equal(labels, these):
+            raise ComparisonError(f"{path}: scored on another test split than the other results of its suite; "
+                                  "re-run it on the suite's current dataset")
+        by_name.setdefault(result["model"]["name"], []).append((result["seed"], result["metrics"]["test_predictions"]))
+    if labels is None:
+        raise ComparisonError("no result with test predictions to compare")
+    preds = {name: np.asarray([p for _, p in sorted(runs)], dtype=np.int64) for name, runs in by_name.items()}
+    return preds, labels
+
+
+def compare_results(scored: list[tuple[Path, dict[str, Any]]], n_resamples: int, seed: int = 0) -> dict[str, Any]:
+    """The ``metrics`` of a comparison result (see the module docstring)."""
+    from bench.stats import compare_models
+
+    preds, labels = gather_predictions(scored)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _, result in scored:
+        runs.setdefault(result["model"]["name"], []).append(result)
+    reference = PIXEL_BASELINE if PIXEL_BASELINE in preds else None
+    trained = [name for name, group in runs.items() if group[0]["kind"] == "train"]
+    compared = compare_models(preds, labels, n_resamples=n_resamples, seed=seed, reference=reference,
+                              candidates=trained)
+    for name, entry in compared["models"].items():
+        group = runs[name]
+        entry["baseline"] = group[0]["kind"] == "baseline"
+        entry["seeds"] = sorted(r["seed"] for r in group)
+        if not entry["baseline"]:
+            entry["converged"] = all(r["metrics"].get("converged") is True for r in group)
+        if "ci_overlaps_reference" in entry:  # the leaderboard's rule: intervals apart, and above
+            entry["better_than_pixel_baseline"] = (not entry["ci_overlaps_reference"]
+                                                   and entry["mean"] > compared["models"][reference]["mean"])
+    return {**compared, "n_resamples": n_resamples, "num_test": int(len(labels)), "reference": reference,
+            "method": "balanced accuracy; interval: bootstrap over seeds and test images together; "
+                      "tie: 95% paired-bootstrap interval of the difference from the best holds 0"}
+
+
+def compare_suite(suite: SuiteConfig, paths: RunPaths, force: bool = False) -> Path | None:
+    """Write ``comparison.json`` for this machine's results of ``suite``; None when nothing is scored."""
+    machine_id = env.machine_info()["id"]
+    out = result_path(paths.results, machine_id, suite.name, "comparison", None, None)
+    with exclusive_lock(paths.lock_for(out)):
+        scored = _scored(out.parent)
+        if not scored:
+            log.info("no scored results under %s; nothing to compare", out.parent)
+            return None
+        inputs = fingerprint(sorted((p.name, r["config"].get("fingerprint"), r["created_utc"]) for p, r in scored))
+        if not force and is_done(out, inputs):
+            log.info("skip comparison: %s is up to date", out)
+            return out
+        metrics = compare_results(scored, n_resamples=max(suite.train.bootstrap, 100), seed=0)
+        config = {"suite": suite.name, "fingerprint": inputs, "inputs": [p.name for p, _ in scored]}
+        write_result(out, payload("comparison", suite.name, None, None, config, metrics))
+        log.info("wrote %s (best: %s)", out, metrics["best"])
+    return out

@@ -1,0 +1,175 @@
+"""Leaderboards: train runs summarised across seeds, with baselines and the suite's comparison.
+
+Train runs are grouped per (machine, suite, model) and summarised across seeds; profiles
+join them on the same key. Baselines become reference rows. The engine's comparison
+result supplies what needs every seed's predictions at once: the interval of the
+across-seed mean (a bootstrap over seeds and test images together), the "tied with the
+best" marks and the pixel-baseline test. Nothing here recomputes a statistic.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any, Iterable
+
+from bench.site.context import (
+    METRICS, ClassRow, Interval, LeaderRow, MeanStd, ProfileModel, SeedCurve, TrainGroup, slug,
+)
+from bench.site.load import LoadedResult, reading
+
+
+def mean_std(values: Iterable[float | None]) -> MeanStd:
+    """Across-seed mean and sample std, skipping None (a metric undefined for a seed)."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return MeanStd(None, None, 0)
+    std = statistics.stdev(vals) if len(vals) > 1 else None
+    return MeanStd(statistics.fmean(vals), std, len(vals))
+
+
+def model_name(payload: dict[str, Any]) -> str | None:
+    return payload["model"]["name"] if payload.get("model") else None
+
+
+def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | None, int | None]:
+    """(p50 ms at batch 1, best-batch throughput, that batch) on CPU in float32."""
+    if profile is None:
+        return None, None, None
+    cpu = [r for r in profile.latency if r.device == "cpu" and r.dtype == "float32"]
+    single = sorted((r for r in cpu if r.batch_size == 1),
+                    key=lambda r: (r.image_size != profile.image_size, r.image_size))
+    largest = max(cpu, key=lambda r: (r.batch_size, r.image_size == profile.image_size), default=None)
+    return (
+        single[0].p50_ms if single else None,
+        largest.throughput_images_per_s if largest else None,
+        largest.batch_size if largest else None,
+    )
+
+
+def _per_class(payloads: list[dict[str, Any]], class_names: tuple[str, ...]) -> tuple[ClassRow, ...]:
+    rows = []
+    for name in class_names:
+        stats = [p["metrics"]["per_class"].get(name) for p in payloads]
+        stats = [s for s in stats if s is not None]
+        if not stats:
+            continue
+        rows.append(ClassRow(
+            name,
+            mean_std(s["sensitivity"] for s in stats),
+            mean_std(s["specificity"] for s in stats),
+            stats[0]["support"],  # the same test split for every seed
+        ))
+    return tuple(rows)
+
+
+def _summed_confusion(payloads: list[dict[str, Any]]) -> tuple[tuple[int, ...], ...]:
+    matrices = [p["metrics"]["confusion_matrix"] for p in payloads]
+    size = len(matrices[0])
+    return tuple(tuple(sum(m[i][j] for m in matrices) for j in range(size)) for i in range(size))
+
+
+def _curve(payload: dict[str, Any]) -> SeedCurve:
+    curves = payload["metrics"]["curves"]
+    series = ("epoch", "train_loss", "val_loss", "val_balanced_accuracy")
+    return SeedCurve(payload["seed"], *(tuple(curves[k]) for k in series))
+
+
+def _metric_value(payload: dict[str, Any], metric: str) -> float | None:
+    entry = payload["metrics"].get(metric)
+    return entry.get("value") if isinstance(entry, dict) else None
+
+
+def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profile: ProfileModel | None,
+                class_names: tuple[str, ...], compared: dict[str, Any] | None) -> LeaderRow:
+    payloads = sorted(payloads, key=lambda p: p["seed"])
+    model = payloads[0]["model"]
+    baseline = payloads[0]["kind"] == "baseline"
+    p50, throughput, batch = _cpu_latency(profile)
+    key = slug(machine, suite, model["name"])
+    steps = [p["metrics"].get("optimizer_steps") for p in payloads]
+    converged = [p["metrics"].get("converged") for p in payloads]
+    return LeaderRow(
+        model=model["name"],
+        scale=model["scale"],
+        params=profile.params if profile else model["params"],
+        gmacs=profile.gmacs if profile else model.get("gmacs"),
+        seeds=tuple(p["seed"] for p in payloads),
+        metrics={m: mean_std(_metric_value(p, m) for p in payloads) for m in METRICS},
+        cpu_p50_ms=p50,
+        throughput_images_per_s=throughput,
+        throughput_batch=batch,
+        per_class=_per_class(payloads, class_names),
+        confusion=_summed_confusion(payloads),
+        curves=() if baseline else tuple(_curve(p) for p in payloads),
+        curves_chart=f"curves-{key}",
+        confusion_chart=f"confusion-{key}",
+        baseline=baseline,
+        optimizer_steps=mean_std(steps).mean if None not in steps else None,
+        best_epochs=tuple(p["metrics"].get("best_epoch") for p in payloads),
+        converged=None if baseline or None in converged else all(converged),
+        ci95=Interval(*compared["ci95"]) if compared else None,
+        tied_with_best=compared.get("tied_with_best") if compared else None,
+        better_than_pixel=compared.get("better_than_pixel_baseline") if compared and not baseline else None,
+    )
+
+
+def _recipe(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The training settings a reader needs to judge the numbers, as recorded in the suite config."""
+    train, data = config.get("train") or {}, config.get("data") or {}
+    shown = [("image size (px)", data.get("image_size")), ("epochs (cap)", train.get("epochs")),
+             ("early-stopping patience (epochs)", train.get("patience")),
+             ("batch size", train.get("batch_size")), ("learning rate", train.get("lr")),
+             ("weight decay", train.get("weight_decay")), ("class balancing", train.get("balance")),
+             ("augmentation", train.get("augment")), ("bootstrap resamples", train.get("bootstrap"))]
+    return tuple((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in shown if v is not None)
+
+
+def _sort_key(row: LeaderRow) -> tuple[Any, ...]:
+    acc = row.ci95 and (row.ci95.lo + row.ci95.hi) / 2
+    return (row.baseline, -(row.metrics["balanced_accuracy"].mean or 0.0), acc or 0.0, row.model)
+
+
+def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
+                 profiles: dict[tuple[str, str, str], ProfileModel]) -> tuple[TrainGroup, ...]:
+    """One leaderboard per (machine, suite) that has train results; baselines join as reference rows."""
+    by_group: dict[tuple[str, str], dict[str, list[LoadedResult]]] = defaultdict(lambda: defaultdict(list))
+    for r in scored:
+        by_group[(r.machine_id, r.payload["suite"])][model_name(r.payload)].append(r)
+    comparison = {(r.machine_id, r.payload["suite"]): r for r in comparisons}
+    groups = []
+    for (machine, suite), models in sorted(by_group.items()):
+        payloads = [r.payload for runs in models.values() for r in runs]
+        trained = [p for p in payloads if p["kind"] == "train"]
+        if not trained:
+            continue
+        first = min(trained, key=lambda p: (model_name(p), p["seed"]))
+        class_names = tuple(first["dataset"].get("class_names") or ())
+        compared_result = comparison.get((machine, suite))
+        compared = compared_result.payload["metrics"] if compared_result else None
+        rows = []
+        for name, runs in sorted(models.items()):
+            with reading(runs[0].path):
+                entry = compared["models"].get(name) if compared else None
+                rows.append(_leader_row(machine, suite, [r.payload for r in runs],
+                                        profiles.get((machine, suite, name)), class_names, entry))
+        rows.sort(key=_sort_key)
+        key = slug(machine, suite)
+        models_only = [r for r in rows if not r.baseline]
+        groups.append(TrainGroup(
+            machine=machine,
+            suite=suite,
+            dataset=first["dataset"]["name"],
+            synthetic=any(p["dataset"]["synthetic"] for p in payloads),
+            class_names=class_names,
+            recipe=_recipe(first["config"]),
+            rows=tuple(models_only),
+            baselines=tuple(r for r in rows if r.baseline),
+            best=compared["best"] if compared else None,
+            num_test=compared["num_test"] if compared else None,
+            n_resamples=compared["n_resamples"] if compared else None,
+            pixel_baseline=compared.get("reference") if compared else None,
+            acc_gmacs_chart=f"acc-gmacs-{key}" if any(r.gmacs is not None for r in models_only) else None,
+            acc_latency_chart=f"acc-latency-{key}" if any(r.cpu_p50_ms is not None for r in models_only) else None,
+        ))
+    return tuple(groups)

@@ -1,0 +1,125 @@
+"""The comparison stage and the leaderboard marks it feeds: ties, a clear loser, the pixel baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.compare import ComparisonError, compare_suite
+from bench.config import suite_from_dict
+from bench.metrics import classification_report
+from bench.records import RunPaths, payload
+from bench.results import load_result, result_path, write_result
+
+CLASSES = ["a", "b", "c", "d"]
+N_TEST = 800
+MACHINE = "test-machine"
+
+
+def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) -> np.ndarray:
+    """Each image right with probability ``accuracy``, else a random wrong class."""
+    right = rng.random(len(labels)) < accuracy
+    wrong = (labels + rng.integers(1, len(CLASSES), len(labels))) % len(CLASSES)
+    return np.where(right, labels, wrong)
+
+
+def _write(paths: RunPaths, kind: str, name: str, seed: int, preds: np.ndarray, labels: np.ndarray) -> Path:
+    probs = np.full((len(labels), len(CLASSES)), 0.1)
+    probs[np.arange(len(labels)), preds] = 0.7
+    metrics = classification_report(probs, labels, CLASSES, n_bootstrap=20, seed=seed)
+    metrics["test_labels"] = labels.tolist()
+    if kind == "train":
+        metrics.update({"curves": {"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.4], "val_loss": [2.0, 1.6, 1.6],
+                                   "val_balanced_accuracy": [0.3, 0.6, 0.6]},
+                        "best_epoch": 2, "epochs_run": 3, "max_epochs": 10, "patience": 1, "optimizer_steps": 30,
+                        "converged": True})
+    model = {"name": name, "scale": "quick", "params": 10, "gmacs": None, "image_size": 32, "in_chans": 1,
+             "num_classes": len(CLASSES)}
+    out = result_path(paths.results, MACHINE, "cmp", kind, name, seed)
+    write_result(out, payload(kind, "cmp", model, seed, {"fingerprint": f"{name}-{seed}"}, metrics,
+                              dataset={"name": "fixture", "synthetic": True, "class_names": CLASSES}))
+    return out
+
+
+@pytest.fixture()
+def suite():
+    return suite_from_dict({"name": "cmp", "scale": "quick", "models": ["x"], "train": {"bootstrap": 500}})
+
+
+@pytest.fixture()
+def compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite) -> tuple[RunPaths, dict]:
+    """Two models of equal accuracy (tied), one clearly worse, and the pixel baseline below all."""
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", MACHINE)
+    paths = RunPaths(results=tmp_path / "results", checkpoints=tmp_path / "ckpt", artifacts=tmp_path / "art",
+                     locks=tmp_path / "locks")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, len(CLASSES), N_TEST)
+    for name, accuracy in (("model_a", 0.80), ("model_b", 0.80), ("model_c", 0.60)):
+        for seed in (0, 1):
+            _write(paths, "train", name, seed, _predictions(labels, accuracy, rng), labels)
+    _write(paths, "baseline", "pixel_logreg", 0, _predictions(labels, 0.45, rng), labels)
+    out = compare_suite(suite, paths)
+    return paths, load_result(out)["metrics"]
+
+
+def test_comparison_marks_ties_losers_and_the_pixel_baseline(compared) -> None:
+    _, metrics = compared
+    models = metrics["models"]
+    assert metrics["best"] in ("model_a", "model_b")
+    assert models["model_a"]["tied_with_best"] and models["model_b"]["tied_with_best"]
+    assert not models["model_c"]["tied_with_best"]
+    assert models["model_c"]["vs_best"]["hi"] < 0
+    for name in ("model_a", "model_b", "model_c"):
+        assert models[name]["better_than_pixel_baseline"] is True
+        assert models[name]["converged"] is True
+        lo, hi = models[name]["ci95"]
+        assert lo < models[name]["mean"] < hi
+    assert models["pixel_logreg"]["baseline"] is True
+
+
+def test_comparison_never_picks_a_baseline_as_best(tmp_path, monkeypatch, suite) -> None:
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", MACHINE)
+    paths = RunPaths(results=tmp_path / "r", checkpoints=tmp_path / "c", artifacts=tmp_path / "a", locks=tmp_path / "l")
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, len(CLASSES), N_TEST)
+    _write(paths, "train", "weak_model", 0, _predictions(labels, 0.3, rng), labels)
+    _write(paths, "baseline", "pixel_logreg", 0, _predictions(labels, 0.6, rng), labels)
+    metrics = load_result(compare_suite(suite, paths))["metrics"]
+    assert metrics["best"] == "weak_model"
+    assert metrics["models"]["weak_model"]["better_than_pixel_baseline"] is False
+
+
+def test_results_on_different_test_splits_are_refused(tmp_path, monkeypatch, suite) -> None:
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", MACHINE)
+    paths = RunPaths(results=tmp_path / "r", checkpoints=tmp_path / "c", artifacts=tmp_path / "a", locks=tmp_path / "l")
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, len(CLASSES), N_TEST)
+    _write(paths, "train", "one", 0, labels, labels)
+    other = _write(paths, "train", "two", 0, labels[::-1].copy(), labels[::-1].copy())
+    with pytest.raises(ComparisonError, match=other.name):
+        compare_suite(suite, paths)
+
+
+def test_leaderboard_shows_ties_baselines_and_the_across_seed_interval(compared, tmp_path) -> None:
+    from bench.site.aggregate import build_context
+    from bench.site.load import load_results
+    from bench.site.render import render_pages
+
+    paths, metrics = compared
+    ctx = build_context(load_results(paths.results), [])
+    [group] = ctx.train_groups
+    rows = {r.model: r for r in group.rows}
+    assert set(rows) == {"model_a", "model_b", "model_c"}
+    assert [b.model for b in group.baselines] == ["pixel_logreg"]
+    assert rows["model_a"].tied_with_best and rows["model_b"].tied_with_best
+    assert rows["model_c"].tied_with_best is False
+    assert (rows["model_c"].ci95.lo, rows["model_c"].ci95.hi) == tuple(metrics["models"]["model_c"]["ci95"])
+    assert group.best == metrics["best"] and group.not_better_than_pixel == ()
+    index = render_pages(ctx, Path(__file__).resolve().parent.parent / "templates")["index.md"]
+    line = {name: next(ln for ln in index.splitlines() if ln.startswith(f"| {name}")) for name in rows}
+    assert "| best |" in line[metrics["best"]]
+    tied = next(n for n in ("model_a", "model_b") if n != metrics["best"])
+    assert "| = |" in line[tied] and "| < |" in line["model_c"]
+    assert "*pixel_logreg* (baseline)" in index and "Tied with the best" in index
