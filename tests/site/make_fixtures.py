@@ -100,10 +100,35 @@ def train_payload(name: str, seed: int) -> dict:
             "per_class": per_class, "confusion_matrix": matrix,
             "curves": {"epoch": list(range(1, epochs + 1)), "train_loss": train_loss, "val_loss": val_loss,
                        "val_balanced_accuracy": val_acc},
-            "best_epoch": epochs, "train_time_s": 61.5 + seed, "train_images_per_s": 170.2, "num_test": total,
+            "best_epoch": epochs - 2, "epochs_run": epochs, "max_epochs": 20, "patience": 2,
+            "optimizer_steps": epochs * 22, "converged": True,
+            "train_time_s": 61.5 + seed, "train_images_per_s": 170.2, "num_test": total,
+            **predictions(matrix),
         },
         "error": None,
     }
+
+
+def predictions(matrix: list[list[int]]) -> dict[str, list[int]]:
+    """Per-image test labels and predictions that reproduce a confusion matrix (rows = true class)."""
+    labels, preds = [], []
+    for true, row in enumerate(matrix):
+        for pred, count in enumerate(row):
+            labels += [true] * count
+            preds += [pred] * count
+    return {"test_labels": labels, "test_predictions": preds}
+
+
+def baseline_payload(name: str, acc: float) -> dict:
+    """A trivial baseline scored on the same test images as the models."""
+    matrix = confusion(round(acc * PER_CLASS_TEST * len(CLASS_NAMES)))
+    payload = train_payload("pyramid_swin", 0)
+    payload.update({"kind": "baseline", "command": "medbench run --suite quick --stages baselines",
+                    "model": {**model_record("pyramid_swin"), "name": name, "params": 0, "gmacs": None}})
+    payload["metrics"] = {key: payload["metrics"][key] for key in ("top1", "top5", "macro_auc", "cohen_kappa", "ece")}
+    payload["metrics"].update({"balanced_accuracy": estimate(acc, 0.09), "confusion_matrix": matrix,
+                               "per_class": {}, "num_test": PER_CLASS_TEST * len(CLASS_NAMES), **predictions(matrix)})
+    return payload
 
 
 def latency_entry(device: str, dtype: str, batch: int, threads: int, p50: float, rng: random.Random) -> dict:
@@ -196,6 +221,9 @@ def main() -> None:
                   "stage": "train"},
     }
     write_result(result_path(RESULTS, CPU["id"], "quick", "train", "pyramid_performer", 0), failed)
+    write_result(result_path(RESULTS, CPU["id"], "quick", "baseline", "pixel_logreg", 0),
+                 baseline_payload("pixel_logreg", 0.4))
+    write_comparison()
     for name in ("pyramid_softmax", "pyramid_swin"):
         write_result(result_path(RESULTS, CPU["id"], "quick", "profile", name, None), profile_payload(name, CPU))
     write_result(result_path(RESULTS, GPU["id"], "quick", "profile", "pyramid_softmax", None),
@@ -207,6 +235,19 @@ def main() -> None:
     })
     write_bad()
     write_artifacts()
+
+
+def write_comparison() -> None:
+    """The comparison stage's output, computed by the engine from the files above."""
+    from bench.compare import _scored, compare_results
+
+    folder = RESULTS / CPU["id"] / "quick"
+    scored = _scored(folder)
+    write_result(folder / "comparison.json", {
+        "kind": "comparison", **provenance(CPU, 21, "medbench run --suite quick --stages compare"), "suite": "quick",
+        "model": None, "seed": None, "config": {"suite": "quick", "inputs": [p.name for p, _ in scored]},
+        "metrics": compare_results(scored, n_resamples=1000), "error": None,
+    })
 
 
 def write_artifacts() -> None:

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from bench.results import ResultError
-from bench.site.aggregate import build_context, mean_interval, mean_std
+from bench.site.aggregate import build_context
+from bench.site.leaderboard import mean_std
 from bench.site.context import SiteContext, slug
 from bench.site.load import load_datasets, load_results
 
@@ -32,9 +33,6 @@ def test_mean_std_is_across_seeds_with_sample_std() -> None:
     one = mean_std([0.7, None])
     assert (one.mean, one.std, one.n) == (0.7, None, 1)
     assert mean_std([None]).mean is None
-    ci = mean_interval([[0.1, 0.3], [0.2, 0.5], None, [None, 0.4]])
-    assert (ci.lo, ci.hi) == (pytest.approx(0.15), pytest.approx(0.4))
-    assert mean_interval([None]) is None
 
 
 @pytest.mark.parametrize("model", ["pyramid_softmax", "pyramid_swin"])
@@ -48,9 +46,9 @@ def test_leaderboard_row_aggregates_seeds_and_joins_the_profile(ctx: SiteContext
         values = [run["metrics"][metric]["value"] for run in runs]
         assert row.metrics[metric].mean == pytest.approx(statistics.fmean(values))
         assert row.metrics[metric].std == pytest.approx(statistics.stdev(values))
-        lo = statistics.fmean(run["metrics"][metric]["ci95"][0] for run in runs)
-        hi = statistics.fmean(run["metrics"][metric]["ci95"][1] for run in runs)
-        assert (row.mean_ci[metric].lo, row.mean_ci[metric].hi) == pytest.approx((lo, hi))
+    compared = json.loads((paths.results / CPU / "quick" / "comparison.json").read_text())["metrics"]["models"][model]
+    assert (row.ci95.lo, row.ci95.hi) == tuple(compared["ci95"])  # read from the comparison, never recomputed
+    assert row.tied_with_best is compared["tied_with_best"] and row.converged is True
     profile = json.loads((paths.results / CPU / "quick" / f"profile__{model}.json").read_text())
     batch1 = next(e for e in profile["metrics"]["latency"] if e["device"] == "cpu" and e["batch_size"] == 1)
     batch32 = next(e for e in profile["metrics"]["latency"] if e["batch_size"] == 32)
@@ -69,7 +67,7 @@ def test_leaderboard_is_best_first_and_labelled_synthetic(ctx: SiteContext) -> N
     assert [r.model for r in group.rows] == ["pyramid_softmax", "pyramid_swin"]
     assert group.synthetic and ctx.synthetic
     assert group.acc_gmacs_chart == f"acc-gmacs-{slug(CPU, 'quick')}"
-    assert ("epochs", "5") in group.recipe
+    assert ("epochs (cap)", "5") in group.recipe
 
 
 def test_failed_run_is_listed_not_dropped(ctx: SiteContext) -> None:
@@ -114,7 +112,7 @@ def test_attention_benchmark(ctx: SiteContext) -> None:
 
 def test_machines_models_and_param_spread(ctx: SiteContext) -> None:
     cpu = ctx.machines[0]
-    assert (cpu.id, cpu.matmul_peaks, cpu.result_files) == (CPU, (("cpu:float32", 160.0),), 9)
+    assert (cpu.id, cpu.matmul_peaks, cpu.result_files) == (CPU, (("cpu:float32", 160.0),), 11)
     assert (cpu.first_utc, cpu.last_utc) == ("2025-11-19T10:00:00Z", "2025-11-22T10:00:00Z")
     assert ctx.machines[1].gpu == "NVIDIA H200"
     assert [m.name for m in ctx.models] == ["pyramid_performer", "pyramid_softmax", "pyramid_swin"]

@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 from markupsafe import Markup
 
-from bench.site.aggregate import mean_std
+from bench.site.leaderboard import mean_std
 from bench.site.context import Interval
 from bench.site.render import MANIFEST, PLOTLY_JS, ci, escape_text, finalize, fmt, pm, sig
 
@@ -37,10 +37,11 @@ def test_leaderboard_shows_mean_std_seeds_and_ci(rendered: tuple[Path, list[Path
     index = page(rendered[0], "index.md")
     softmax = next(line for line in index.splitlines() if line.startswith("| pyramid_softmax |"))
     cells = [c.strip() for c in softmax.strip("|").split("|")]
-    # model, params, GMACs, balanced acc (n), mean per-seed CI, top-1, AUC, kappa, ECE, CPU p50
-    assert cells[:5] == ["pyramid_softmax", "1.48 M", "0.156", "0.820 ± 0.028 (2)", "0.740–0.900"]
-    assert cells[5] == "0.820 ± 0.028" and cells[-1] == "4.31"
-    assert "| pyramid_swin | 1.50 M | 0.150 | 0.730 ± 0.042 (2) |" in index
+    # model, params, GMACs, balanced acc (n), seeds × images CI (the comparison file's), vs best, top-1, ...
+    assert cells[:6] == ["pyramid_softmax", "1.48 M", "0.156", "0.820 ± 0.028 (2)", "0.731–0.897", "best"]
+    assert cells[6] == "0.820 ± 0.028" and cells[-1] == "4.31"
+    assert "| pyramid_swin | 1.50 M | 0.150 | 0.730 ± 0.042 (2) | 0.624–0.822 | < |" in index
+    assert "| *pixel_logreg* (baseline) |" in index
     assert index.index("| pyramid_softmax |") < index.index("| pyramid_swin |")
 
 
