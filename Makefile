@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUITE ?= quick
+# training runs at once on CPU (each gets cores / JOBS threads)
+JOBS ?= 2
 # A local folder of wheels (this machine kind keeps the CPU torch wheel in /opt/wheels).
 # Elsewhere: make report PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
 WHEELS ?= /opt/wheels
@@ -35,7 +37,7 @@ dataset: install
 	$(BIN)/medbench data synth --suite $(SUITE) --if-absent
 
 suite: dataset
-	@start=$$(date +%s); $(BIN)/medbench run --suite $(SUITE); \
+	@start=$$(date +%s); $(BIN)/medbench run --suite $(SUITE) --jobs $(JOBS); \
 	echo "suite $(SUITE) took $$(( $$(date +%s) - start )) s"
 
 site: install

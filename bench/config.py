@@ -61,12 +61,14 @@ class TrainConfig:
     """The training recipe: recorded in full in every train result.
 
     ``epochs`` is a cap: training stops early once validation balanced accuracy has not
-    improved for ``patience`` epochs (0 trains every epoch). The LR schedule (warm-up, then
-    cosine) spans the cap, so where a run stops never changes the steps before it.
+    improved by more than ``min_delta`` for ``patience`` epochs (0 trains every epoch). The
+    LR schedule (warm-up, then cosine) spans the cap, so where a run stops never changes the
+    steps before it.
     """
 
     epochs: int = 10
     patience: int = 0
+    min_delta: float = 0.0  # a val gain at or below this is a tie: the earlier epoch stays the best
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -88,8 +90,8 @@ class TrainConfig:
         _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
-        _check(0 <= self.patience < self.epochs or self.patience == 0,
-               f"train.patience must be in [0, epochs), got {self.patience}")
+        _check(self.patience >= 0, f"train.patience must be >= 0 (0: no early stopping), got {self.patience}")
+        _check(0 <= self.min_delta < 1, f"train.min_delta must be in [0, 1), got {self.min_delta}")
         _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,
                f"train.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")

@@ -91,6 +91,10 @@ def error_record(exc: BaseException, stage: str) -> dict[str, str]:
 
 def model_info(name: str, scale: str, model: Any, image_size: int, in_chans: int, num_classes: int,
                gmacs: float | None) -> dict[str, Any]:
-    """The ``model`` field: measured on the model actually benchmarked."""
-    return {"name": name, "scale": scale, "params": sum(p.numel() for p in model.parameters()),
+    """The ``model`` field: measured on the model actually benchmarked. A pyramid also records
+    what each stage's attention was built with (Swin's windows and shifts, Linformer's k, ...)."""
+    info = {"name": name, "scale": scale, "params": sum(p.numel() for p in model.parameters()),
             "gmacs": gmacs, "image_size": image_size, "in_chans": in_chans, "num_classes": num_classes}
+    if hasattr(model, "attention_settings"):
+        info["attention_stages"] = model.attention_settings()
+    return info

@@ -258,7 +258,7 @@ class Trainer:
         return len(self.history.epoch)
 
     def plateaued(self) -> bool:
-        """Validation balanced accuracy has not improved for ``patience`` epochs."""
+        """Validation balanced accuracy has not improved (by more than ``min_delta``) for ``patience`` epochs."""
         return self.cfg.patience > 0 and self.epochs_run() - self.best_epoch >= self.cfg.patience
 
     def fit(self) -> None:
@@ -279,7 +279,7 @@ class Trainer:
             h.val_loss.append(round(val_loss, 6))
             h.val_balanced_accuracy.append(round(val_bacc, 6))
             h.lr.append(self.optimizer.param_groups[0]["lr"])
-            if val_bacc > self.best_score:
+            if val_bacc > self.best_score + self.cfg.min_delta or self.best_state is None:
                 self.best_score, self.best_epoch = val_bacc, epoch + 1
                 self.best_state = copy.deepcopy(self.model.state_dict())
             if self.ctx.is_main:
@@ -300,6 +300,7 @@ class Trainer:
             "epochs_run": epochs_run,
             "max_epochs": self.cfg.epochs,
             "patience": self.cfg.patience,
+            "min_delta": self.cfg.min_delta,
             "optimizer_steps": epochs_run * self.steps_per_epoch,
             "converged": self.cfg.patience > 0 and epochs_run - self.best_epoch >= self.cfg.patience,
         }

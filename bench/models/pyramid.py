@@ -10,10 +10,16 @@ Parameter matching: with ``match_params=True`` every block's MLP hidden width is
 by one common factor so that the model has the parameter count of the softmax pyramid of
 the same config (to within rounding). Only Linformer needs it: its N x k projections
 grow with the token count.
+
+Per-stage options: ``stage_options`` (one dict per stage) overrides ``attention_options``
+in that stage, for mechanisms whose right setting depends on the stage's grid (Linformer's
+k, Swin's window). What every block was built with is read back from the built model by
+``attention_settings()`` and ``stage_setting(key)``, not from the config.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -38,6 +44,7 @@ class PyramidConfig:
 
     attention: str = "softmax"
     attention_options: dict[str, Any] = field(default_factory=dict)
+    stage_options: tuple[dict[str, Any], ...] = ()
     image_size: int = 224
     in_chans: int = 1
     num_classes: int = 10
@@ -59,8 +66,16 @@ class PyramidConfig:
         if self.image_size < self.patch_size:
             raise ValueError(f"PyramidConfig: image_size {self.image_size} is smaller than "
                              f"patch_size {self.patch_size}")
+        if self.stage_options and len(self.stage_options) != len(self.dims):
+            raise ValueError(f"PyramidConfig: stage_options has {len(self.stage_options)} entries, "
+                             f"expected one per stage ({len(self.dims)}) or none")
         if self.attention not in ATTENTION:
             ATTENTION.get(self.attention)  # raises KeyError listing the valid names
+
+    def options(self, stage: int, block: int) -> dict[str, Any]:
+        """Options of block ``block`` (counted through the network): shared, then the stage's, then the block's."""
+        per_stage = self.stage_options[stage] if self.stage_options else {}
+        return {**self.attention_options, **per_stage, **ATTENTION.get(self.attention).block_options(block)}
 
     @property
     def grid_sizes(self) -> list[tuple[int, int]]:
@@ -108,15 +123,16 @@ class Stage(nn.Module):
         return x
 
 
-def _attention_params(cfg: PyramidConfig, name: str, options: dict[str, Any]) -> int:
-    """Parameters of all attention modules of ``cfg`` built as ``name``, counted on the meta device."""
-    cls = ATTENTION.get(name)
-    total = 0
+def _attention_params(cfg: PyramidConfig) -> int:
+    """Parameters of all attention modules of ``cfg``, counted on the meta device."""
+    cls = ATTENTION.get(cfg.attention)
+    total, k = 0, 0
     with torch.device("meta"):
-        for dim, depth, heads, grid in zip(cfg.dims, cfg.depths, cfg.heads, cfg.grid_sizes):
-            for i in range(depth):
-                module = cls(dim, heads, grid_size=grid, qkv_bias=cfg.qkv_bias, **options, **cls.block_options(i))
+        for s, (dim, depth, heads, grid) in enumerate(zip(cfg.dims, cfg.depths, cfg.heads, cfg.grid_sizes)):
+            for _ in range(depth):
+                module = cls(dim, heads, grid_size=grid, qkv_bias=cfg.qkv_bias, **cfg.options(s, k))
                 total += sum(p.numel() for p in module.parameters())
+                k += 1
     return total
 
 
@@ -124,7 +140,8 @@ def mlp_hidden_widths(cfg: PyramidConfig) -> list[list[int]]:
     """MLP hidden width per block; narrowed uniformly when ``match_params`` asks for it."""
     ratio = cfg.mlp_ratio
     if cfg.match_params and cfg.attention != "softmax":
-        extra = _attention_params(cfg, cfg.attention, cfg.attention_options) - _attention_params(cfg, "softmax", {})
+        softmax = dataclasses.replace(cfg, attention="softmax", attention_options={}, stage_options=())
+        extra = _attention_params(cfg) - _attention_params(softmax)
         # an MLP of hidden width h over dim C has h (2C + 1) + C parameters
         params_per_unit_ratio = sum(depth * dim * (2 * dim + 1) for dim, depth in zip(cfg.dims, cfg.depths))
         ratio = cfg.mlp_ratio - extra / params_per_unit_ratio
@@ -160,9 +177,8 @@ class PyramidTransformer(nn.Module):
         for s, (dim, depth, heads, grid) in enumerate(zip(cfg.dims, cfg.depths, cfg.heads, grids)):
             blocks = []
             for i in range(depth):
-                options = {**cfg.attention_options, **attention_cls.block_options(i)}
                 attention = attention_cls(dim, heads, grid_size=grid, qkv_bias=cfg.qkv_bias,
-                                          attn_drop=cfg.attn_drop_rate, proj_drop=cfg.drop_rate, **options)
+                                          attn_drop=cfg.attn_drop_rate, proj_drop=cfg.drop_rate, **cfg.options(s, k))
                 blocks.append(Block(attention, dim, hidden[s][i], cfg.drop_rate, drop_paths[k]))
                 k += 1
             downsample = PatchMerging(cfg.dims[s - 1], dim) if s > 0 else None
@@ -177,6 +193,22 @@ class PyramidTransformer(nn.Module):
 
     def attention_modules(self) -> list[TokenAttention]:
         return [block.attn for stage in self.stages for block in stage.blocks]
+
+    def attention_settings(self) -> list[list[dict[str, Any]]]:
+        """Per stage, per block, what the attention module was built with (its ``settings()``)."""
+        return [[block.attn.settings() for block in stage.blocks] for stage in self.stages]
+
+    def stage_setting(self, key: str) -> list[Any]:
+        """Per stage, one setting, e.g. Linformer's k: ``stage_setting("proj_len")``.
+
+        A value the stage's blocks share is given once; otherwise the stage gets a list of
+        its blocks' values (Swin's ``shift_size`` alternates).
+        """
+        values = []
+        for stage in self.attention_settings():
+            per_block = [block[key] for block in stage]
+            values.append(per_block[0] if all(v == per_block[0] for v in per_block) else per_block)
+        return values
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, in_chans, H, W) -> final-normed last-stage tokens (B, N, C)."""
@@ -221,7 +253,7 @@ class PyramidTransformer(nn.Module):
         finally:
             for m in modules:
                 m.keep_attention = False
-                m.last_attention = None
+                m.clear_attention()
 
 
 def _init_weights(module: nn.Module) -> None:

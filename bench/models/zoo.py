@@ -4,10 +4,32 @@ In the manner of timm's ``@register_model``: each entry takes the scale and the 
 shape and returns a model. Two scales exist:
 
 - ``quick``: 64 px, narrow models, sized so that a training step on a batch of 64 takes
-  about 0.1 s on 2 CPU cores; a whole suite trains in minutes.
+  about 0.1 s on 2 CPU cores; a whole suite trains in minutes. Pyramid: patch 4, dims
+  32/64/128/256, depths 1/1/2/1, heads 1/2/4/8 (grids 16/8/4/2), about 1.43M parameters.
 - ``paper``: 224 px; the pyramid is patch 7, dims 96/192/384/768, depths 2/2/6/2, heads
-  3/6/12/24, MLP ratio 4 (about 28M parameters with a 10-class head); ``vit`` is
-  ViT-S/16-like; ``resnet50`` is the standard ResNet-50.
+  3/6/12/24, MLP ratio 4 (grids 32/16/8/4), about 27.6M parameters with a 10-class head;
+  ``resnet50`` is the standard ResNet-50.
+
+Every mechanism a model is named after really runs at both scales (tests/models/
+test_mechanisms.py checks the built models):
+
+- Swin: window 4 at both scales, clamped per stage by ``swin_stage_windows`` to half the
+  grid, the last stage one global window. Quick: windows 4/4/2/2; paper: 4/4/4/4. All
+  tile their grids (no padding). At paper scale this is Swin-T's layout in pixels and in
+  windows (28 px windows; 8x8, 4x4, 2x2, 1x1 windows per stage), where window 8 would
+  leave stage 3, half the blocks, one global window. Shifted and regular blocks alternate
+  through the network, so 2 of the quick pyramid's 4 windowed blocks shift (stage 4's
+  2x2 grid is one window and cannot) and 5 of the paper pyramid's 10.
+- Linformer: k = min(64 quick / 256 paper, N // 2) per stage (``linformer_proj_lens``):
+  quick 64/32/8/2, paper 256/128/32/8; param-matched by narrowing the MLPs.
+- Performer: random features redrawn every 100 training forwards, never in eval.
+- XCA: ``pyramid_xca`` has LPI, ``pyramid_xca_nolpi`` is the ablation without it.
+- ``vit``: a timm VisionTransformer with a CLS token, sized to the pyramids' parameter
+  count (within 10%): quick patch 16, dim 128, depth 7, 4 heads (1.41M; patch 16 keeps
+  its cost near the pyramids', 16 tokens where patch 8's 64 cost 4.5x); paper patch 16,
+  dim 432, depth 12, 6 heads (27.1M; ViT-S/16, at 21.5M, would be 22% smaller). ViT-S/16
+  itself is ``timm:vit_small_patch16_224``. Being columnar, the quick ViT runs all 65
+  tokens through every block: 0.098 GMACs, 4.4x the quick pyramid's 0.022.
 
 ``timm:<name>`` builds any timm architecture (no pretrained weights).
 """
@@ -42,9 +64,13 @@ _PYRAMID = {
     "paper": PyramidConfig(patch_size=7, dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), heads=(3, 6, 12, 24),
                            drop_path_rate=0.1),
 }
+_SWIN_WINDOW = {"quick": 4, "paper": 4}
+_LINFORMER_K = {"quick": 64, "paper": 256}
+# training forwards per draw of the random features, both scales: tens of draws in a quick run
+_PERFORMER_REDRAW = 100
 _VIT = {
-    "quick": dict(patch_size=8, embed_dim=64, depth=4, num_heads=2),
-    "paper": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6),  # ViT-S/16
+    "quick": dict(patch_size=16, embed_dim=128, depth=7, num_heads=4),
+    "paper": dict(patch_size=16, embed_dim=432, depth=12, num_heads=6),
 }
 _RESNET_CHANNELS = {"quick": (16, 32, 64, 128), "paper": (64, 128, 256, 512)}
 
@@ -60,8 +86,32 @@ def _check_scale(scale: str) -> None:
         raise ValueError(f"unknown model scale {scale!r}; valid scales: {', '.join(SCALES)}")
 
 
-def _pyramid(attention: str, scale: str, options: dict[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+def swin_stage_windows(grids: list[tuple[int, int]], window: int) -> list[int]:
+    """Swin's window per stage: ``window`` clamped to half the grid; the last stage one global window.
+
+    Half the grid leaves at least 2 x 2 windows, so the stage's shifted blocks really shift
+    (a window as large as the grid cannot); below a 2-token window the stage is global. The
+    last stage is one global window, as in Swin-T (its 7 x 7 last grid, window 7).
+    """
+    windows = []
+    for s, (h, w) in enumerate(grids):
+        clamped = min(window, min(h, w) // 2)
+        windows.append(max(h, w) if s == len(grids) - 1 or clamped < 2 else clamped)
+    return windows
+
+
+def linformer_proj_lens(grids: list[tuple[int, int]], proj_len: int) -> list[int]:
+    """Linformer's k per stage: min(proj_len, N // 2), so every stage compresses at least twofold."""
+    return [max(1, min(proj_len, h * w // 2)) for h, w in grids]
+
+
+def _pyramid(attention: str, scale: str, options: dict[str, Any] | None = None,
+             per_stage: Callable[[list[tuple[int, int]]], list[dict[str, Any]]] | None = None,
+             **kwargs: Any) -> nn.Module:
+    """``per_stage(grids)`` gives each stage's option overrides, from the grids of the final config."""
     cfg = dataclasses.replace(_PYRAMID[scale], attention=attention, attention_options=options or {}, **kwargs)
+    if per_stage is not None:
+        cfg = dataclasses.replace(cfg, stage_options=tuple(per_stage(cfg.grid_sizes)))
     return PyramidTransformer(cfg)
 
 
@@ -73,15 +123,19 @@ def pyramid_softmax(scale: str, **kwargs: Any) -> nn.Module:
 
 @MODELS.register()
 def pyramid_linformer(scale: str, **kwargs: Any) -> nn.Module:
-    """Pyramid with Linformer attention, k = min(N, 64 quick / 256 paper), param-matched."""
-    return _pyramid("linformer", scale, {"proj_len": {"quick": 64, "paper": 256}[scale]}, match_params=True, **kwargs)
+    """Pyramid with Linformer attention, k = min(64 quick / 256 paper, N // 2) per stage, param-matched."""
+    def per_stage(grids: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        return [{"proj_len": k} for k in linformer_proj_lens(grids, _LINFORMER_K[scale])]
+
+    return _pyramid("linformer", scale, per_stage=per_stage, match_params=True, **kwargs)
 
 
 @MODELS.register()
 def pyramid_performer(scale: str, **kwargs: Any) -> nn.Module:
-    """Pyramid with Performer (FAVOR+) attention."""
+    """Pyramid with Performer (FAVOR+) attention, features redrawn every 100 training forwards."""
     # m = d ln d random features at paper scale (111 for d = 32); 2d at quick, for the time budget
-    return _pyramid("performer", scale, {"num_features": {"quick": 64, "paper": None}[scale]}, **kwargs)
+    options = {"num_features": {"quick": 64, "paper": None}[scale], "redraw_interval": _PERFORMER_REDRAW}
+    return _pyramid("performer", scale, options, **kwargs)
 
 
 @MODELS.register()
@@ -92,19 +146,32 @@ def pyramid_fastformer(scale: str, **kwargs: Any) -> nn.Module:
 
 @MODELS.register()
 def pyramid_xca(scale: str, **kwargs: Any) -> nn.Module:
-    """Pyramid with cross-covariance attention plus LPI."""
+    """Pyramid with cross-covariance attention plus LPI (XCiT's token mixing)."""
     return _pyramid("xca", scale, {"lpi": True}, **kwargs)
 
 
 @MODELS.register()
+def pyramid_xca_nolpi(scale: str, **kwargs: Any) -> nn.Module:
+    """Ablation: XCA without LPI; tokens then interact only through the d x d channel map.
+
+    Otherwise identical to ``pyramid_xca``, so the pair isolates LPI. Not narrowed by
+    ``match_params``: without LPI it has only h temperatures per block more than softmax.
+    """
+    return _pyramid("xca", scale, {"lpi": False}, **kwargs)
+
+
+@MODELS.register()
 def pyramid_swin(scale: str, **kwargs: Any) -> nn.Module:
-    """Pyramid with shifted-window attention (window 4 quick, 7 paper)."""
-    return _pyramid("swin", scale, {"window_size": {"quick": 4, "paper": 7}[scale]}, **kwargs)
+    """Pyramid with shifted-window attention; windows per stage from ``swin_stage_windows``."""
+    def per_stage(grids: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        return [{"window_size": w} for w in swin_stage_windows(grids, _SWIN_WINDOW[scale])]
+
+    return _pyramid("swin", scale, per_stage=per_stage, **kwargs)
 
 
 @MODELS.register()
 def vit(scale: str, *, image_size: int, in_chans: int, num_classes: int) -> nn.Module:
-    """timm VisionTransformer with a CLS token; ViT-S/16 at paper scale."""
+    """timm VisionTransformer with a CLS token, sized to the pyramids' parameter count (see module doc)."""
     from timm.models.vision_transformer import VisionTransformer
 
     model = VisionTransformer(img_size=image_size, in_chans=in_chans, num_classes=num_classes,

@@ -103,20 +103,38 @@ def test_linformer_effective_map_reproduces_output() -> None:
 
 
 def test_performer_features_fixed_in_eval_and_saved() -> None:
-    module: PerformerAttention = build("performer", redraw_interval=1)
-    assert "features" in module.state_dict()
+    module: PerformerAttention = build("performer", redraw_interval=2)
+    assert {"features", "feature_seed", "train_forwards"} <= set(module.state_dict())
     w = module.features.clone()
     x = torch.randn(2, 35, 32)
     with torch.no_grad():
         first, second = module(x, (5, 7)), module(x, (5, 7))
     assert torch.equal(first, second) and torch.equal(module.features, w)
     module.train()
+    module(x, (5, 7)), module(x, (5, 7))
+    assert torch.equal(module.features, w)  # the first draw serves 2 training forwards
     module(x, (5, 7))
     assert not torch.equal(module.features, w)  # redrawn: only in training, only when asked
+    assert int(module.train_forwards) == 3
     fixed = build("performer").train()
     w = fixed.features.clone()
-    fixed(x, (5, 7))
+    fixed(x, (5, 7)), fixed(x, (5, 7))
     assert torch.equal(fixed.features, w)
+
+
+def test_performer_resumed_schedule_redraws_as_uninterrupted() -> None:
+    x = torch.randn(2, 35, 32)
+    straight: PerformerAttention = build("performer", redraw_interval=2).train()
+    for _ in range(3):
+        straight(x, (5, 7))
+    resumed: PerformerAttention = build("performer", redraw_interval=2).train()
+    resumed(x, (5, 7))
+    state = resumed.state_dict()  # a checkpoint after one training forward
+    fresh: PerformerAttention = build("performer", redraw_interval=2).train()
+    torch.manual_seed(123)  # redraws must not depend on the global RNG
+    fresh.load_state_dict(state)
+    fresh(x, (5, 7)), fresh(x, (5, 7))
+    assert torch.equal(fresh.features, straight.features) and int(fresh.train_forwards) == 3
 
 
 def test_performer_features_are_orthogonal_blocks() -> None:
@@ -129,7 +147,7 @@ def test_performer_approximates_softmax() -> None:
     softmax: SoftmaxAttention = build("softmax", dim=16, heads=1)
     torch.nn.init.normal_(softmax.qkv.weight, std=0.1)  # moderate logits, where FAVOR+ is accurate
     performer: PerformerAttention = build("performer", dim=16, heads=1, num_features=4096)
-    performer.load_state_dict({**softmax.state_dict(), "features": performer.features})
+    performer.load_state_dict({**performer.state_dict(), **softmax.state_dict()})
     x = torch.randn(2, 35, 16)
     with torch.no_grad():
         exact, approx = softmax(x, (5, 7)), performer(x, (5, 7))
@@ -177,6 +195,7 @@ def test_fastformer_follows_the_paper_equations() -> None:
 def test_swin_shift_alternates_and_map_stays_in_windows() -> None:
     assert WindowAttention.block_options(0) == {"shift": False}
     assert WindowAttention.block_options(1) == {"shift": True}
+    assert WindowAttention.block_options(3) == {"shift": True}  # counted through the network
     module: WindowAttention = build("swin", grid=(8, 8))
     module.keep_attention = True
     with torch.no_grad():

@@ -85,14 +85,15 @@ def test_vit_maps_are_the_softmax_its_blocks_apply() -> None:
     model = build("vit").eval()
     x = torch.randn(2, 1, 64, 64)
     first = model.model.blocks[0].attn
+    tokens = model.model.patch_embed.num_patches + 1  # the CLS token
     seen = {}
     first.register_forward_hook(lambda mod, args, out: seen.update(x=args[0], out=out))
     maps = model.attention_maps(x)
-    assert len(maps) == len(model.model.blocks) and maps[0].shape == (2, first.num_heads, 65, 65)
-    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, first.num_heads, 65))
+    assert len(maps) == len(model.model.blocks) and maps[0].shape == (2, first.num_heads, tokens, tokens)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, first.num_heads, tokens))
     with torch.no_grad():
-        v = first.qkv(seen["x"]).reshape(2, 65, 3, first.num_heads, -1).permute(2, 0, 3, 1, 4)[2]
-        mixed = first.proj((maps[0] @ v).transpose(1, 2).reshape(2, 65, -1))
+        v = first.qkv(seen["x"]).reshape(2, tokens, 3, first.num_heads, -1).permute(2, 0, 3, 1, 4)[2]
+        mixed = first.proj((maps[0] @ v).transpose(1, 2).reshape(2, tokens, -1))
     torch.testing.assert_close(mixed, seen["out"], atol=1e-5, rtol=1e-5)
 
 

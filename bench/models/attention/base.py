@@ -9,6 +9,10 @@ attn_drop, proj_drop, **options)``, and one forward, ``forward(x (B, N, C), grid
 Attention maps are recorded on request: a caller sets ``keep_attention = True``, runs a
 forward pass, and reads ``last_attention`` (B, heads, N, N), the token-to-token map the
 module applied. Modules without such a map set ``has_token_attention = False``.
+
+Every module reports what it was built with in ``settings()`` (also its ``extra_repr``),
+so results can record, per block, the mechanism that actually ran (Linformer's k, Swin's
+window and shift, XCA's LPI, Performer's redraw interval).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class TokenAttention(nn.Module):
 
     @classmethod
     def block_options(cls, index: int) -> dict[str, Any]:
-        """Options that vary with a block's index inside its stage (Swin's shift); none by default."""
+        """Options that vary with a block's index in the network (Swin's shift); none by default."""
         return {}
 
     def _check_input(self, x: torch.Tensor, grid_size: tuple[int, int]) -> None:
@@ -66,6 +70,10 @@ class TokenAttention(nn.Module):
     def _record(self, attn: torch.Tensor) -> None:
         self.last_attention = attn.detach()
 
+    def clear_attention(self) -> None:
+        """Drop recorded maps (they hold a batch's worth of memory)."""
+        self.last_attention = None
+
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, heads, N, head_dim)."""
         b, n, _ = t.shape
@@ -76,5 +84,9 @@ class TokenAttention(nn.Module):
         b, _, n, _ = t.shape
         return t.transpose(1, 2).reshape(b, n, self.dim)
 
+    def settings(self) -> dict[str, Any]:
+        """What this module was built with; subclasses add their mechanism's options."""
+        return {"dim": self.dim, "num_heads": self.num_heads, "grid_size": self.grid_size}
+
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, num_heads={self.num_heads}, grid_size={self.grid_size}"
+        return ", ".join(f"{k}={v}" for k, v in self.settings().items())

@@ -14,9 +14,16 @@ parameters per block. Those are not negligible next to early-stage blocks (1024 
 224 px, patch 7), so the pyramid built with ``match_params=True`` narrows every block's
 MLP hidden width by one common factor until the whole model has as many parameters as the
 softmax pyramid (see ``bench.models.pyramid``).
+
+Choosing k: a k >= N projects nothing away, so the zoo picks k per stage as
+min(proj_len, N // 2) (``bench.models.zoo.linformer_proj_lens``): every stage compresses
+at least twofold. The k each block was built with is in ``settings()``; a pyramid lists
+it per stage with ``model.stage_setting("proj_len")``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -73,5 +80,5 @@ class LinformerAttention(TokenAttention):
             x = self.attn_drop(attn) @ v
         return self.proj_drop(self.proj(self._merge_heads(x)))
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, proj_len={self.proj_len}"
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "proj_len": self.proj_len}

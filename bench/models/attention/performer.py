@@ -9,15 +9,21 @@ with Q' = Q / d^(1/4), K' = K / d^(1/4), so that E[phi(q')^T phi(k')] = exp(q^T 
 the softmax kernel. Cost: O(N m C) time and O(N m + m d) memory per head, linear in N;
 m defaults to round(d ln d), the paper's Theta(d log d).
 
-The features are a persistent buffer, saved with the weights, and are never redrawn in
-eval mode, so a trained model is a fixed function. ``redraw_interval > 0`` redraws them
-every that many training forwards. The kernel runs in fp32 with autocast disabled: exp of
-bf16 projections loses the precision the estimator relies on.
+Feature redrawing (the paper resamples the features periodically in training): with
+``redraw_interval = R > 0`` each draw serves R training forwards, then the next training
+forward draws anew; eval forwards never redraw and do not count, so a trained model is a
+fixed function. The features, the count of training forwards and the seed of the redraws
+are persistent buffers: a checkpoint captures them and a resumed run redraws exactly as an
+uninterrupted one. Draw i comes from its own generator seeded (seed, i), not from the
+global RNG, so redraws neither perturb data or dropout streams nor differ between ranks.
+The kernel runs in fp32 with autocast disabled: exp of bf16 projections loses the
+precision the estimator relies on.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,14 +31,15 @@ from torch import nn
 from bench.models.attention.base import ATTENTION, TokenAttention
 
 
-def orthogonal_random_features(num_features: int, dim: int) -> torch.Tensor:
+def orthogonal_random_features(num_features: int, dim: int, generator: torch.Generator | None = None,
+                                device: torch.device | str | None = None) -> torch.Tensor:
     """(m, d) Gaussian rows, orthogonal within each block of d, with chi(d)-distributed norms."""
     blocks = []
     for _ in range(math.ceil(num_features / dim)):
-        q, _ = torch.linalg.qr(torch.randn(dim, dim))
+        q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, device=device))
         blocks.append(q.t())
     w = torch.cat(blocks)[:num_features]
-    norms = torch.randn(num_features, dim).norm(dim=1, keepdim=True)
+    norms = torch.randn(num_features, dim, generator=generator, device=device).norm(dim=1, keepdim=True)
     return w * norms
 
 
@@ -77,23 +84,41 @@ class PerformerAttention(TokenAttention):
         if redraw_interval < 0:
             raise ValueError(f"PerformerAttention: redraw_interval must be >= 0, got {redraw_interval}")
         self.redraw_interval = redraw_interval
-        self._train_calls = 0
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.register_buffer("features", orthogonal_random_features(self.num_features, d), persistent=True)
+        # the seed comes from the global RNG once, at construction, so a seeded model build fixes it
+        seed = torch.randint(0, 2**62, (), device="cpu", dtype=torch.int64)
+        self.register_buffer("feature_seed", seed.to(self.features.device), persistent=True)
+        self.register_buffer("train_forwards", torch.zeros((), dtype=torch.int64, device=self.features.device),
+                             persistent=True)
+        self._seed = int(seed)
+        self._train_forwards = 0  # mirrors the buffer, so forward needs no device sync to read it
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     @torch.no_grad()
-    def redraw_features(self) -> None:
-        """Draw new random features in place (from the global torch RNG)."""
-        new = orthogonal_random_features(self.num_features, self.head_dim)
-        self.features.copy_(new.to(self.features.device))
+    def redraw_features(self, draw: int) -> None:
+        """Replace the features in place by draw number ``draw`` of this module's seed."""
+        generator = torch.Generator().manual_seed((self._seed + draw) % 2**63)
+        new = orthogonal_random_features(self.num_features, self.head_dim, generator, device="cpu")
+        self.features.copy_(new)
+
+    def _count_training_forward(self) -> None:
+        """Advance the schedule; each draw serves ``redraw_interval`` training forwards."""
+        calls = self._train_forwards
+        if calls and calls % self.redraw_interval == 0:
+            self.redraw_features(calls // self.redraw_interval)
+        self._train_forwards = calls + 1
+        self.train_forwards.fill_(self._train_forwards)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if not self.train_forwards.is_meta:  # refresh the mirrors once per load, not per forward
+            self._train_forwards, self._seed = int(self.train_forwards), int(self.feature_seed)
 
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
         if self.training and self.redraw_interval:
-            if self._train_calls % self.redraw_interval == 0:
-                self.redraw_features()
-            self._train_calls += 1
+            self._count_training_forward()
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -109,5 +134,5 @@ class PerformerAttention(TokenAttention):
         out = self._merge_heads(out.to(x.dtype))
         return self.proj_drop(self.proj(out))
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_features={self.num_features}, redraw_interval={self.redraw_interval}"
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "num_features": self.num_features, "redraw_interval": self.redraw_interval}

@@ -9,10 +9,20 @@ with B read from a learned (2M-1)^2 x heads table by relative offset. Alternate 
 shift the grid cyclically by M//2 and mask pairs that were not neighbours before the
 shift, so information crosses window borders. Cost: O(N M^2 C) time, linear in N.
 
-A grid that is not a multiple of M is padded (after the shift, as timm does); an axis no
-longer than M becomes one global window on that axis, with no shift. The layout and the
-parameter names follow ``timm.models.swin_transformer``, so the two agree given the same
-weights.
+Windows per stage: the module takes one window size M and clamps it to the grid, so an
+axis no longer than M becomes one global window on that axis, with no shift. The zoo
+picks M per stage (``bench.models.zoo.swin_stage_windows``).
+
+Padding, where the grid is not a multiple of M: the grid is padded (bottom and right)
+BEFORE the shift, so the cyclic shift wraps the padded grid and the region mask, built on
+that padded grid, separates exactly the tokens that the wrap brought together: no token
+attends across the image edge. Padded tokens are masked out as keys in every window, in
+regular and shifted blocks alike, and padded query rows are cropped after. (timm shifts,
+then pads: there the region mask is misplaced by the padding, so top-edge tokens attend
+to bottom-edge ones, and zero-padded tokens are attended to as keys. On grids the window
+tiles the two agree; tests/models/test_timm_reference.py checks that.) Masked logits get
+``MASK_VALUE``, whose softmax weight underflows to exactly zero. The layout and the
+parameter names follow ``timm.models.swin_transformer``.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ from torch import nn
 
 from bench.models.attention.base import ATTENTION, TokenAttention
 
-MASK_VALUE = -100.0  # as in Swin: large enough to zero the softmax, finite for bf16
+# Swin's -100 leaves weights of ~1e-44; -1e4 underflows to exactly 0 and stays finite in fp16
+MASK_VALUE = -1.0e4
 
 
 def window_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
@@ -53,7 +64,12 @@ def relative_position_index(window: tuple[int, int]) -> torch.Tensor:
 
 @ATTENTION.register("swin")
 class WindowAttention(TokenAttention):
-    """(Shifted) window attention; options ``window_size`` (M) and ``shift`` (by M//2)."""
+    """(Shifted) window attention; options ``window_size`` (M) and ``shift`` (by M//2).
+
+    With ``keep_attention`` set, ``last_window_attention`` (B * nW, heads, A, A) keeps the
+    per-window maps, padded slots included (laid out as ``_token_index()``), beside the
+    (B, heads, N, N) token map in ``last_attention``.
+    """
 
     def __init__(
         self,
@@ -78,15 +94,23 @@ class WindowAttention(TokenAttention):
         self.relative_position_bias_table = nn.Parameter(torch.empty((2 * wh - 1) * (2 * ww - 1), num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(self.window_size), persistent=False)
-        self.register_buffer("attn_mask", self._shift_mask(), persistent=False)
+        mask = self._attention_mask()
+        self.register_buffer("attn_mask", mask if mask is None else mask.to(self.relative_position_bias_table.device),
+                             persistent=False)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.last_window_attention: torch.Tensor | None = None
 
     @classmethod
     def block_options(cls, index: int) -> dict[str, Any]:
-        """Every second block of a stage uses shifted windows."""
+        """Every second block of the network uses shifted windows.
+
+        Swin alternates regular and shifted blocks; its stage depths are even, so counting
+        through the network or within each stage is the same. Counting through the network
+        also shifts stages of odd depth (the quick pyramid's stage 2 has one block).
+        """
         return {"shift": index % 2 == 1}
 
     @property
@@ -98,29 +122,43 @@ class WindowAttention(TokenAttention):
         hp, wp = self.padded_size
         return (hp // self.window_size[0]) * (wp // self.window_size[1])
 
-    def _shift_mask(self) -> torch.Tensor | None:
-        """(num_windows, A, A) additive mask separating regions the shift brought together."""
-        if not any(self.shift_size):
-            return None
-        hp, wp = self.padded_size
-        region = torch.zeros(1, hp, wp, 1)
-        count = 0
-        (wh, ww), (sh, sw) = self.window_size, self.shift_size
-        for hs in (slice(0, -wh), slice(-wh, -sh if sh else None), slice(-sh if sh else None, None)):
-            for ws in (slice(0, -ww), slice(-ww, -sw if sw else None), slice(-sw if sw else None, None)):
-                region[:, hs, ws, :] = count
-                count += 1
-        windows = window_partition(region, self.window_size).squeeze(-1)  # (nW, A)
-        diff = windows[:, None, :] - windows[:, :, None]
-        return torch.zeros_like(diff).masked_fill(diff != 0, MASK_VALUE)
-
     def _token_index(self) -> torch.Tensor:
-        """(num_windows, A): the unshifted flat token index at each window slot, -1 for padding."""
+        """(num_windows, A): the flat token index each window slot holds, -1 for padding.
+
+        Slot (r, c) of the shifted padded grid holds padded position ((r + sh) % Hp,
+        (c + sw) % Wp): the grid is padded first, then rolled.
+        """
         (h, w), (hp, wp), (sh, sw) = self.grid_size, self.padded_size, self.shift_size
         rows, cols = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing="ij")
-        index = ((rows + sh) % h) * w + (cols + sw) % w
-        index = index.masked_fill((rows >= h) | (cols >= w), -1)
+        rows, cols = (rows + sh) % hp, (cols + sw) % wp
+        index = (rows * w + cols).masked_fill((rows >= h) | (cols >= w), -1)
         return window_partition(index[None, :, :, None], self.window_size).squeeze(-1)
+
+    def _regions(self) -> torch.Tensor:
+        """(num_windows, A) region labels of the shifted padded grid, as in Swin.
+
+        Per axis, slots [0, P - M) hold one contiguous run of the padded grid, [P - M, P - s)
+        its end and [P - s, P) its start, wrapped round by the shift: a window may only mix
+        slots of one region.
+        """
+        labels = []
+        for p, m, shift in zip(self.padded_size, self.window_size, self.shift_size):
+            lab = torch.zeros(p, dtype=torch.long)
+            if shift:
+                lab[p - m:p - shift] = 1
+                lab[p - shift:] = 2
+            labels.append(lab)
+        grid = labels[0][:, None] * 3 + labels[1][None, :]
+        return window_partition(grid[None, :, :, None], self.window_size).squeeze(-1)
+
+    def _attention_mask(self) -> torch.Tensor | None:
+        """(num_windows, A, A) additive mask: keys that are padding or across a shift's seam."""
+        if not any(self.shift_size) and self.padded_size == self.grid_size:
+            return None  # windows tile the grid and nothing wraps: nothing to mask
+        with torch.device("cpu"):  # a few index ops on small tensors, whatever device builds the model
+            regions, index = self._regions(), self._token_index()
+            blocked = (regions[:, :, None] != regions[:, None, :]) | (index < 0)[:, None, :]
+            return torch.zeros(blocked.shape).masked_fill(blocked, MASK_VALUE)
 
     def _scatter_map(self, attn: torch.Tensor, batch: int) -> torch.Tensor:
         """Window maps (B * nW, h, A, A) -> one (B, h, N, N) map, zero across windows."""
@@ -156,6 +194,7 @@ class WindowAttention(TokenAttention):
                 attn = (attn.view(bw // nw, nw, self.num_heads, a, a) + mask[None, :, None]).view(bw, self.num_heads, a, a)
             attn = attn.softmax(dim=-1)
             if self.keep_attention:
+                self.last_window_attention = attn.detach()  # (B * nW, h, A, A), padded slots included
                 self._record(self._scatter_map(attn, bw // self.num_windows))
             out = self.attn_drop(attn) @ v
         return out.transpose(1, 2).reshape(bw, a, c)
@@ -163,14 +202,23 @@ class WindowAttention(TokenAttention):
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
         self._check_input(x, grid_size)
         b, n, c = x.shape
-        (h, w), (sh, sw) = self.grid_size, self.shift_size
+        (h, w), (hp, wp), (sh, sw) = self.grid_size, self.padded_size, self.shift_size
         x = x.view(b, h, w, c)
+        if (hp, wp) != (h, w):  # pad before the shift, so the shift wraps the padded grid the mask describes
+            x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
         if sh or sw:
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
-        hp, wp = self.padded_size
-        x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
         x = self._window_attention(window_partition(x, self.window_size))
-        x = window_reverse(x, self.window_size, hp, wp)[:, :h, :w, :]
+        x = window_reverse(x, self.window_size, hp, wp)
         if sh or sw:
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
+        x = x[:, :h, :w, :]  # padded query rows are dropped
         return self.proj_drop(self.proj(x.reshape(b, n, c)))
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "window_size": self.window_size, "shift_size": self.shift_size,
+                "padded_size": self.padded_size}
+
+    def clear_attention(self) -> None:
+        super().clear_attention()
+        self.last_window_attention = None

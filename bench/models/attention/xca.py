@@ -13,10 +13,14 @@ BatchNorm and a second depthwise 3x3 conv on the token grid, O(N C).
 Placement of LPI: XCiT applies it as its own residual sub-block after XCA. The shared
 pyramid block has one token-mixing slot, so here the two run in parallel on the block's
 normalised input, out = XCA(x) + LPI(x), at the same cost. Parameter names (``qkv``,
-``temperature``, ``proj``, ``local_mp``) follow ``timm.models.xcit``.
+``temperature``, ``proj``, ``local_mp``) follow ``timm.models.xcit``. Whether LPI is
+on is in ``settings()``; the zoo registers ``pyramid_xca`` (with) and
+``pyramid_xca_nolpi`` (without, the ablation that isolates what XCA alone does).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,5 +75,5 @@ class XCAttention(TokenAttention):
             out = out + self.local_mp(x, *self.grid_size)
         return out
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, lpi={self.local_mp is not None}"
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "lpi": self.local_mp is not None}
