@@ -69,6 +69,7 @@ class TrainConfig:
     epochs: int = 10
     patience: int = 0
     min_delta: float = 0.0  # a val gain at or below this is a tie: the earlier epoch stays the best
+    min_epochs: int = 0  # never stop before this: early plateaus precede the late gains of transformers
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -92,6 +93,7 @@ class TrainConfig:
         _check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.patience >= 0, f"train.patience must be >= 0 (0: no early stopping), got {self.patience}")
         _check(0 <= self.min_delta < 1, f"train.min_delta must be in [0, 1), got {self.min_delta}")
+        _check(self.min_epochs >= 0, f"train.min_epochs must be >= 0, got {self.min_epochs}")
         _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,
                f"train.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")

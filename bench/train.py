@@ -259,7 +259,8 @@ class Trainer:
 
     def plateaued(self) -> bool:
         """Validation balanced accuracy has not improved (by more than ``min_delta``) for ``patience`` epochs."""
-        return self.cfg.patience > 0 and self.epochs_run() - self.best_epoch >= self.cfg.patience
+        return (self.cfg.patience > 0 and self.epochs_run() >= self.cfg.min_epochs
+                and self.epochs_run() - self.best_epoch >= self.cfg.patience)
 
     def fit(self) -> None:
         """Train until validation balanced accuracy plateaus (or the epoch cap), keeping the best epoch."""
