@@ -171,6 +171,24 @@ def cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results_table(args: argparse.Namespace) -> int:
+    from bench import env
+    from bench.compare import leaderboard_markdown
+    from bench.results import load_result, result_path
+
+    machine = args.machine_id or env.machine_info()["id"]
+    path = result_path(_paths(args).results, machine, args.suite, "comparison", None, None)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no comparison; run `medbench run --suite {args.suite}` first")
+    comparison = load_result(path)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for name in comparison["config"]["inputs"]:
+        result = load_result(path.parent / name)
+        runs.setdefault(result["model"]["name"], []).append(result)
+    sys.stdout.write(leaderboard_markdown(comparison, runs))
+    return 0
+
+
 def cmd_results_validate(args: argparse.Namespace) -> int:
     from bench.results import iter_result_files, load_result
 
@@ -260,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     results = sub.add_parser("results", help="result files").add_subparsers(dest="results_command", required=True)
     p = add("validate", cmd_results_validate, "validate result files against the schema", suite=False, parent=results)
     p.add_argument("paths", nargs="*")
+    p = add("table", cmd_results_table, "print a suite's leaderboard (its comparison) as Markdown",
+            suite=False, parent=results)
+    p.add_argument("--suite", default="quick", help="suite name")
     return parser
 
 

@@ -115,3 +115,30 @@ def compare_suite(suite: SuiteConfig, paths: RunPaths, force: bool = False) -> P
         write_result(out, payload("comparison", suite.name, None, None, config, metrics))
         log.info("wrote %s (best: %s)", out, metrics["best"])
     return out
+
+
+def leaderboard_markdown(comparison: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> str:
+    """The comparison as a Markdown table (the README's), models first, best mean first.
+
+    ``runs`` maps a name to its train or baseline results, for steps and best epochs.
+    """
+    models = comparison["metrics"]["models"]
+    order = sorted(models, key=lambda n: (models[n].get("baseline", False), -models[n]["mean"], n))
+    lines = ["| model | balanced accuracy | 95% CI (seeds × images) | vs best | seeds | optimizer steps | "
+             "best epochs | converged | beats pixel baseline |",
+             "|---|---:|---|:-:|--:|--:|---|:-:|:-:|"]
+    for name in order:
+        entry, group = models[name], sorted(runs.get(name, []), key=lambda r: r["seed"])
+        lo, hi = entry["ci95"]
+        if entry.get("baseline"):
+            lines.append(f"| *{name}* (baseline) | {entry['mean']:.3f} | {lo:.3f}–{hi:.3f} | "
+                         f"{'=' if entry['tied_with_best'] else '<'} | {entry['num_seeds']} | — | — | — | — |")
+            continue
+        steps = [r["metrics"].get("optimizer_steps") for r in group]
+        best = [str(r["metrics"].get("best_epoch")) for r in group]
+        mark = "best" if name == comparison["metrics"]["best"] else ("=" if entry["tied_with_best"] else "<")
+        beats = {True: "yes", False: "**no**", None: "—"}[entry.get("better_than_pixel_baseline")]
+        lines.append(f"| `{name}` | {entry['mean']:.3f} | {lo:.3f}–{hi:.3f} | {mark} | {entry['num_seeds']} | "
+                     f"{' / '.join(str(s) for s in steps)} | {' / '.join(best)} | "
+                     f"{'yes' if entry.get('converged') else '**no**'} | {beats} |")
+    return "\n".join(lines) + "\n"

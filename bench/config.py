@@ -61,15 +61,18 @@ class TrainConfig:
     """The training recipe: recorded in full in every train result.
 
     ``epochs`` is a cap: training stops early once validation balanced accuracy has not
-    improved by more than ``min_delta`` for ``patience`` epochs (0 trains every epoch). The
-    LR schedule (warm-up, then cosine) spans the cap, so where a run stops never changes the
-    steps before it.
+    improved by more than ``min_delta`` for ``patience`` epochs (0 trains every epoch), but
+    not before ``min_epochs``. The LR schedule spans the cap, so where a run stops never
+    changes the steps before it: linear warm-up, cosine decay to ``min_lr_ratio`` x ``lr``,
+    then ``cooldown_epochs`` at that floor, where a run shows whether it has converged.
     """
 
     epochs: int = 10
     patience: int = 0
     min_delta: float = 0.0  # a val gain at or below this is a tie: the earlier epoch stays the best
     min_epochs: int = 0  # never stop before this: early plateaus precede the late gains of transformers
+    cooldown_epochs: int = 0  # the last epochs of the cap train at min_lr_ratio x lr, after the cosine decay
+    min_lr_ratio: float = 0.0
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -94,6 +97,10 @@ class TrainConfig:
         _check(self.patience >= 0, f"train.patience must be >= 0 (0: no early stopping), got {self.patience}")
         _check(0 <= self.min_delta < 1, f"train.min_delta must be in [0, 1), got {self.min_delta}")
         _check(self.min_epochs >= 0, f"train.min_epochs must be >= 0, got {self.min_epochs}")
+        _check(0 <= self.cooldown_epochs and self.warmup_epochs + self.cooldown_epochs < self.epochs
+               or self.epochs == 1 and self.cooldown_epochs == 0,
+               f"train.cooldown_epochs must leave epochs for the decay, got {self.cooldown_epochs}")
+        _check(0 <= self.min_lr_ratio < 1, f"train.min_lr_ratio must be in [0, 1), got {self.min_lr_ratio}")
         _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,
                f"train.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")

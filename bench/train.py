@@ -59,12 +59,13 @@ def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
                         "train": train})
 
 
-def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR multiplier: linear warm-up to 1, then cosine decay to 0."""
+def cosine_with_warmup(step: int, warmup_steps: int, decay_steps: int, min_ratio: float = 0.0) -> float:
+    """LR multiplier: linear warm-up to 1, cosine decay to ``min_ratio`` over the next
+    ``decay_steps``, then ``min_ratio`` (a cool-down, as timm's ``cooldown_epochs``)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    progress = min(1.0, (step - warmup_steps) / max(1, decay_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -125,10 +126,10 @@ class Trainer:
         self.train_set = TensorDataset(train.images, train.labels)
         per_rank = math.ceil(len(self.train_set) / self.ctx.world_size)
         self.steps_per_epoch = math.ceil(per_rank / self.cfg.batch_size)
-        total = self.steps_per_epoch * self.cfg.epochs
         warmup = self.steps_per_epoch * self.cfg.warmup_epochs
+        decay = self.steps_per_epoch * (self.cfg.epochs - self.cfg.cooldown_epochs - self.cfg.warmup_epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: cosine_with_warmup(step, warmup, total))
+            self.optimizer, lambda step: cosine_with_warmup(step, warmup, decay, self.cfg.min_lr_ratio))
 
         counts = torch.bincount(train.labels, minlength=self.num_classes).double().clamp_min(1)
         self.sample_weights = (1.0 / counts)[train.labels]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,13 +14,9 @@ from bench.flops import FlopMismatchError, count_flops
 from bench.models import create_model, list_models
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """One thread, as in tests/models/conftest.py: two spin-waiting threads crawl on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread: None) -> None:
+    """The shared ``one_thread`` fixture (tests/conftest.py), for every test here."""
 
 
 def build(name: str, scale: str = "quick", **kwargs) -> torch.nn.Module:

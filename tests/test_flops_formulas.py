@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,12 +35,9 @@ CASES: list[tuple[str, int, int, tuple[int, int], dict[str, Any]]] = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread: None) -> None:
+    """The shared ``one_thread`` fixture (tests/conftest.py), for every test here."""
 
 
 def build(name: str, dim: int, heads: int, grid: tuple[int, int], options: dict[str, Any]) -> torch.nn.Module:

@@ -164,3 +164,38 @@ def test_two_concurrent_runs_train_each_job_once(suite_file, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], logs
     assert sum("skip pyramid_softmax seed 0" in log for log in logs) == 1, logs
     assert _only_result(tmp_path)["error"] is None
+
+
+def test_early_stopping_records_steps_best_epoch_and_convergence(suite_file, tmp_path, monkeypatch):
+    """A learning rate too small to move the weights: val never gains more than min_delta, so
+    training stops ``patience`` epochs after the first and the run counts as converged."""
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    suite = load_suite(str(suite_file))
+    frozen = dataclasses.replace(suite, train=dataclasses.replace(
+        suite.train, epochs=6, patience=2, min_delta=0.01, min_epochs=0, lr=1e-12, warmup_epochs=0))
+    data = load_dataset(suite.data, progress=False)
+    train_one(frozen, "pyramid_softmax", 0, data, _paths(tmp_path / "frozen"), progress=False)
+    metrics = _only_result(tmp_path / "frozen")["metrics"]
+    steps_per_epoch = -(-len(data.splits["train"].labels) // frozen.train.batch_size)
+    assert (metrics["best_epoch"], metrics["epochs_run"], metrics["max_epochs"]) == (1, 3, 6)
+    assert metrics["converged"] is True and metrics["optimizer_steps"] == 3 * steps_per_epoch
+    assert metrics["curves"]["epoch"] == [1, 2, 3]
+
+    capped = dataclasses.replace(frozen, train=dataclasses.replace(frozen.train, epochs=2, patience=0))
+    train_one(capped, "pyramid_softmax", 0, data, _paths(tmp_path / "capped"), progress=False)
+    metrics = _only_result(tmp_path / "capped")["metrics"]
+    assert metrics["epochs_run"] == 2 and metrics["converged"] is False  # no patience: never called converged
+
+    late = dataclasses.replace(frozen, train=dataclasses.replace(frozen.train, min_epochs=5))
+    train_one(late, "pyramid_softmax", 0, data, _paths(tmp_path / "late"), progress=False)
+    assert _only_result(tmp_path / "late")["metrics"]["epochs_run"] == 5  # not stopped before min_epochs
+
+
+def test_schedule_warms_up_decays_to_the_floor_then_cools_down():
+    from bench.train import cosine_with_warmup
+
+    ratios = [cosine_with_warmup(step, warmup_steps=2, decay_steps=10, min_ratio=0.01) for step in range(16)]
+    assert ratios[:2] == [0.5, 1.0] and ratios[2] == 1.0
+    assert all(a >= b for a, b in zip(ratios[2:12], ratios[3:13]))  # monotone decay
+    assert ratios[12:] == [pytest.approx(0.01)] * 4  # the cool-down holds the floor
+    assert cosine_with_warmup(7, 2, 10) == pytest.approx(0.5)  # half-way through the cosine

@@ -27,6 +27,14 @@ ATTENTION_MECHANISMS = {
     "resnet50": "none: convolutional baseline (timm)",
 }
 
+# What is known to hold a model back, shown where it does not beat the pixel baseline.
+MODEL_CAVEATS = {
+    "vit": "A columnar ViT has no convolutional or multi-scale inductive bias: it must learn locality "
+           "from the data alone, which takes far more images or steps than this suite gives. At the quick "
+           "scale, matched to the pyramids' parameters and cost, its 16-pixel patches form a 4×4 token grid, "
+           "in which a lesion a few pixels wide is a small part of one token.",
+}
+
 BUILTIN_GENERATOR = "medvit-synthetic-brain"
 # How bench.data.samples draws each class (its ``_lesion_*`` functions), for the dataset
 # page; a dataset.json that records "rules" overrides these.
@@ -110,7 +118,9 @@ class LeaderRow:
     # from the suite's comparison result: balanced accuracy across seeds and test images
     ci95: Interval | None = None
     tied_with_best: bool | None = None
-    better_than_pixel: bool | None = None  # paired test against the pixel baseline
+    better_than_pixel: bool | None = None  # 95% intervals apart from the pixel baseline's, and above
+    diagnosis: str | None = None  # how training went, in words from the curves
+    caveat: str | None = None  # MODEL_CAVEATS
 
     @property
     def n_seeds(self) -> int:
@@ -141,8 +151,8 @@ class TrainGroup:
         return tuple(r.model for r in self.rows if r.converged is False)
 
     @property
-    def not_better_than_pixel(self) -> tuple[str, ...]:
-        return tuple(r.model for r in self.rows if r.better_than_pixel is False)
+    def not_better_than_pixel(self) -> tuple[LeaderRow, ...]:
+        return tuple(r for r in self.rows if r.better_than_pixel is False)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ best" marks and the pixel-baseline test. Nothing here recomputes a statistic.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from typing import Any, Iterable
 
 from bench.site.context import (
-    METRICS, ClassRow, Interval, LeaderRow, MeanStd, ProfileModel, SeedCurve, TrainGroup, slug,
+    METRICS, MODEL_CAVEATS, ClassRow, Interval, LeaderRow, MeanStd, ProfileModel, SeedCurve, TrainGroup, slug,
 )
 from bench.site.load import LoadedResult, reading
 
@@ -111,6 +112,8 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
         ci95=Interval(*compared["ci95"]) if compared else None,
         tied_with_best=compared.get("tied_with_best") if compared else None,
         better_than_pixel=compared.get("better_than_pixel_baseline") if compared and not baseline else None,
+        diagnosis=None if baseline else _diagnosis(payloads, len(class_names)),
+        caveat=MODEL_CAVEATS.get(model["name"]),
     )
 
 
@@ -123,6 +126,21 @@ def _recipe(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
              ("weight decay", train.get("weight_decay")), ("class balancing", train.get("balance")),
              ("augmentation", train.get("augment")), ("bootstrap resamples", train.get("bootstrap"))]
     return tuple((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in shown if v is not None)
+
+
+def _diagnosis(payloads: list[dict[str, Any]], num_classes: int) -> str | None:
+    """Why a model may fall short, in words computed from its curves: how far the training loss
+    fell from chance, and whether validation was still rising."""
+    curves = [p["metrics"].get("curves") for p in payloads]
+    if not all(c and c.get("train_loss") for c in curves) or num_classes < 2:
+        return None
+    chance = math.log(num_classes)
+    first = statistics.fmean(c["train_loss"][0] for c in curves)
+    last = statistics.fmean(c["train_loss"][-1] for c in curves)
+    rising = any(p["metrics"].get("converged") is False for p in payloads)
+    learned = "learned slowly" if last > 0.75 * chance else "fit its training images"
+    return (f"its training loss fell from {first:.2f} to {last:.2f} (chance: ln {num_classes} = {chance:.2f}), "
+            f"so it {learned}; validation {'was still rising at the epoch cap' if rising else 'had stopped improving'}")
 
 
 def _sort_key(row: LeaderRow) -> tuple[Any, ...]:
