@@ -123,3 +123,21 @@ def test_leaderboard_shows_ties_baselines_and_the_across_seed_interval(compared,
     tied = next(n for n in ("model_a", "model_b") if n != metrics["best"])
     assert "| = |" in line[tied] and "| < |" in line["model_c"]
     assert "*pixel_logreg* (baseline)" in index and "Tied with the best" in index
+
+
+def test_results_table_prints_the_leaderboard(compared) -> None:
+    from bench.compare import leaderboard_markdown
+
+    paths, metrics = compared
+    folder = next(paths.results.rglob("comparison.json")).parent
+    comparison = load_result(folder / "comparison.json")
+    runs: dict[str, list[dict]] = {}
+    for name in comparison["config"]["inputs"]:
+        result = load_result(folder / name)
+        runs.setdefault(result["model"]["name"], []).append(result)
+    table = leaderboard_markdown(comparison, runs).splitlines()
+    assert table[0].startswith("| model | balanced accuracy | 95% CI")
+    rows = {line.split("|")[1].strip(): line for line in table[2:]}
+    assert "| best |" in rows[f"`{metrics['best']}`"] and "| < |" in rows["`model_c`"]
+    assert "| 30 / 30 | 2 / 2 | yes | yes |" in rows["`model_c`"]
+    assert list(rows)[-1] == "*pixel_logreg* (baseline)"
