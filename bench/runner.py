@@ -106,7 +106,8 @@ def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunP
     """Train (model, seed) tasks in ``jobs`` processes sharing the cores evenly.
 
     Small models use two threads poorly: on 2 cores, two one-thread runs side by side train
-    faster than one two-thread run after the other. Results do not depend on the split.
+    faster than one two-thread run after the other. Each run is seeded as in one process;
+    only the thread count, and with it the order of floating-point sums, differs.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

@@ -199,3 +199,17 @@ def test_schedule_warms_up_decays_to_the_floor_then_cools_down():
     assert all(a >= b for a, b in zip(ratios[2:12], ratios[3:13]))  # monotone decay
     assert ratios[12:] == [pytest.approx(0.01)] * 4  # the cool-down holds the floor
     assert cosine_with_warmup(7, 2, 10) == pytest.approx(0.5)  # half-way through the cosine
+
+
+def test_parallel_jobs_train_every_run_once(suite_file, tmp_path, monkeypatch):
+    """``--jobs 2``: two worker processes share the runs; each result is written once, error-free."""
+    from bench.runner import run_suite
+
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    suite = dataclasses.replace(load_suite(str(suite_file)), seeds=(0, 1))
+    written = run_suite(suite, stages=("train",), paths=_paths(tmp_path), progress=False, jobs=2)
+    assert sorted(p.name for p in written) == ["train__pyramid_softmax__seed0.json",
+                                               "train__pyramid_softmax__seed1.json"]
+    for path in written:
+        result = load_result(path)
+        assert result["error"] is None and result["seed"] in (0, 1)
