@@ -121,7 +121,11 @@ def _recipe(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """The training settings a reader needs to judge the numbers, as recorded in the suite config."""
     train, data = config.get("train") or {}, config.get("data") or {}
     shown = [("image size (px)", data.get("image_size")), ("epochs (cap)", train.get("epochs")),
+             ("warm-up epochs", train.get("warmup_epochs")), ("cool-down epochs", train.get("cooldown_epochs")),
+             ("cool-down LR (share of peak)", train.get("min_lr_ratio")),
              ("early-stopping patience (epochs)", train.get("patience")),
+             ("smallest val gain that counts", train.get("min_delta")),
+             ("earliest stop (epoch)", train.get("min_epochs")),
              ("batch size", train.get("batch_size")), ("learning rate", train.get("lr")),
              ("weight decay", train.get("weight_decay")), ("class balancing", train.get("balance")),
              ("augmentation", train.get("augment")), ("bootstrap resamples", train.get("bootstrap"))]
