@@ -71,7 +71,9 @@ class TrainConfig:
     patience: int = 0
     min_delta: float = 0.0  # a val gain at or below this is a tie: the earlier epoch stays the best
     min_epochs: int = 0  # never stop before this: early plateaus precede the late gains of transformers
-    cooldown_epochs: int = 0  # the last epochs of the cap train at min_lr_ratio x lr, after the cosine decay
+    # the last epochs of the cap train at min_lr_ratio x lr, after the cosine decay; a cap too
+    # short for warm-up and cool-down keeps one epoch of decay and loses the cool-down
+    cooldown_epochs: int = 0
     min_lr_ratio: float = 0.0
     batch_size: int = 64
     lr: float = 1e-3
@@ -97,9 +99,7 @@ class TrainConfig:
         _check(self.patience >= 0, f"train.patience must be >= 0 (0: no early stopping), got {self.patience}")
         _check(0 <= self.min_delta < 1, f"train.min_delta must be in [0, 1), got {self.min_delta}")
         _check(self.min_epochs >= 0, f"train.min_epochs must be >= 0, got {self.min_epochs}")
-        _check(0 <= self.cooldown_epochs and self.warmup_epochs + self.cooldown_epochs < self.epochs
-               or self.epochs == 1 and self.cooldown_epochs == 0,
-               f"train.cooldown_epochs must leave epochs for the decay, got {self.cooldown_epochs}")
+        _check(self.cooldown_epochs >= 0, f"train.cooldown_epochs must be >= 0, got {self.cooldown_epochs}")
         _check(0 <= self.min_lr_ratio < 1, f"train.min_lr_ratio must be in [0, 1), got {self.min_lr_ratio}")
         _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,
                f"train.warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")

@@ -127,7 +127,7 @@ class Trainer:
         per_rank = math.ceil(len(self.train_set) / self.ctx.world_size)
         self.steps_per_epoch = math.ceil(per_rank / self.cfg.batch_size)
         warmup = self.steps_per_epoch * self.cfg.warmup_epochs
-        decay = self.steps_per_epoch * (self.cfg.epochs - self.cfg.cooldown_epochs - self.cfg.warmup_epochs)
+        decay = self.steps_per_epoch * max(1, self.cfg.epochs - self.cfg.cooldown_epochs - self.cfg.warmup_epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: cosine_with_warmup(step, warmup, decay, self.cfg.min_lr_ratio))
 

@@ -142,7 +142,8 @@ def _diagnosis(payloads: list[dict[str, Any]], num_classes: int) -> str | None:
     first = statistics.fmean(c["train_loss"][0] for c in curves)
     last = statistics.fmean(c["train_loss"][-1] for c in curves)
     rising = any(p["metrics"].get("converged") is False for p in payloads)
-    learned = "learned slowly" if last > 0.75 * chance else "fit its training images"
+    learned = ("barely learned" if last > 0.75 * chance else
+               "learned slowly" if last > 0.4 * chance else "fit its training images")
     return (f"its training loss fell from {first:.2f} to {last:.2f} (chance: ln {num_classes} = {chance:.2f}), "
             f"so it {learned}; validation {'was still rising at the epoch cap' if rising else 'had stopped improving'}")
 
