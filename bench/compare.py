@@ -36,8 +36,20 @@ class ComparisonError(ValueError):
     """The results of a suite cannot be compared (e.g. scored on different test splits)."""
 
 
-def _scored(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Error-free train and baseline results that carry test predictions."""
+def expected_fingerprints(suite: SuiteConfig) -> set[str]:
+    """The config fingerprints of the suite's own runs: its models × seeds and its baselines."""
+    from bench.baseline_run import baseline_fingerprint
+    from bench.baselines import BASELINES
+    from bench.train import config_fingerprint
+
+    return ({config_fingerprint(suite, m, s) for m in suite.models for s in suite.seeds}
+            | {baseline_fingerprint(suite, name, suite.seeds[0]) for name in BASELINES})
+
+
+def scored_results(results_dir: Path, expected: set[str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Error-free train and baseline results that carry test predictions; with ``expected``,
+    only those made with one of these config fingerprints (the others are named and left out:
+    another recipe, a model or seed no longer in the suite)."""
     scored = []
     for path in sorted(results_dir.glob("*.json")):
         if not path.name.startswith(("train__", "baseline__")):
@@ -48,8 +60,15 @@ def _scored(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
             log.warning("%s; left out of the comparison", exc)
             continue
         metrics = result["metrics"]
-        if result["error"] is None and "test_predictions" in metrics and "test_labels" in metrics:
-            scored.append((path, result))
+        if result["error"] is not None or "test_predictions" not in metrics or "test_labels" not in metrics:
+            continue
+        if expected is not None and result["config"].get("fingerprint") not in expected:
+            log.warning("%s was made with another config than the suite's; left out of the comparison", path)
+            continue
+        if len(metrics["test_predictions"]) != len(metrics["test_labels"]):
+            raise ComparisonError(f"{path}: {len(metrics['test_predictions'])} test predictions for "
+                                  f"{len(metrics['test_labels'])} test labels")
+        scored.append((path, result))
     return scored
 
 
@@ -102,15 +121,17 @@ def compare_suite(suite: SuiteConfig, paths: RunPaths, force: bool = False) -> P
     machine_id = env.machine_info()["id"]
     out = result_path(paths.results, machine_id, suite.name, "comparison", None, None)
     with exclusive_lock(paths.lock_for(out)):
-        scored = _scored(out.parent)
+        scored = scored_results(out.parent, expected_fingerprints(suite))
         if not scored:
             log.info("no scored results under %s; nothing to compare", out.parent)
             return None
-        inputs = fingerprint(sorted((p.name, r["config"].get("fingerprint"), r["created_utc"]) for p, r in scored))
+        n_resamples = max(suite.train.bootstrap, 100)
+        inputs = fingerprint([n_resamples, sorted((p.name, r["config"].get("fingerprint"), r["created_utc"])
+                                                  for p, r in scored)])
         if not force and is_done(out, inputs):
             log.info("skip comparison: %s is up to date", out)
             return out
-        metrics = compare_results(scored, n_resamples=max(suite.train.bootstrap, 100), seed=0)
+        metrics = compare_results(scored, n_resamples=n_resamples, seed=0)
         config = {"suite": suite.name, "fingerprint": inputs, "inputs": [p.name for p, _ in scored]}
         write_result(out, payload("comparison", suite.name, None, None, config, metrics))
         log.info("wrote %s (best: %s)", out, metrics["best"])

@@ -88,10 +88,26 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(suite: SuiteConfig, threads: int, level: int) -> None:
+def _exit_with_parent(parent: int, every_s: float = 2.0) -> None:
+    """Ends this worker when the process that started it is gone (killed, say): its runs
+    resume from their last epoch checkpoints next time, rather than train on unattended."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _worker_init(suite: SuiteConfig, threads: int, level: int, parent: int) -> None:
     """A training worker: its share of the cores, and the dataset loaded once."""
     import torch
 
+    _exit_with_parent(parent)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(threads)
     _WORKER["data"] = load_dataset(suite.data, progress=False)
@@ -110,12 +126,13 @@ def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunP
     only the thread count, and with it the order of floating-point sums, differs.
     """
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, env.cpu_cores() // jobs)
     log.info("training %d runs in %d processes of %d thread(s)", len(tasks), jobs, threads)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                             initargs=(suite, threads, logging.getLogger().getEffectiveLevel())) as pool:
+                             initargs=(suite, threads, logging.getLogger().getEffectiveLevel(), os.getpid())) as pool:
         futures = [pool.submit(_worker_train, suite, name, seed, paths, force) for name, seed in tasks]
         return [f.result() for f in futures]
 
@@ -149,11 +166,14 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     if "baselines" in stages:
         from bench.baseline_run import run_baselines
 
-        written += run_baselines(suite, data, paths, seed=seeds[0], force=force)
+        written += run_baselines(suite, data, paths, seed=suite.seeds[0], force=force)
     if "compare" in stages:
-        from bench.compare import compare_suite
+        from bench.compare import ComparisonError, compare_suite
 
-        written += [p for p in [compare_suite(suite, paths, force=force)] if p is not None]
+        try:
+            written += [p for p in [compare_suite(suite, paths, force=force)] if p is not None]
+        except ComparisonError as exc:  # a stale result must not cost the profiles
+            log.error("no comparison for suite %s: %s", suite.name, exc)
     if "profile" in stages:
         written += profile_suite(suite, models, paths, seed=seeds[0], num_classes=len(data.class_names), force=force)
     return written

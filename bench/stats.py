@@ -197,8 +197,8 @@ def compare_models(
     names = list(preds)
     point, reps = _resampled_means([preds[n] for n in names], labels, n_resamples, seed)
     ci = [_interval(r) for r in reps]
-    eligible = [i for i, n in enumerate(names) if candidates is None or n in candidates] or list(range(len(names)))
-    best = max(eligible, key=lambda i: point[i])  # ties resolve to the first listed
+    eligible = [i for i, n in enumerate(names) if candidates is None or n in candidates]
+    best = max(eligible, key=lambda i: point[i]) if eligible else None  # ties resolve to the first listed
     ref = names.index(reference) if reference is not None else None
     models: dict[str, Any] = {}
     for i, name in enumerate(names):
@@ -210,6 +210,8 @@ def compare_models(
         }
         if i == best:
             entry["tied_with_best"] = True
+        elif best is None:  # nothing eligible to be the best: no comparison against it
+            entry["tied_with_best"] = False
         else:
             entry["vs_best"] = _difference(point, reps, i, best)
             entry["tied_with_best"] = entry["vs_best"]["tied"]
@@ -218,4 +220,4 @@ def compare_models(
             entry["better_than_reference"] = entry["vs_reference"]["lo"] > 0
             entry["ci_overlaps_reference"] = bool(ci[i][0] <= ci[ref][1] and ci[ref][0] <= ci[i][1])
         models[name] = entry
-    return {"best": names[best], "reference": reference, "n_resamples": int(n_resamples), "models": models}
+    return {"best": None if best is None else names[best], "reference": reference, "n_resamples": int(n_resamples), "models": models}

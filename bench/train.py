@@ -258,10 +258,13 @@ class Trainer:
     def epochs_run(self) -> int:
         return len(self.history.epoch)
 
-    def plateaued(self) -> bool:
+    def reached_plateau(self) -> bool:
         """Validation balanced accuracy has not improved (by more than ``min_delta``) for ``patience`` epochs."""
-        return (self.cfg.patience > 0 and self.epochs_run() >= self.cfg.min_epochs
-                and self.epochs_run() - self.best_epoch >= self.cfg.patience)
+        return self.cfg.patience > 0 and self.epochs_run() - self.best_epoch >= self.cfg.patience
+
+    def plateaued(self) -> bool:
+        """Time to stop: a plateau, once ``min_epochs`` have run."""
+        return self.epochs_run() >= self.cfg.min_epochs and self.reached_plateau()
 
     def fit(self) -> None:
         """Train until validation balanced accuracy plateaus (or the epoch cap), keeping the best epoch."""
@@ -274,6 +277,8 @@ class Trainer:
             self.train_seconds += seconds
             self.train_images += seen
             probs, labels, val_loss = self.predict("val")
+            if not math.isfinite(val_loss):
+                raise NonFiniteLossError(f"validation loss became non-finite after epoch {epoch + 1}")
             val_bacc = float(balanced_accuracy_score(labels, probs.argmax(axis=1)))
             h = self.history
             h.epoch.append(epoch + 1)
@@ -304,7 +309,7 @@ class Trainer:
             "patience": self.cfg.patience,
             "min_delta": self.cfg.min_delta,
             "optimizer_steps": epochs_run * self.steps_per_epoch,
-            "converged": self.cfg.patience > 0 and epochs_run - self.best_epoch >= self.cfg.patience,
+            "converged": self.reached_plateau(),
         }
 
     def evaluate(self) -> dict[str, Any]:

@@ -25,7 +25,15 @@ def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) 
     return np.where(right, labels, wrong)
 
 
-def _write(paths: RunPaths, kind: str, name: str, seed: int, preds: np.ndarray, labels: np.ndarray) -> Path:
+def _fingerprint(suite, kind: str, name: str, seed: int) -> str:
+    from bench.baseline_run import baseline_fingerprint
+    from bench.train import config_fingerprint
+
+    return config_fingerprint(suite, name, seed) if kind == "train" else baseline_fingerprint(suite, name, seed)
+
+
+def _write(paths: RunPaths, kind: str, name: str, seed: int, preds: np.ndarray, labels: np.ndarray,
+           suite=None) -> Path:
     probs = np.full((len(labels), len(CLASSES)), 0.1)
     probs[np.arange(len(labels)), preds] = 0.7
     metrics = classification_report(probs, labels, CLASSES, n_bootstrap=20, seed=seed)
@@ -38,14 +46,20 @@ def _write(paths: RunPaths, kind: str, name: str, seed: int, preds: np.ndarray, 
     model = {"name": name, "scale": "quick", "params": 10, "gmacs": None, "image_size": 32, "in_chans": 1,
              "num_classes": len(CLASSES)}
     out = result_path(paths.results, MACHINE, "cmp", kind, name, seed)
-    write_result(out, payload(kind, "cmp", model, seed, {"fingerprint": f"{name}-{seed}"}, metrics,
+    config = {"fingerprint": _fingerprint(suite or SUITE, kind, name, seed)}
+    write_result(out, payload(kind, "cmp", model, seed, config, metrics,
                               dataset={"name": "fixture", "synthetic": True, "class_names": CLASSES}))
     return out
 
 
+SUITE = suite_from_dict({"name": "cmp", "scale": "quick", "models": ["model_a", "model_b", "model_c", "weak_model",
+                                                                   "one", "two"],
+                         "seeds": [0, 1], "train": {"bootstrap": 500}})
+
+
 @pytest.fixture()
 def suite():
-    return suite_from_dict({"name": "cmp", "scale": "quick", "models": ["x"], "train": {"bootstrap": 500}})
+    return SUITE
 
 
 @pytest.fixture()
@@ -141,3 +155,25 @@ def test_results_table_prints_the_leaderboard(compared) -> None:
     assert "| best |" in rows[f"`{metrics['best']}`"] and "| < |" in rows["`model_c`"]
     assert "| 30 / 30 | 2 / 2 | yes | yes |" in rows["`model_c`"]
     assert list(rows)[-1] == "*pixel_logreg* (baseline)"
+
+
+def test_only_the_suites_own_runs_are_compared(tmp_path, monkeypatch, suite) -> None:
+    """A run made with another recipe (say --set train.epochs=2) or a model outside the suite
+    is left out; a new input redoes the comparison, an unchanged set skips it."""
+    import dataclasses
+
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", MACHINE)
+    paths = RunPaths(results=tmp_path / "r", checkpoints=tmp_path / "c", artifacts=tmp_path / "a", locks=tmp_path / "l")
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, len(CLASSES), N_TEST)
+    _write(paths, "train", "model_a", 0, _predictions(labels, 0.8, rng), labels)
+    other_recipe = dataclasses.replace(suite, train=dataclasses.replace(suite.train, epochs=2))
+    _write(paths, "train", "model_b", 0, _predictions(labels, 0.9, rng), labels, suite=other_recipe)
+    _write(paths, "train", "not_in_suite", 0, _predictions(labels, 0.9, rng), labels)
+    out = compare_suite(suite, paths)
+    first = load_result(out)
+    assert set(first["metrics"]["models"]) == {"model_a"} and first["config"]["inputs"] == ["train__model_a__seed0.json"]
+    written = out.stat().st_mtime_ns
+    assert compare_suite(suite, paths).stat().st_mtime_ns == written  # unchanged inputs: skipped, not rewritten
+    _write(paths, "train", "model_c", 0, _predictions(labels, 0.6, rng), labels)
+    assert set(load_result(compare_suite(suite, paths))["metrics"]["models"]) == {"model_a", "model_c"}

@@ -239,10 +239,10 @@ def main() -> None:
 
 def write_comparison() -> None:
     """The comparison stage's output, computed by the engine from the files above."""
-    from bench.compare import _scored, compare_results
+    from bench.compare import scored_results, compare_results
 
     folder = RESULTS / CPU["id"] / "quick"
-    scored = _scored(folder)
+    scored = scored_results(folder)
     write_result(folder / "comparison.json", {
         "kind": "comparison", **provenance(CPU, 21, "medbench run --suite quick --stages compare"), "suite": "quick",
         "model": None, "seed": None, "config": {"suite": "quick", "inputs": [p.name for p, _ in scored]},
