@@ -157,12 +157,23 @@ class SuiteConfig:
         return dataclasses.asdict(self)
 
 
+_SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
+
+
 def _build(cls: type, values: dict[str, Any], where: str):  # noqa: ANN202
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     _check(not unknown, f"{where}: unknown keys {unknown}; known: {sorted(known)}")
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**converted)
+    for key, value in converted.items():
+        wanted = _SCALAR_TYPES.get(str(known[key].type))
+        # bool is an int to Python, and an int is a fine float, but nothing else converts silently
+        if wanted and (not isinstance(value, wanted) or isinstance(value, bool) and wanted is not bool):
+            raise ConfigError(f"{where}: {key} must be {known[key].type}, got {value!r}")
+    try:
+        return cls(**converted)
+    except (TypeError, ValueError) as exc:  # e.g. a tuple field given a number
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def suite_from_dict(values: dict[str, Any], where: str = "suite") -> SuiteConfig:

@@ -58,3 +58,14 @@ def test_round_trip_through_dict():
     suite = load_suite("quick")
     assert suite_from_dict(suite.to_dict()) == suite
     assert dataclasses.replace(suite.train, epochs=1).epochs == 1
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("train", "patience", "3"), ("train", "min_epochs", 2.5), ("train", "augment", "yes"),
+    ("train", "lr", "1e-3"), ("data", "split_fractions", 0.5), ("train", "epochs", True),
+])
+def test_wrong_types_are_rejected_naming_the_file_and_key(tmp_path, section, key, value):
+    values = load_suite("quick").to_dict()
+    values[section][key] = value
+    with pytest.raises(ConfigError, match=rf"^somewhere\.toml \[{section}\]: .*"):
+        suite_from_dict(values, where="somewhere.toml")
