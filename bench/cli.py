@@ -173,19 +173,14 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench import env
-    from bench.compare import leaderboard_markdown
-    from bench.results import load_result, result_path
+    from bench.compare import leaderboard_markdown, load_comparison
+    from bench.results import result_path
 
     machine = args.machine_id or env.machine_info()["id"]
     path = result_path(_paths(args).results, machine, args.suite, "comparison", None, None)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no comparison; run `medbench run --suite {args.suite}` first")
-    comparison = load_result(path)
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for name in comparison["config"]["inputs"]:
-        result = load_result(path.parent / name)
-        runs.setdefault(result["model"]["name"], []).append(result)
-    sys.stdout.write(leaderboard_markdown(comparison, runs))
+    sys.stdout.write(leaderboard_markdown(*load_comparison(path)))
     return 0
 
 

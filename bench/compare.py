@@ -138,6 +138,16 @@ def compare_suite(suite: SuiteConfig, paths: RunPaths, force: bool = False) -> P
     return out
 
 
+def load_comparison(path: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """A comparison result and the train and baseline results it was computed from, by name."""
+    comparison = load_result(path)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for name in comparison["config"]["inputs"]:
+        result = load_result(Path(path).parent / name)
+        runs.setdefault(result["model"]["name"], []).append(result)
+    return comparison, runs
+
+
 def leaderboard_markdown(comparison: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> str:
     """The comparison as a Markdown table (the README's), models first, best mean first.
 

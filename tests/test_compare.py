@@ -140,16 +140,10 @@ def test_leaderboard_shows_ties_baselines_and_the_across_seed_interval(compared,
 
 
 def test_results_table_prints_the_leaderboard(compared) -> None:
-    from bench.compare import leaderboard_markdown
+    from bench.compare import leaderboard_markdown, load_comparison
 
     paths, metrics = compared
-    folder = next(paths.results.rglob("comparison.json")).parent
-    comparison = load_result(folder / "comparison.json")
-    runs: dict[str, list[dict]] = {}
-    for name in comparison["config"]["inputs"]:
-        result = load_result(folder / name)
-        runs.setdefault(result["model"]["name"], []).append(result)
-    table = leaderboard_markdown(comparison, runs).splitlines()
+    table = leaderboard_markdown(*load_comparison(next(paths.results.rglob("comparison.json")))).splitlines()
     assert table[0].startswith("| model | balanced accuracy | 95% CI")
     rows = {line.split("|")[1].strip(): line for line in table[2:]}
     assert "| best |" in rows[f"`{metrics['best']}`"] and "| < |" in rows["`model_c`"]
