@@ -29,6 +29,18 @@ def _top_label_confidence(probs: np.ndarray, preds: np.ndarray) -> np.ndarray:
     return probs[np.arange(len(preds)), preds]
 
 
+def _confidence_bins(probs: np.ndarray, labels: np.ndarray, bins: int, preds: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: (images, summed top-label confidence, correct predictions)."""
+    preds = probs.argmax(axis=1) if preds is None else preds
+    confidence = _top_label_confidence(probs, preds)
+    correct = preds == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    return (np.bincount(which, minlength=bins), np.bincount(which, weights=confidence, minlength=bins),
+            np.bincount(which, weights=correct.astype(float), minlength=bins))
+
+
 def expected_calibration_error(
     probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS, preds: np.ndarray | None = None
 ) -> float:
@@ -36,17 +48,21 @@ def expected_calibration_error(
 
     ``preds`` defaults to the argmax; a baseline that predicts at random passes its own.
     """
-    preds = probs.argmax(axis=1) if preds is None else preds
-    confidence = _top_label_confidence(probs, preds)
-    correct = preds == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
-    acc_sum = np.bincount(which, weights=correct.astype(float), minlength=bins)
+    counts, conf_sum, acc_sum = _confidence_bins(probs, labels, bins, preds)
     filled = counts > 0
     gaps = np.abs(acc_sum[filled] - conf_sum[filled]) / counts[filled]
     return float(np.sum(gaps * counts[filled]) / len(labels))
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS,
+                     preds: np.ndarray | None = None) -> dict[str, list]:
+    """The reliability diagram behind the ECE: per confidence bin, the image count and the sums of
+    confidence and of correct predictions (sums, so that seeds can be pooled by adding)."""
+    counts, conf_sum, acc_sum = _confidence_bins(probs, labels, bins, preds)
+    return {"bin_edges": [round(e, 6) for e in np.linspace(0.0, 1.0, bins + 1).tolist()],
+            "count": counts.astype(int).tolist(),
+            "confidence_sum": [round(float(v), 6) for v in conf_sum],
+            "correct": [int(round(v)) for v in acc_sum]}
 
 
 def top_k_hits(probs: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> np.ndarray:
@@ -257,6 +273,7 @@ def classification_report(
     report["per_class"] = per_class_rates(cm, class_names)
     report["num_test"] = int(len(labels))
     report["test_predictions"] = preds.astype(int).tolist()
+    report["reliability"] = reliability_bins(probs, labels, preds=preds)
     if bad_rows.any():
         report["nonfinite_prob_rows"] = int(bad_rows.sum())
     return report

@@ -190,3 +190,14 @@ def test_non_finite_probabilities_do_not_crash():
     probs[:3] = np.nan
     r = _strict(classification_report(probs, labels, CLASSES, n_bootstrap=50))
     assert r["nonfinite_prob_rows"] == 3 and r["top1"]["value"] is not None
+
+
+def test_reliability_bins_add_up_to_the_ece():
+    probs, labels = _predictions(n=300)
+    r = _strict(classification_report(probs, labels, CLASSES, n_bootstrap=20))
+    bins = r["reliability"]
+    count, conf, correct = (np.array(bins[k], dtype=float) for k in ("count", "confidence_sum", "correct"))
+    assert len(bins["bin_edges"]) == len(count) + 1 and count.sum() == 300
+    assert correct.sum() == pytest.approx(r["top1"]["value"] * 300)
+    filled = count > 0
+    assert np.abs(correct[filled] - conf[filled]).sum() / 300 == pytest.approx(r["ece"]["value"], abs=1e-5)
