@@ -7,18 +7,23 @@ everywhere, so the same files always give the same context.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from typing import Any
 
 from bench.results import safe_name
 from bench.site.context import (
-    ATTENTION_MECHANISMS, BUILTIN_GENERATOR, SPLITS, SYNTHETIC_RULES, AttentionBench, AttentionModule,
-    AttentionPoint, DatasetClass, DatasetInfo, FailedRun, LatencyRow, MachineInfo, ModelInfo, ParamSpread,
-    PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SiteContext, SweepPoint, slug,
+    SPLITS, AttentionBench, AttentionModule, AttentionPoint, ComplexityRow, DatasetClass, DatasetInfo, FailedRun, LatencyRow,
+    MachineInfo, ModelInfo, ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SiteContext,
+    SweepPoint, slug,
 )
+from bench.site.descriptions import ATTENTION_MECHANISMS, BUILTIN_GENERATOR, COMPLEXITY, SYNTHETIC_RULES
+from bench.site.downloads import result_files
+from bench.site.findings import group_findings
 from bench.site.leaderboard import model_name, train_groups
 from bench.site.load import DatasetArtifact, LoadedResult, reading
+from bench.site.pages import machine_records, model_pages, reproduce_groups
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +238,23 @@ def _dataset(artifact: DatasetArtifact) -> DatasetInfo:
                        _generator_settings(info))
 
 
+def _complexity(benches: list[AttentionBench]) -> tuple[ComplexityRow, ...]:
+    """The complexity table with every machine's fitted exponent beside each mechanism."""
+    rows = []
+    for module, (model, formula, note) in COMPLEXITY.items():
+        exponents = tuple((b.machine, next((m.slope for m in b.modules if m.name == module), None))
+                          for b in sorted(benches, key=lambda b: b.machine))
+        rows.append(ComplexityRow(module, model, formula, note, exponents))
+    return tuple(rows)
+
+
 # --- the whole site ---------------------------------------------------------------------------
 
 
-def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact]) -> SiteContext:
-    """The site context from every loaded result file and dataset artifact."""
+def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
+                  csv: dict[str, str | None] | None = None) -> SiteContext:
+    """The site context from every loaded result file and dataset artifact (``csv``: the CSV
+    downloads that exist, by name)."""
     results = sorted(results, key=lambda r: r.relpath.as_posix())
     by_kind: dict[str, list[LoadedResult]] = defaultdict(list)
     for r in results:
@@ -257,11 +274,13 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact]) 
             attention.append(_attention_bench(r))
     groups = train_groups(by_kind["train"] + by_kind["baseline"], by_kind["comparison"],
                           {(p.machine, p.suite, p.model): p for p in profiles})
+    groups = tuple(dataclasses.replace(g, findings=group_findings(g)) for g in groups)
     dataset_infos = []
     for artifact in sorted(datasets, key=lambda a: a.name):
         with reading(artifact.root / "dataset.json"):
             dataset_infos.append(_dataset(artifact))
     models = _models(results)
+    files = result_files(results)
     return SiteContext(
         title=SITE_TITLE,
         synthetic=any(g.synthetic for g in groups) or any(d.synthetic for d in dataset_infos),
@@ -273,4 +292,12 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact]) 
         models=models,
         param_spreads=_param_spreads(models),
         datasets=tuple(dataset_infos),
+        model_pages=model_pages(results, groups, profiles, models, ATTENTION_MECHANISMS,
+                                {f.source: f.path for f in files}),
+        machine_records=machine_records(results, peaks),
+        reproduce=reproduce_groups(results),
+        downloads=files,
+        csv=dict(csv or {}),
+        class_chart={d.name: f"classes-{slug(d.name)}" for d in dataset_infos if d.classes},
+        complexity=_complexity(attention),
     )

@@ -18,7 +18,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from bench.site.context import AttentionBench, LeaderRow, PerfMachine, PerfSuite, SiteContext, TrainGroup
+from bench.site.context import (
+    AttentionBench, DatasetInfo, LeaderRow, PerfMachine, PerfSuite, SiteContext, TrainGroup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,36 +95,162 @@ def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, flo
 
 # cost attribute of a leaderboard row → (axis title, short name for the chart title)
 COSTS = {"gmacs": ("GMACs per image (log)", "GMACs"),
-         "cpu_p50_ms": ("CPU latency at batch 1, p50 (ms, log)", "CPU latency")}
+         "params": ("parameters (log)", "parameters")}
+METRIC_LABELS = {"top1": "top-1 accuracy", "top5": "top-5 accuracy", "balanced_accuracy": "balanced accuracy",
+                 "macro_auc": "macro AUC", "cohen_kappa": "Cohen's κ", "ece": "ECE"}
+
+
+def _error_bars(row: LeaderRow, metric: str) -> dict:
+    """Asymmetric error bars from the row's interval for ``metric`` (none when it has none)."""
+    mean, interval = row.metrics[metric].mean, row.intervals.get(metric)
+    if mean is None or interval is None:
+        return {"visible": False}
+    return {"type": "data", "symmetric": False, "visible": True,
+            "array": [r(max(interval.hi - mean, 0.0))], "arrayminus": [r(max(mean - interval.lo, 0.0))]}
+
+
+def _accuracy_points(fig: go.Figure, rows: list[LeaderRow], costs: list[float], name_suffix: str = "",
+                     symbol: str = "circle", legendgroup: str | None = None) -> None:
+    for i, (row, cost) in enumerate(zip(rows, costs)):
+        acc = row.metrics["balanced_accuracy"]
+        fig.add_trace(go.Scatter(
+            x=[r(cost)], y=[r(acc.mean)], name=label(row.model) + name_suffix, mode="markers",
+            marker={"size": 11, "color": COLORS[i % len(COLORS)], "symbol": symbol}, legendgroup=legendgroup,
+            error_y=_error_bars(row, "balanced_accuracy"),
+            hovertemplate=(f"{label(row.model)}{name_suffix}<br>%{{x}}<br>balanced acc. %{{y:.3f}} "
+                           f"(n={acc.n} seeds)<extra></extra>"),
+        ))
+
+
+def _pareto_trace(fig: go.Figure, points: Iterable[tuple[float, float]], name: str = "Pareto front") -> None:
+    front = pareto_front(points)
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(
+            x=[r(c) for c, _ in front], y=[r(s) for _, s in front], name=name, mode="lines",
+            line={"dash": "dot", "color": "#888", "shape": "hv"}, hoverinfo="skip",
+        ))
+
+
+ACC_AXIS = "balanced accuracy (mean over seeds, 95% CI)"
 
 
 def accuracy_vs_cost(group: TrainGroup, cost: str) -> go.Figure:
-    """Balanced accuracy (mean ± std over seeds) against GMACs or CPU latency, with the Pareto front."""
+    """Balanced accuracy (across-seed mean with its interval) against GMACs or parameters, with the Pareto front."""
     axis, short = COSTS[cost]
     rows = [row for row in group.rows
             if getattr(row, cost) is not None and row.metrics["balanced_accuracy"].mean is not None]
     fig = go.Figure()
-    for i, row in enumerate(rows):
-        acc = row.metrics["balanced_accuracy"]
-        std = acc.std or 0.0
-        fig.add_trace(go.Scatter(
-            x=[r(getattr(row, cost))], y=[r(acc.mean)], name=label(row.model), mode="markers",
-            marker={"size": 11, "color": COLORS[i % len(COLORS)]},
-            error_y={"type": "data", "array": [r(std)], "visible": True},
-            hovertemplate=(f"{label(row.model)}<br>%{{x}}<br>balanced acc. %{{y:.3f}} ± {std:.3f} "
-                           f"(n={acc.n})<extra></extra>"),
-        ))
-    front = pareto_front((getattr(row, cost), row.metrics["balanced_accuracy"].mean) for row in rows)
-    if len(front) > 1:
-        fig.add_trace(go.Scatter(
-            x=[r(c) for c, _ in front], y=[r(s) for _, s in front], name="Pareto front", mode="lines",
-            line={"dash": "dot", "color": "#555", "shape": "hv"}, hoverinfo="skip",
-        ))
+    _accuracy_points(fig, rows, [getattr(row, cost) for row in rows])
+    _pareto_trace(fig, ((getattr(row, cost), row.metrics["balanced_accuracy"].mean) for row in rows))
     title = f"Balanced accuracy vs {short}: {label(group.suite)} on {label(group.machine)}"
-    fig.update_layout(
-        title=_titled(title, group.synthetic),
-        xaxis={"title": axis, "type": "log"}, yaxis={"title": "balanced accuracy (mean ± std over seeds)"},
-    )
+    fig.update_layout(title=_titled(title, group.synthetic), xaxis={"title": axis, "type": "log"},
+                      yaxis={"title": ACC_AXIS})
+    return fig
+
+
+def accuracy_vs_latency(group: TrainGroup) -> go.Figure:
+    """Balanced accuracy against batch-1 latency (on the GPU where there is one), per profiling machine."""
+    symbols = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
+    fig = go.Figure()
+    for m, machine in enumerate(group.latency_machines):
+        rows = [row for row in group.rows if row.latency_p50_ms and row.latency_p50_ms[m] is not None
+                and row.metrics["balanced_accuracy"].mean is not None]
+        _accuracy_points(fig, rows, [row.latency_p50_ms[m] for row in rows], f" · {label(machine)}",
+                         symbols[m % len(symbols)], legendgroup=machine)
+        _pareto_trace(fig, ((row.latency_p50_ms[m], row.metrics["balanced_accuracy"].mean) for row in rows),
+                      f"Pareto front · {label(machine)}")
+    title = f"Balanced accuracy vs latency per machine: {label(group.suite)}"
+    fig.update_layout(title=_titled(title, group.synthetic), yaxis={"title": ACC_AXIS},
+                      xaxis={"title": "latency at batch 1, p50 (ms, log; GPU where present)", "type": "log"})
+    return fig
+
+
+def metric_bars(group: TrainGroup) -> go.Figure:
+    """Grouped bars: every model's test metrics with their intervals."""
+    metrics = ("top1", "top5", "balanced_accuracy", "macro_auc", "cohen_kappa")
+    fig = go.Figure()
+    for i, row in enumerate(group.rows + group.baselines):
+        shown = [m for m in metrics if row.metrics[m].mean is not None]
+        bars = [_error_bars(row, m) for m in shown]
+        fig.add_trace(go.Bar(
+            x=[METRIC_LABELS[m] for m in shown], y=[r(row.metrics[m].mean) for m in shown],
+            name=label(row.model) + (" (baseline)" if row.baseline else ""),
+            marker={"color": COLORS[i % len(COLORS)], "opacity": 0.55 if row.baseline else 1.0},
+            error_y={"type": "data", "symmetric": False, "visible": True,
+                     "array": [b.get("array", [0])[0] for b in bars],
+                     "arrayminus": [b.get("arrayminus", [0])[0] for b in bars]},
+            hovertemplate=f"{label(row.model)}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+        ))
+    title = f"Test metrics with 95% intervals: {label(group.suite)} on {label(group.machine)}"
+    fig.update_layout(title=_titled(title, group.synthetic), barmode="group",
+                      xaxis={"title": "metric"}, yaxis={"title": "score (higher is better)", "range": [0, 1]})
+    return fig
+
+
+def per_class_heatmap(group: TrainGroup) -> go.Figure:
+    """Sensitivity and specificity per class (columns) and model (rows), means over seeds."""
+    rows = [row for row in group.rows if row.per_class]
+    classes = list(group.class_names) or sorted({c.name for row in rows for c in row.per_class})
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Sensitivity", "Specificity"), horizontal_spacing=0.12)
+    for col, attr in ((1, "sensitivity"), (2, "specificity")):
+        z = []
+        for row in rows:
+            by_name = {c.name: getattr(c, attr).mean for c in row.per_class}
+            z.append([r(by_name.get(c), 3) for c in classes])
+        fig.add_trace(go.Heatmap(
+            z=z, x=[label(c) for c in classes], y=[label(row.model) for row in rows], zmin=0, zmax=1,
+            colorscale="Viridis", showscale=col == 2, texttemplate="%{z:.2f}",
+            colorbar={"title": "rate"},
+            hovertemplate=f"%{{y}}<br>%{{x}}<br>{attr} %{{z:.3f}}<extra></extra>",
+        ), row=1, col=col)
+    fig.update_xaxes(tickangle=-45)
+    fig.update_yaxes(autorange="reversed")
+    title = f"Per-class sensitivity and specificity: {label(group.suite)} on {label(group.machine)}"
+    fig.update_layout(title=_titled(title, group.synthetic))
+    return fig
+
+
+def calibration(group: TrainGroup) -> go.Figure:
+    """ECE per model (with its interval) and the reliability diagram, seeds pooled."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("ECE (lower is better)", "Reliability diagram"))
+    rows = [row for row in group.rows if row.metrics["ece"].mean is not None]
+    for i, row in enumerate(rows):
+        bars = _error_bars(row, "ece")
+        fig.add_trace(go.Bar(
+            x=[label(row.model)], y=[r(row.metrics["ece"].mean)], name=label(row.model), legendgroup=row.model,
+            marker={"color": COLORS[i % len(COLORS)]}, showlegend=False, error_y=bars,
+            hovertemplate=f"{label(row.model)}<br>ECE %{{y:.3f}}<extra></extra>",
+        ), row=1, col=1)
+        if row.reliability:
+            fig.add_trace(go.Scatter(
+                x=[r(b.confidence) for b in row.reliability], y=[r(b.accuracy) for b in row.reliability],
+                name=label(row.model), legendgroup=row.model, mode="lines+markers",
+                line={"color": COLORS[i % len(COLORS)]}, text=[str(b.count) for b in row.reliability],
+                hovertemplate=f"{label(row.model)}<br>confidence %{{x:.2f}}: accuracy %{{y:.2f}} "
+                              f"(%{{text}} images)<extra></extra>",
+            ), row=1, col=2)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="perfect calibration", mode="lines",
+                             line={"dash": "dot", "color": "#888"}, hoverinfo="skip"), row=1, col=2)
+    fig.update_xaxes(title_text="model", tickangle=-45, row=1, col=1)
+    fig.update_yaxes(title_text="ECE", row=1, col=1)
+    fig.update_xaxes(title_text="mean confidence in bin", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title_text="accuracy in bin", range=[0, 1], row=1, col=2)
+    title = f"Calibration: {label(group.suite)} on {label(group.machine)}"
+    fig.update_layout(title=_titled(title, group.synthetic))
+    return fig
+
+
+def class_distribution(dataset: DatasetInfo) -> go.Figure:
+    """Images per class, stacked by split."""
+    fig = go.Figure()
+    for s, split in enumerate(dataset.splits):
+        fig.add_trace(go.Bar(
+            x=[label(c.name) for c in dataset.classes], y=[c.counts[s] or 0 for c in dataset.classes],
+            name=label(split), marker={"color": COLORS[s % len(COLORS)]},
+            hovertemplate=f"{label(split)}<br>%{{x}}: %{{y}} images<extra></extra>",
+        ))
+    fig.update_layout(title=_titled(f"Class distribution: {label(dataset.name)}", dataset.synthetic),
+                      barmode="stack", xaxis={"title": "class", "tickangle": -45}, yaxis={"title": "images"})
     return fig
 
 
@@ -247,9 +375,13 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
 
     for group in ctx.train_groups:
         add(group.acc_gmacs_chart, lambda: accuracy_vs_cost(group, "gmacs"))
-        add(group.acc_latency_chart, lambda: accuracy_vs_cost(group, "cpu_p50_ms"))
-        for row in group.rows:
-            add(row.curves_chart, lambda: training_curves(row, group.synthetic), 460)
+        add(group.acc_params_chart, lambda: accuracy_vs_cost(group, "params"))
+        add(group.acc_latency_chart if group.latency_machines else None, lambda: accuracy_vs_latency(group))
+        add(group.metrics_chart, lambda: metric_bars(group), 480)
+        add(group.per_class_chart, lambda: per_class_heatmap(group), 120 + 36 * len(group.rows) + 120)
+        add(group.calibration_chart, lambda: calibration(group), 480)
+        for row in group.rows + group.baselines:
+            add(row.curves_chart if row.curves else None, lambda: training_curves(row, group.synthetic), 460)
             add(row.confusion_chart, lambda: confusion_matrix(row, group.class_names, group.synthetic), 560)
     for suite in ctx.perf_suites:
         add(suite.latency_chart, lambda: latency_columns(suite))
@@ -257,5 +389,7 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
             add(section.sweep_chart, lambda: resolution_sweep(section))
     for bench in ctx.attention:
         add(bench.chart, lambda: attention_scaling(bench))
+    for dataset in ctx.datasets:
+        add(ctx.class_chart.get(dataset.name), lambda: class_distribution(dataset))
     log.info("built %d charts", len(charts))
     return charts

@@ -9,56 +9,20 @@ builds them from the loaded files; chart fields hold the id of a chart built by
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 METRICS = ("balanced_accuracy", "top1", "top5", "macro_auc", "cohen_kappa", "ece")
 SPLITS = ("train", "val", "test")
-
-# What differs between the contenders; the site cannot import bench.models (torch).
-ATTENTION_MECHANISMS = {
-    "pyramid_softmax": "global softmax attention (fused scaled dot-product), cost O(N²)",
-    "pyramid_linformer": "Linformer: keys and values projected from N to k tokens, cost O(N·k)",
-    "pyramid_performer": "Performer FAVOR+: positive orthogonal random features, cost O(N)",
-    "pyramid_fastformer": "Fastformer: additive attention through a global query and key, cost O(N)",
-    "pyramid_xca": "XCiT cross-covariance attention: a d×d channel map, cost O(N), with local patch interaction (LPI)",
-    "pyramid_xca_nolpi": "XCiT cross-covariance attention without LPI (ablation): no token mixing inside blocks",
-    "pyramid_swin": "Swin: shifted-window attention with relative position bias, cost O(N·w²)",
-    "vit": "columnar ViT with a CLS token: global softmax attention (timm)",
-    "resnet50": "none: convolutional baseline (timm)",
-}
-
-# What is known to hold a model back, shown where it does not beat the pixel baseline.
-MODEL_CAVEATS = {
-    "vit": "A columnar ViT has no convolutional or multi-scale inductive bias: it must learn locality "
-           "from the data alone, which takes far more images or steps than this suite gives. At the quick "
-           "scale, matched to the pyramids' parameters and cost, its 16-pixel patches form a 4×4 token grid, "
-           "in which a lesion a few pixels wide is a small part of one token.",
-}
-
-BUILTIN_GENERATOR = "medvit-synthetic-brain"
-# How bench.data.samples draws each class (its ``_lesion_*`` functions), for the dataset
-# page; a dataset.json that records "rules" overrides these.
-SYNTHETIC_RULES = {
-    "acute_infarct": "a bright cortical wedge in one hemisphere (a vascular territory): base on the brain "
-                     "surface, apex inward, sulci effaced",
-    "arteriovenous_anomaly": "a tangle of dark serpentine flow voids (the nidus) with one draining vein "
-                             "running to the cortex",
-    "chronic_infarct": "a CSF-dark cortical wedge (encephalomalacia) with the lateral ventricle on that side "
-                       "enlarged",
-    "edema": "a large, blurred bright region confined to the white matter, fingering between the gyri",
-    "extra": "a lens-shaped bright mass against the inner table of the skull, indenting the brain behind a "
-             "thin CSF cleft",
-    "focal_flair_hyper": "one small bright focus just beneath the cortex",
-    "intra": "a mass inside the brain with a bright rim, a dark necrotic core and a faint halo of oedema",
-    "normal": "the shared anatomy only, with the same nuisances as every other class",
-    "pituitary_lesion": "a homogeneous bright blob in the midline, rimmed by CSF",
-    "white_matter_changes": "five to twelve small bright foci in the white matter around the ventricles",
-}
 
 
 def slug(*parts: str) -> str:
     """A deterministic HTML id / file-name fragment from names (``cpu-x`` + ``timm:vit`` → ``cpu-x-timm-vit``)."""
     return "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in parts)
+
+
+def model_page_path(model: str) -> str:
+    """Where a model's own page is generated, relative to the docs root."""
+    return f"models/{slug(model)}.md"
 
 
 @dataclass(frozen=True)
@@ -94,6 +58,17 @@ class SeedCurve:
 
 
 @dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin of a reliability diagram, seeds pooled."""
+
+    lo: float
+    hi: float
+    count: int
+    confidence: float  # mean top-label confidence in the bin
+    accuracy: float  # share of correct predictions in the bin
+
+
+@dataclass(frozen=True)
 class LeaderRow:
     """One model (or baseline) of one suite on one machine, aggregated over its successful seeds."""
 
@@ -121,6 +96,16 @@ class LeaderRow:
     better_than_pixel: bool | None = None  # 95% intervals apart from the pixel baseline's, and above
     diagnosis: str | None = None  # how training went, in words from the curves
     caveat: str | None = None  # MODEL_CAVEATS
+    # error bars: balanced accuracy's across-seed interval; other metrics the envelope of per-seed intervals
+    intervals: dict[str, Interval | None] = field(default_factory=dict)
+    interval_kind: dict[str, str] = field(default_factory=dict)
+    latency_p50_ms: tuple[float | None, ...] = ()  # per TrainGroup.latency_machines: batch 1, float32, GPU or CPU
+    reliability: tuple[ReliabilityBin, ...] = ()
+
+    @property
+    def page(self) -> str:
+        """The site path of the model's own page."""
+        return model_page_path(self.model)
 
     @property
     def n_seeds(self) -> int:
@@ -145,6 +130,16 @@ class TrainGroup:
     pixel_baseline: str | None
     acc_gmacs_chart: str | None
     acc_latency_chart: str | None
+    latency_machines: tuple[str, ...] = ()  # machines that profiled this suite: the leaderboard's latency columns
+    acc_params_chart: str | None = None
+    metrics_chart: str | None = None
+    per_class_chart: str | None = None
+    calibration_chart: str | None = None
+    findings: tuple[str, ...] = ()  # headline sentences computed from the results
+
+    @property
+    def key(self) -> str:
+        return slug(self.machine, self.suite)
 
     @property
     def not_converged(self) -> tuple[str, ...]:
@@ -292,6 +287,17 @@ class AttentionBench:
 
 
 @dataclass(frozen=True)
+class ComplexityRow:
+    """One attention's cost per layer beside the exponents measured for it."""
+
+    module: str
+    model: str
+    complexity: str  # LaTeX
+    note: str
+    exponents: tuple[tuple[str, float | None], ...]  # (machine, fitted exponent)
+
+
+@dataclass(frozen=True)
 class MachineInfo:
     id: str
     cpu: str
@@ -362,6 +368,22 @@ class SiteContext:
     models: tuple[ModelInfo, ...]
     param_spreads: tuple[ParamSpread, ...]
     datasets: tuple[DatasetInfo, ...]
+    model_pages: tuple = ()  # bench.site.pages.ModelPage
+    machine_records: tuple = ()  # bench.site.pages.MachineRecord
+    reproduce: tuple = ()  # bench.site.pages.ReproduceGroup
+    downloads: tuple = ()  # bench.site.downloads.ResultFile
+    csv: dict[str, str | None] = field(default_factory=dict)  # CSV name → site path (None: no rows)
+    class_chart: dict[str, str] = field(default_factory=dict)  # dataset name → class-distribution chart id
+    complexity: tuple[ComplexityRow, ...] = ()
+
+    @property
+    def exponent_machines(self) -> tuple[str, ...]:
+        """The machines whose measured attention exponents sit in the complexity table."""
+        return tuple(machine for machine, _ in self.complexity[0].exponents) if self.complexity else ()
+
+    @property
+    def model_page_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.model_pages)
 
     @property
     def has_results(self) -> bool:

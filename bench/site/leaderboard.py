@@ -15,8 +15,9 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from bench.site.context import (
-    METRICS, MODEL_CAVEATS, ClassRow, Interval, LeaderRow, MeanStd, ProfileModel, SeedCurve, TrainGroup, slug,
+    METRICS, ClassRow, Interval, LeaderRow, MeanStd, ProfileModel, ReliabilityBin, SeedCurve, TrainGroup, slug,
 )
+from bench.site.descriptions import MODEL_CAVEATS
 from bench.site.load import LoadedResult, reading
 
 
@@ -31,6 +32,15 @@ def mean_std(values: Iterable[float | None]) -> MeanStd:
 
 def model_name(payload: dict[str, Any]) -> str | None:
     return payload["model"]["name"] if payload.get("model") else None
+
+
+def batch1_latency(profile: ProfileModel | None) -> float | None:
+    """p50 ms at batch 1 in float32 on the machine's GPU when it profiled one, else on its CPU."""
+    if profile is None:
+        return None
+    rows = [r for r in profile.latency if r.batch_size == 1 and r.dtype == "float32"]
+    rows.sort(key=lambda r: (r.device == "cpu", r.image_size != profile.image_size, r.image_size))
+    return rows[0].p50_ms if rows else None
 
 
 def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | None, int | None]:
@@ -81,8 +91,32 @@ def _metric_value(payload: dict[str, Any], metric: str) -> float | None:
     return entry.get("value") if isinstance(entry, dict) else None
 
 
+def _seed_envelope(payloads: list[dict[str, Any]], metric: str) -> Interval | None:
+    """From the lowest to the highest end of the seeds' own 95% bootstrap intervals."""
+    ends = [(p["metrics"].get(metric) or {}).get("ci95") or [None, None] for p in payloads]
+    los, his = [e[0] for e in ends if e[0] is not None], [e[1] for e in ends if e[1] is not None]
+    return Interval(min(los), max(his)) if los and his else None
+
+
+def _pooled_reliability(payloads: list[dict[str, Any]]) -> tuple[ReliabilityBin, ...]:
+    """The seeds' reliability diagrams added bin by bin (empty when a seed lacks one)."""
+    diagrams = [p["metrics"].get("reliability") for p in payloads]
+    if not diagrams or any(d is None for d in diagrams) or len({tuple(d["bin_edges"]) for d in diagrams}) != 1:
+        return ()
+    edges = diagrams[0]["bin_edges"]
+    bins = []
+    for i in range(len(edges) - 1):
+        count = sum(d["count"][i] for d in diagrams)
+        if count:
+            bins.append(ReliabilityBin(edges[i], edges[i + 1], count,
+                                       sum(d["confidence_sum"][i] for d in diagrams) / count,
+                                       sum(d["correct"][i] for d in diagrams) / count))
+    return tuple(bins)
+
+
 def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profile: ProfileModel | None,
-                class_names: tuple[str, ...], compared: dict[str, Any] | None) -> LeaderRow:
+                class_names: tuple[str, ...], compared: dict[str, Any] | None,
+                latency: tuple[float | None, ...]) -> LeaderRow:
     payloads = sorted(payloads, key=lambda p: p["seed"])
     model = payloads[0]["model"]
     baseline = payloads[0]["kind"] == "baseline"
@@ -90,6 +124,10 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
     key = slug(machine, suite, model["name"])
     steps = [p["metrics"].get("optimizer_steps") for p in payloads]
     converged = [p["metrics"].get("converged") for p in payloads]
+    ci95 = Interval(*compared["ci95"]) if compared else None
+    intervals = {m: _seed_envelope(payloads, m) for m in METRICS}
+    if ci95 is not None:
+        intervals["balanced_accuracy"] = ci95
     return LeaderRow(
         model=model["name"],
         scale=model["scale"],
@@ -109,11 +147,15 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
         optimizer_steps=mean_std(steps).mean if None not in steps else None,
         best_epochs=tuple(p["metrics"].get("best_epoch") for p in payloads),
         converged=None if baseline or None in converged else all(converged),
-        ci95=Interval(*compared["ci95"]) if compared else None,
+        ci95=ci95,
         tied_with_best=compared.get("tied_with_best") if compared else None,
         better_than_pixel=compared.get("better_than_pixel_baseline") if compared and not baseline else None,
         diagnosis=None if baseline else _diagnosis(payloads, len(class_names)),
         caveat=MODEL_CAVEATS.get(model["name"]),
+        intervals=intervals,
+        interval_kind={m: "seeds × images" if m == "balanced_accuracy" and ci95 else "seed envelope" for m in METRICS},
+        latency_p50_ms=latency,
+        reliability=() if baseline else _pooled_reliability(payloads),
     )
 
 
@@ -161,6 +203,9 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
         by_group[(r.machine_id, r.payload["suite"])][model_name(r.payload)].append(r)
     comparison = {(r.machine_id, r.payload["suite"]): r for r in comparisons}
     groups = []
+    profiled = defaultdict(set)
+    for machine, suite, _ in profiles:
+        profiled[suite].add(machine)
     for (machine, suite), models in sorted(by_group.items()):
         payloads = [r.payload for runs in models.values() for r in runs]
         trained = [p for p in payloads if p["kind"] == "train"]
@@ -174,8 +219,9 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
         for name, runs in sorted(models.items()):
             with reading(runs[0].path):
                 entry = compared["models"].get(name) if compared else None
+                latency = tuple(batch1_latency(profiles.get((m, suite, name))) for m in sorted(profiled[suite]))
                 rows.append(_leader_row(machine, suite, [r.payload for r in runs],
-                                        profiles.get((machine, suite, name)), class_names, entry))
+                                        profiles.get((machine, suite, name)), class_names, entry, latency))
         rows.sort(key=_sort_key)
         key = slug(machine, suite)
         models_only = [r for r in rows if not r.baseline]
@@ -194,5 +240,10 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
             pixel_baseline=compared.get("reference") if compared else None,
             acc_gmacs_chart=f"acc-gmacs-{key}" if any(r.gmacs is not None for r in models_only) else None,
             acc_latency_chart=f"acc-latency-{key}" if any(r.cpu_p50_ms is not None for r in models_only) else None,
+            latency_machines=tuple(sorted(profiled[suite])),
+            acc_params_chart=f"acc-params-{key}" if any(r.params is not None for r in models_only) else None,
+            metrics_chart=f"metrics-{key}",
+            per_class_chart=f"per-class-{key}" if any(r.per_class for r in models_only) else None,
+            calibration_chart=f"calibration-{key}" if any(r.reliability for r in models_only) else None,
         ))
     return tuple(groups)

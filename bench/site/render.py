@@ -20,13 +20,14 @@ from markupsafe import Markup
 
 from bench.site.aggregate import build_context, sample_site_path
 from bench.site.charts import build_charts
-from bench.site.context import Interval, MeanStd, SiteContext
+from bench.site.diagram import build_diagrams
+from bench.site.context import Interval, MeanStd, SiteContext, model_page_path
+from bench.site.downloads import available_csvs, download_outputs
 from bench.site.load import load_datasets, load_results
 
 log = logging.getLogger(__name__)
 
 MANIFEST = ".medbench-site"  # lists the generated files; MkDocs skips dotfiles
-PLOTLY_JS = "assets/js/plotly.min.js"
 MISSING = "—"
 
 # Markdown would read these as markup (tables, emphasis, code, links, attribute lists).
@@ -103,7 +104,29 @@ def mparams(x: int | None) -> Markup:
     return Markup(f"{x / 1e6:.2f} M")
 
 
-FILTERS = {"fmt": fmt, "sig": sig, "pm": pm, "ci": ci, "pct": pct, "mparams": mparams}
+def _root(page: str) -> str:
+    """The relative path from a page back to the docs root (``models/x.md`` → ``../``)."""
+    return "../" * page.count("/")
+
+
+@jinja2.pass_context
+def model_link(context: jinja2.runtime.Context, name: str) -> Markup:
+    """A model name linked to its own page (plain text where it has none)."""
+    site, page = context["site"], context["page"]
+    if name not in site.model_page_names:
+        return escape_text(name)
+    return Markup(f"[{escape_text(name)}]({_root(page)}{model_page_path(name)})")
+
+
+@jinja2.pass_context
+def site_path(context: jinja2.runtime.Context, path: str) -> Markup:
+    """A path under the docs root, made relative to the page being rendered."""
+    return Markup(_root(context["page"]) + html.escape(path, quote=True))
+
+
+FILTERS = {"fmt": fmt, "sig": sig, "pm": pm, "ci": ci, "pct": pct, "mparams": mparams, "model_link": model_link,
+           "site_path": site_path}
+MODEL_TEMPLATE = "per_model/model.md.j2"
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -122,23 +145,22 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
 
 
 def render_pages(ctx: SiteContext, templates_dir: Path) -> dict[str, str]:
-    """``{page.md: Markdown}`` for every ``templates/*.md.j2``."""
+    """``{page.md: Markdown}`` for every ``templates/*.md.j2``, and one page per model."""
     env = make_environment(templates_dir)
     charts = {key: Markup(snippet) for key, snippet in build_charts(ctx).items()}
+    diagrams = {key: Markup(svg) for key, svg in build_diagrams(ctx.model_pages).items()}
     pages = {}
     for template in sorted(Path(templates_dir).glob("*.md.j2")):
         page = template.name.removesuffix(".j2")
-        pages[page] = env.get_template(template.name).render(site=ctx, charts=charts, page=page)
+        pages[page] = env.get_template(template.name).render(site=ctx, charts=charts, diagrams=diagrams, page=page)
     if not pages:
         raise FileNotFoundError(f"{templates_dir}: no page templates (*.md.j2)")
+    model_template = env.get_template(MODEL_TEMPLATE) if ctx.model_pages else None
+    for model in ctx.model_pages:
+        if model.path in pages:
+            raise ValueError(f"model {model.name!r}: its page {model.path} is taken; rename the model")
+        pages[model.path] = model_template.render(site=ctx, charts=charts, page=model.path, model=model)
     return pages
-
-
-def plotly_js() -> bytes:
-    """The installed plotly.js bundle, served by the site itself (no CDN)."""
-    import plotly
-
-    return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
 
 
 def _write_outputs(out_dir: Path, outputs: dict[str, bytes]) -> list[Path]:
@@ -184,9 +206,10 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     """
     results = load_results(results_dir)
     datasets = load_datasets(artifacts_dir)
-    ctx = build_context(results, datasets)
+    downloads = download_outputs(results)
+    ctx = build_context(results, datasets, available_csvs(downloads))
     outputs = {page: text.encode() for page, text in render_pages(ctx, templates_dir).items()}
-    outputs[PLOTLY_JS] = plotly_js()
+    outputs.update(downloads)
     for artifact in datasets:
         for class_name, png in sorted(artifact.samples.items()):
             target = sample_site_path(artifact.name, class_name)

@@ -14,9 +14,14 @@ from markupsafe import Markup
 
 from bench.site.leaderboard import mean_std
 from bench.site.context import Interval
-from bench.site.render import MANIFEST, PLOTLY_JS, ci, escape_text, finalize, fmt, pm, sig
+from bench.site.render import MANIFEST, ci, escape_text, finalize, fmt, pm, sig
 
-PAGES = ["dataset.md", "index.md", "models.md", "performance.md", "primer.md", "scaling.md", "training.md"]
+PAGES = ["accuracy.md", "dataset.md", "downloads.md", "efficiency.md", "hardware.md", "index.md", "methods.md",
+         "models.md", "primer.md", "reproduce.md"]
+MODEL_PAGES = ["models/pixel-logreg.md", "models/pyramid-performer.md", "models/pyramid-softmax.md",
+               "models/pyramid-swin.md"]
+CSVS = ["downloads/all-metrics.csv", "downloads/attention-scaling.csv", "downloads/latency.csv",
+        "downloads/per-class.csv"]
 CLASSES = ["acute_infarct", "arteriovenous_anomaly", "chronic_infarct", "edema", "extra", "focal_flair_hyper",
            "intra", "normal", "pituitary_lesion", "white_matter_changes"]
 
@@ -25,31 +30,42 @@ def page(out: Path, name: str) -> str:
     return (out / name).read_text()
 
 
-def test_pages_and_assets_are_written(rendered: tuple[Path, list[Path]]) -> None:
+def test_pages_and_assets_are_written(rendered: tuple[Path, list[Path]], paths: SimpleNamespace) -> None:
     out, written = rendered
-    expected = PAGES + [PLOTLY_JS] + [f"assets/dataset/synthetic-quick/{c}.png" for c in CLASSES]
+    results = sorted(f"downloads/results/{p.relative_to(paths.results).as_posix()}" for p in paths.results.rglob("*.json"))
+    expected = PAGES + MODEL_PAGES + CSVS + results + [f"assets/dataset/synthetic-quick/{c}.png" for c in CLASSES]
     assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(expected)
     assert (out / MANIFEST).read_text().split() == sorted(expected)
-    assert (out / PLOTLY_JS).stat().st_size > 1_000_000  # the real bundle, not a stub
+    for rel in results:  # downloads are the files as the engine wrote them
+        assert (out / rel).read_bytes() == (paths.results / rel.removeprefix("downloads/results/")).read_bytes()
 
 
-def test_leaderboard_shows_mean_std_seeds_and_ci(rendered: tuple[Path, list[Path]]) -> None:
+def test_leaderboard_shows_mean_seeds_ci_and_a_latency_column_per_machine(rendered: tuple[Path, list[Path]]) -> None:
     index = page(rendered[0], "index.md")
-    softmax = next(line for line in index.splitlines() if line.startswith("| pyramid_softmax |"))
+    assert "| Model | Params | GMACs ↓ | Balanced acc. ↑ (seeds) | 95% CI | vs best | Macro AUC ↑ | ECE ↓ | " \
+           "cpu-fixture-2c ms ↓ | gpu-nvidia-h200 ms ↓ |" in index
+    softmax = next(line for line in index.splitlines() if line.startswith("| [pyramid_softmax]"))
     cells = [c.strip() for c in softmax.strip("|").split("|")]
-    # model, params, GMACs, balanced acc (n), seeds × images CI (the comparison file's), vs best, top-1, ...
-    assert cells[:6] == ["pyramid_softmax", "1.48 M", "0.156", "0.820 ± 0.028 (2)", "0.731–0.897", "best"]
-    assert cells[6] == "0.820 ± 0.028" and cells[-1] == "4.31"
-    assert "| pyramid_swin | 1.50 M | 0.150 | 0.730 ± 0.042 (2) | 0.624–0.822 | < |" in index
+    # model, params, GMACs, balanced acc (n), seeds × images CI (the comparison file's), vs best, AUC, ECE, latencies
+    assert cells[:6] == ["[pyramid_softmax](models/pyramid-softmax.md)", "1.48 M", "0.156", "0.820 (2)",
+                         "0.731–0.897", "best"]
+    assert cells[-2] == "4.31" and cells[-1] != "—"  # the GPU machine's column holds its GPU latency
+    assert "| [pyramid_swin](models/pyramid-swin.md) | 1.50 M | 0.150 | 0.730 (2) | 0.624–0.822 | < |" in index
     assert "| *pixel_logreg* (baseline) |" in index
-    assert index.index("| pyramid_softmax |") < index.index("| pyramid_swin |")
+    assert index.index("| [pyramid_softmax]") < index.index("| [pyramid_swin]")
+
+
+def test_findings_are_computed_from_the_results(rendered: tuple[Path, list[Path]]) -> None:
+    index = page(rendered[0], "index.md")
+    assert "- Best balanced accuracy on synthetic data: pyramid_softmax, 0.820 (95% CI 0.731–0.897)." in index
+    assert "- 2 of 2 models beat the pixel baseline (pixel_logreg, 0.400 (95% CI 0.300–0.499))." in index
 
 
 def test_synthetic_data_is_labelled(rendered: tuple[Path, list[Path]]) -> None:
     out = rendered[0]
-    for name in ("index.md", "training.md"):
+    for name in ("index.md", "accuracy.md"):
         assert '!!! danger "Synthetic data"' in page(out, name)
-    assert "(**synthetic data**)" in page(out, "index.md")
+    assert "**synthetic-quick** (synthetic data)" in page(out, "index.md")
     assert '!!! warning "Synthetic"' in page(out, "dataset.md")
 
 
@@ -61,7 +77,7 @@ def test_failed_run_is_listed_with_its_error(rendered: tuple[Path, list[Path]]) 
 
 def test_latency_chart_has_a_second_hardware_column(rendered: tuple[Path, list[Path]],
                                                     chart_data: Callable[[str, str], list[dict]]) -> None:
-    traces = chart_data(page(rendered[0], "performance.md"), "latency-quick")
+    traces = chart_data(page(rendered[0], "efficiency.md"), "latency-quick")
     machines = {t["name"].split(" · ")[0] for t in traces}
     assert machines == {"cpu-fixture-2c", "gpu-nvidia-h200"}
     assert all(t["type"] == "bar" for t in traces)
@@ -69,13 +85,17 @@ def test_latency_chart_has_a_second_hardware_column(rendered: tuple[Path, list[P
 
 def test_pages_show_each_result_kind(rendered: tuple[Path, list[Path]]) -> None:
     out = rendered[0]
-    perf = page(out, "performance.md")
-    assert "| cpu-fixture-2c | pyramid_softmax | cpu | float32 | 32 |" in perf and "| machine record |" in perf
-    scaling = page(out, "scaling.md")
-    assert "| softmax | 1.93 | 256–4,096 | 4,096 | oom at N=16384 |" in scaling
-    assert "| linformer | linformer 0.2.3 | 1,024 |" in scaling
-    training = page(out, "training.md")
-    assert training.count('class="plotly-graph-div"') == 4 and "| normal |" in training
+    perf = page(out, "efficiency.md")
+    assert "| cpu-fixture-2c | [pyramid_softmax](models/pyramid-softmax.md) | cpu | float32 | 32 |" in perf
+    assert "| machine record |" in perf
+    assert "| softmax | 1.93 | 256–4,096 | 4,096 | oom at N=16384 |" in perf
+    assert "| linformer | linformer 0.2.3 | 1,024 |" in perf
+    model = page(out, "models/pyramid-softmax.md")
+    assert model.count('class="plotly-graph-div"') == 2 and "| normal |" in model  # curves, confusion
+    assert "](../downloads/results/cpu-fixture-2c/quick/train__pyramid_softmax__seed0.json)" in model
+    methods = page(out, "methods.md")
+    assert "| softmax | [pyramid_softmax](models/pyramid-softmax.md) | $O(N^2 C)$ |" in methods
+    assert "python -m bench run" in page(out, "reproduce.md") or "medbench" in page(out, "reproduce.md")
     dataset = page(out, "dataset.md")
     assert "![Sample images of class normal](assets/dataset/synthetic-quick/normal.png)" in dataset
     assert "| normal | 1,239 | 265 | 266 | 1,770 | 57.8% |" in dataset
@@ -91,10 +111,13 @@ def test_data_strings_are_escaped(tmp_path: Path, results_copy: Path, render: Ca
         path.write_text(json.dumps(payload))
     out = tmp_path / "docs"
     render(out, results=results_copy)
-    text = "".join(page(out, p) for p in PAGES)
+    pages = [p.relative_to(out).as_posix() for p in out.rglob("*.md")]
+    assert len(pages) > len(PAGES)  # the hostile model has a page of its own
+    text = "".join(page(out, p) for p in pages)
     assert "<script>alert(1)" not in text and "alert(1)</script>" not in text
-    assert "| &lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42; |" in page(out, "index.md")
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page(out, "training.md")
+    assert "| [&lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42;](models/script-alert-1-script-x.md) |" in \
+        page(out, "index.md")
+    assert "# &lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42;" in page(out, "models/script-alert-1-script-x.md")
 
 
 def test_rendering_is_byte_for_byte_reproducible(tmp_path: Path, rendered: tuple[Path, list[Path]],
@@ -128,7 +151,7 @@ def test_every_page_renders_without_results(tmp_path: Path, render: Callable[...
     out = tmp_path / "docs"
     render(out, results=tmp_path / "none", artifacts=tmp_path / "none")
     assert sorted(p.name for p in out.glob("*.md")) == PAGES
-    for name in ("index.md", "performance.md", "scaling.md", "training.md", "models.md"):
+    for name in ("index.md", "accuracy.md", "efficiency.md", "hardware.md", "reproduce.md", "models.md"):
         assert "Not run yet" in page(out, name), name
     assert "Synthetic data" not in page(out, "index.md")
 
