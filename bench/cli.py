@@ -171,6 +171,16 @@ def cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_site(args: argparse.Namespace) -> int:
+    from bench.site_bench import run_site_bench
+
+    paths = _paths(args)
+    repo = Path(__file__).resolve().parent.parent
+    run_site_bench(paths.results, paths.artifacts, repo / "templates", models=args.models, seeds=args.seeds,
+                   machines=args.machines, repeats=args.repeats)
+    return 0
+
+
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench import env
     from bench.compare import leaderboard_markdown, load_comparison
@@ -262,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("bench-trainer", cmd_bench_trainer, "trainer throughput vs a minimal PyTorch loop", dirs=False)
     p.add_argument("--model", default="pyramid_softmax")
     p.add_argument("--epochs", type=int, default=3)
+
+    p = add("bench-site", cmd_bench_site, "time medbench site on a large tree copied from real results",
+            suite=False)
+    p.add_argument("--models", type=int, default=8)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--machines", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
 
     p = add("models", cmd_models, "table of parameters and GMACs", suite=False, dirs=False)
     p.add_argument("--scale", default="paper")

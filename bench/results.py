@@ -41,19 +41,47 @@ class ResultError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
+# Per-image arrays (thousands of class ids per result): jsonschema checks items one call at a
+# time, which made validating a results tree take seconds, so their items are checked here.
+_BULK_DEFS = ("class_ids",)
+
+
+@lru_cache(maxsize=None)
+def _schema(version: int) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"result.v{version}.schema.json").read_text())
+
+
 @lru_cache(maxsize=None)
 def _validator(version: int):  # noqa: ANN202 - jsonschema is imported lazily
     import jsonschema
 
-    schema_path = SCHEMA_DIR / f"result.v{version}.schema.json"
-    schema = json.loads(schema_path.read_text())
-    return jsonschema.Draft202012Validator(schema)
+    schema = _schema(version)
+    defs = {**schema["$defs"], **{name: {"type": "array"} for name in _BULK_DEFS}}
+    return jsonschema.Draft202012Validator({**schema, "$defs": defs})
+
+
+def _bulk_errors(payload: dict[str, Any], version: int) -> list[str]:
+    """The item rules of the bulk arrays (integers, at least the schema's minimum), checked in one pass."""
+    metrics = payload.get("metrics")
+    if not isinstance(metrics, dict):
+        return []
+    minimum = _schema(version)["$defs"]["class_ids"]["items"]["minimum"]
+    errors = []
+    for key in ("test_predictions", "test_labels"):
+        values = metrics.get(key)
+        if isinstance(values, list):
+            bad = next((i for i, v in enumerate(values)
+                        if type(v) is not int or v < minimum), None)  # noqa: E721 - bools are not class ids
+            if bad is not None:
+                errors.append(f"metrics/{key}/{bad}: {values[bad]!r} is not a class id (an integer >= {minimum})")
+    return errors
 
 
 def validation_errors(payload: dict[str, Any]) -> list[str]:
     """Schema violations of ``payload`` as readable lines; empty when it is valid."""
     errors = sorted(_validator(SCHEMA_VERSION).iter_errors(payload), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    return lines + _bulk_errors(payload, SCHEMA_VERSION)
 
 
 def utc_now() -> str:

@@ -124,3 +124,12 @@ def test_validation_errors_point_at_the_field():
     payload = _a_train_payload()
     payload["machine"]["cores"] = 0
     assert any(e.startswith("machine/cores") for e in validation_errors(payload))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
+def test_per_image_class_ids_are_checked_item_by_item(bad):
+    payload = _a_train_payload()
+    payload["metrics"]["test_predictions"] = [0, 1, bad, 2]
+    payload["metrics"]["test_labels"] = [0, 1, 2, 2]
+    problems = validation_errors({"schema_version": results.SCHEMA_VERSION, **payload})
+    assert problems == [f"metrics/test_predictions/2: {bad!r} is not a class id (an integer >= 0)"]

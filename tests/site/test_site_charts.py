@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from types import SimpleNamespace
 
 import plotly.graph_objects as go
@@ -16,6 +19,11 @@ from bench.site.load import load_datasets, load_results
 @pytest.fixture(scope="module")
 def ctx(paths: SimpleNamespace) -> SiteContext:
     return build_context(load_results(paths.results), load_datasets(paths.artifacts))
+
+
+def plotly_figure(fig: charts.Figure) -> go.Figure:
+    """The chart as plotly.py's checked object (attribute access, and every property validated)."""
+    return go.Figure(fig.to_dict())
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:
@@ -41,7 +49,7 @@ def test_snippet_is_deterministic_and_self_contained() -> None:
 
 
 def test_latency_chart_has_a_trace_per_hardware_column(ctx: SiteContext) -> None:
-    fig = charts.latency_columns(ctx.perf_suites[0])
+    fig = plotly_figure(charts.latency_columns(ctx.perf_suites[0]))
     names = [t.name for t in fig.data]
     assert names == ["cpu-fixture-2c · cpu float32", "gpu-nvidia-h200 · cuda bfloat16",
                      "gpu-nvidia-h200 · cuda float32"]
@@ -50,7 +58,7 @@ def test_latency_chart_has_a_trace_per_hardware_column(ctx: SiteContext) -> None
 
 def test_accuracy_chart_draws_error_bars_and_the_front(ctx: SiteContext) -> None:
     group = ctx.train_groups[0]
-    fig = charts.accuracy_vs_cost(group, "gmacs")
+    fig = plotly_figure(charts.accuracy_vs_cost(group, "gmacs"))
     softmax = fig.data[0]
     assert softmax.name == "pyramid_softmax" and softmax.y[0] == pytest.approx(0.82)
     # the comparison's 95% interval of the across-seed mean (0.731–0.897), not the seeds' std
@@ -61,7 +69,7 @@ def test_accuracy_chart_draws_error_bars_and_the_front(ctx: SiteContext) -> None
 
 
 def test_attention_legend_gives_the_fitted_exponent(ctx: SiteContext) -> None:
-    fig = charts.attention_scaling(ctx.attention[0])
+    fig = plotly_figure(charts.attention_scaling(ctx.attention[0]))
     assert "softmax (N^1.93)" in [t.name for t in fig.data]
     softmax = next(t for t in fig.data if t.name.startswith("softmax"))
     assert list(softmax.x) == [256, 1024, 4096]  # the oom point is not plotted
@@ -87,14 +95,14 @@ def test_build_charts_covers_every_chart_the_context_names(ctx: SiteContext) -> 
 
 def test_accuracy_page_charts_carry_every_model_and_interval(ctx: SiteContext) -> None:
     group = ctx.train_groups[0]
-    bars = charts.metric_bars(group)
+    bars = plotly_figure(charts.metric_bars(group))
     assert [t.name for t in bars.data] == ["pyramid_softmax", "pyramid_swin", "pixel_logreg (baseline)"]
     softmax = bars.data[0]
     assert "balanced accuracy" in softmax.x and all(v >= 0 for v in softmax.error_y.array)
-    heat = charts.per_class_heatmap(group)
+    heat = plotly_figure(charts.per_class_heatmap(group))
     assert [t.type for t in heat.data] == ["heatmap", "heatmap"]
     assert list(heat.data[0].y) == ["pyramid_softmax", "pyramid_swin"] and len(heat.data[0].x) == 10
-    params = charts.accuracy_vs_cost(group, "params")
+    params = plotly_figure(charts.accuracy_vs_cost(group, "params"))
     assert params.layout.xaxis.type == "log" and "parameters" in params.layout.xaxis.title.text
 
 
@@ -102,7 +110,19 @@ def test_calibration_pools_the_seeds_reliability_bins(ctx: SiteContext) -> None:
     group = ctx.train_groups[0]
     softmax = group.rows[0]
     assert [b.count for b in softmax.reliability] == [66, 66, 68]  # two seeds of 33/33/34 images
-    fig = charts.calibration(group)
+    fig = plotly_figure(charts.calibration(group))
     curve = next(t for t in fig.data if t.type == "scatter" and t.name == "pyramid_softmax")
     assert list(curve.x) == [0.5, 0.7, 0.9] and all(0 <= y <= 1 for y in curve.y)
     assert fig.data[-1].name == "perfect calibration"
+
+
+def test_every_chart_passes_plotlys_own_checks(ctx: SiteContext) -> None:
+    """Charts are written as plain JSON; plotly.py's validation must accept every one of them."""
+    for key, html in charts.build_charts(ctx).items():
+        call = re.search(rf'Plotly\.newPlot\(\s*"{re.escape(key)}",\s*', html)
+        rest, args = html[call.end():], []
+        for _ in range(2):  # data, layout
+            value, end = json.JSONDecoder().raw_decode(rest)
+            args.append(value)
+            rest = rest[end:].lstrip(" ,")
+        go.Figure({"data": args[0], "layout": args[1]})  # raises on any unknown or malformed property
