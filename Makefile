@@ -50,7 +50,13 @@ report: suite site
 serve: install
 	$(BIN)/mkdocs serve
 
-test: install chromium
+# The GitHub workflow files, checked with actionlint (installed from requirements.txt).
+ACTIONLINT := $(BIN)/actionlint
+.PHONY: lint-workflows
+lint-workflows: install
+	$(ACTIONLINT) .github/workflows/*.yml
+
+test: install chromium lint-workflows
 	$(BIN)/pytest -q
 
 clean-results:

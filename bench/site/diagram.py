@@ -47,7 +47,7 @@ def backbone_svg(stages: tuple[StageRow, ...], scale: str, image_size: int | Non
     caption = (f"The shared pyramid backbone at the {html.escape(scale)} scale. Orange: the stages whose "
                "attention module is the only thing that differs between the variants; 2×2 patch merging "
                "halves the token grid and doubles the width between stages.")
-    return (f'<figure class="medbench-diagram"><svg xmlns="http://www.w3.org/2000/svg" role="img" '
+    return (f'<figure class="medbench-diagram" style="width: 100%; max-width: 64rem"><svg xmlns="http://www.w3.org/2000/svg" role="img" '
             f'viewBox="0 0 {width} {TOP + BOX_H + 20}" width="100%" aria-labelledby="backbone-title">'
             f'<title id="backbone-title">{caption}</title>'
             f'<text x="10" y="22" font-size="14" fill="currentColor">patch embedding → 4 stages → head</text>'
