@@ -85,6 +85,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from bench.runner import run_suite
+
+    written = run_suite(_suite(args), models=_csv(args.models) if args.models else None, stages=("explain",),
+                        force=args.force, paths=_paths(args))
+    log.info("%d result files up to date", len(written))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from bench.data import load_dataset
     from bench.data.synthetic import ensure_dataset
@@ -240,11 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "train, evaluate and profile a suite (skips finished work)")
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
-    p.add_argument("--stages", default="train,baselines,compare,profile",
-                   help="comma-separated subset of train,baselines,compare,profile")
+    p.add_argument("--stages", default="train,baselines,compare,profile,explain",
+                   help="comma-separated subset of train,baselines,compare,profile,explain")
     p.add_argument("--force", action="store_true", help="redo finished work")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="train this many runs at once on CPU, sharing the cores (default 1)")
+
+    p = add("explain", cmd_explain, "attribution galleries and faithfulness of a suite's trained models")
+    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--force", action="store_true", help="redo finished work")
 
     p = add("train", cmd_train, "train one (model, seed); works under torchrun")
     p.add_argument("--model", required=True)

@@ -135,6 +135,34 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class ExplainConfig:
+    """The explain stage: which test images, how each attribution method runs, how it is scored."""
+
+    gallery_per_class: int = 1  # seeded test images per class in the gallery
+    gallery_misclassified: int = 10  # test images the most models got wrong, shown for every model
+    faithfulness_images: int = 200  # seeded test images with a lesion mask, scored against it
+    pointing_tolerance: int = 2  # pixels (at the model's input size) the mask is dilated by for the pointing game
+    ig_steps: int = 32
+    internal_batch_size: int = 32
+    smoothgrad_samples: int = 16
+    smoothgrad_noise: float = 0.15  # noise std as a share of the input's range
+    sanity_images: int = 32
+    sanity_threshold: float = 0.5  # mean Spearman with a randomised model at or above this fails the check
+    bootstrap: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("gallery_per_class", "gallery_misclassified", "pointing_tolerance"):
+            _check(getattr(self, key) >= 0, f"explain.{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("faithfulness_images", "ig_steps", "internal_batch_size", "smoothgrad_samples",
+                    "sanity_images", "bootstrap"):
+            _check(getattr(self, key) >= 1, f"explain.{key} must be >= 1, got {getattr(self, key)}")
+        _check(0 < self.smoothgrad_noise <= 1, f"explain.smoothgrad_noise must be in (0, 1], got {self.smoothgrad_noise}")
+        _check(0 < self.sanity_threshold <= 1,
+               f"explain.sanity_threshold must be in (0, 1], got {self.sanity_threshold}")
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     """A named set of models, seeds, data, recipe and profiling settings."""
 
@@ -145,6 +173,7 @@ class SuiteConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "suite.name must not be empty")
@@ -182,6 +211,7 @@ def suite_from_dict(values: dict[str, Any], where: str = "suite") -> SuiteConfig
         "data": (DataConfig, values.pop("data", {})),
         "train": (TrainConfig, values.pop("train", {})),
         "profile": (ProfileConfig, values.pop("profile", {})),
+        "explain": (ExplainConfig, values.pop("explain", {})),
     }
     built = {key: _build(cls, sect, f"{where} [{key}]") for key, (cls, sect) in sections.items()}
     suite = _build(SuiteConfig, values, where)

@@ -23,7 +23,7 @@ from bench.results import exclusive_lock, result_path, safe_name, write_result
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train", "baselines", "compare", "profile")
+STAGES = ("train", "baselines", "compare", "profile", "explain")
 
 
 @functools.lru_cache(maxsize=None)
@@ -176,4 +176,8 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
             log.error("no comparison for suite %s: %s", suite.name, exc)
     if "profile" in stages:
         written += profile_suite(suite, models, paths, seed=seeds[0], num_classes=len(data.class_names), force=force)
+    if "explain" in stages:
+        from bench.explain import explain_suite
+
+        written += explain_suite(suite, models, data, paths, seed=seeds[0], force=force)
     return written

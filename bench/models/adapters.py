@@ -51,10 +51,11 @@ class TimmAdapter(nn.Module):
             raise ValueError(f"{self.name}: forward_features returned shape {tuple(feats.shape)}, "
                              "expected (B, C, H, W) or (B, N, C)")
         tokens = feats[:, getattr(self.model, "num_prefix_tokens", 0):]
-        h, w = self._token_grid(x, tokens.shape[1])
+        h, w = self.token_grid(x, tokens.shape[1])
         return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
 
-    def _token_grid(self, x: torch.Tensor, n: int) -> tuple[int, int]:
+    def token_grid(self, x: torch.Tensor, n: int) -> tuple[int, int]:
+        """(h, w) of the n patch tokens of input x: the patch grid, else the square n tokens fill."""
         patch = getattr(getattr(self.model, "patch_embed", None), "patch_size", None)
         if patch is not None:
             h, w = x.shape[-2] // patch[0], x.shape[-1] // patch[1]

@@ -8,7 +8,10 @@ attn_drop, proj_drop, **options)``, and one forward, ``forward(x (B, N, C), grid
 
 Attention maps are recorded on request: a caller sets ``keep_attention = True``, runs a
 forward pass, and reads ``last_attention`` (B, heads, N, N), the token-to-token map the
-module applied. Modules without such a map set ``has_token_attention = False``.
+module applied. Modules without such a map set ``has_token_attention = False``; they
+may record other weights instead (Fastformer's pooling weights, XCA's channel map). Every
+attribute a module records is named in ``recorded_attributes``, so ``clear_attention()``
+and callers that save and restore a module's state need no per-module knowledge.
 
 Every module reports what it was built with in ``settings()`` (also its ``extra_repr``),
 so results can record, per block, the mechanism that actually ran (Linformer's k, Swin's
@@ -31,6 +34,8 @@ class TokenAttention(nn.Module):
     """Base class: stores the shared arguments and records maps when asked."""
 
     has_token_attention: ClassVar[bool] = True
+    # attributes filled by a forward pass with keep_attention set; cleared by clear_attention()
+    recorded_attributes: ClassVar[tuple[str, ...]] = ("last_attention",)
 
     def __init__(
         self,
@@ -72,7 +77,8 @@ class TokenAttention(nn.Module):
 
     def clear_attention(self) -> None:
         """Drop recorded maps (they hold a batch's worth of memory)."""
-        self.last_attention = None
+        for name in self.recorded_attributes:
+            setattr(self, name, None)
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
         """(B, N, C) -> (B, heads, N, head_dim)."""

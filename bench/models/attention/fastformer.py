@@ -24,9 +24,14 @@ from bench.models.attention.base import ATTENTION, TokenAttention
 
 @ATTENTION.register("fastformer")
 class FastformerAttention(TokenAttention):
-    """Additive attention; ``attn_drop`` drops the alpha and beta pooling weights."""
+    """Additive attention; ``attn_drop`` drops the alpha and beta pooling weights.
+
+    With ``keep_attention`` set, ``last_alpha`` and ``last_beta`` (B, heads, N) keep the
+    pooling weights before dropout: each sums to 1 over the tokens of every head.
+    """
 
     has_token_attention = False
+    recorded_attributes = ("last_attention", "last_alpha", "last_beta")
 
     def __init__(
         self,
@@ -50,18 +55,22 @@ class FastformerAttention(TokenAttention):
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.last_alpha: torch.Tensor | None = None
+        self.last_beta: torch.Tensor | None = None
 
-    def _pool(self, x: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        """sum_i softmax_i(score^T x_i / sqrt(d)) x_i: (B, h, N, d) -> (B, h, 1, d)."""
-        weights = ((x @ score) * self.scale).softmax(dim=-2)  # (B, h, N, 1)
-        return self.attn_drop(weights).transpose(-2, -1) @ x
+    def _pool(self, x: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """sum_i softmax_i(score^T x_i / sqrt(d)) x_i (B, h, 1, d) of (B, h, N, d), and its weights (B, h, N, 1)."""
+        weights = ((x @ score) * self.scale).softmax(dim=-2)
+        return self.attn_drop(weights).transpose(-2, -1) @ x, weights
 
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        global_query = self._pool(q, self.query_score)
+        global_query, alpha = self._pool(q, self.query_score)
         p = global_query * k
-        global_key = self._pool(p, self.key_score)
+        global_key, beta = self._pool(p, self.key_score)
+        if self.keep_attention:  # a side copy only: the output is the same either way
+            self.last_alpha, self.last_beta = alpha.detach().squeeze(-1), beta.detach().squeeze(-1)
         u = global_key * v
         return self.proj_drop(self.proj(self._merge_heads(u))) + self._merge_heads(q)

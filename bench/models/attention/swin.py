@@ -71,6 +71,8 @@ class WindowAttention(TokenAttention):
     (B, heads, N, N) token map in ``last_attention``.
     """
 
+    recorded_attributes = ("last_attention", "last_window_attention")
+
     def __init__(
         self,
         dim: int,
@@ -218,7 +220,3 @@ class WindowAttention(TokenAttention):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "window_size": self.window_size, "shift_size": self.shift_size,
                 "padded_size": self.padded_size}
-
-    def clear_attention(self) -> None:
-        super().clear_attention()
-        self.last_window_attention = None

@@ -35,9 +35,14 @@ from timm.models.xcit import LPI  # noqa: E402 - needs the torchvision fix first
 
 @ATTENTION.register("xca")
 class XCAttention(TokenAttention):
-    """Cross-covariance attention; ``lpi`` adds the local patch interaction branch."""
+    """Cross-covariance attention; ``lpi`` adds the local patch interaction branch.
+
+    With ``keep_attention`` set, ``last_channel_attention`` (B, heads, d, d) keeps the
+    channel-to-channel softmax map before dropout (rows sum to 1). There is no token map.
+    """
 
     has_token_attention = False
+    recorded_attributes = ("last_attention", "last_channel_attention")
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class XCAttention(TokenAttention):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.local_mp = LPI(dim) if lpi else None
+        self.last_channel_attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
         self._check_input(x, grid_size)
@@ -68,8 +74,10 @@ class XCAttention(TokenAttention):
         q = F.normalize(q, dim=-1) * self.temperature
         k = F.normalize(k, dim=-1)
         # Explicit d x d map: the fused kernel suits a "sequence" of d channels with head size N badly.
-        attn = self.attn_drop((q @ k.transpose(-2, -1)).softmax(dim=-1))
-        out = attn @ v
+        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        if self.keep_attention:
+            self.last_channel_attention = attn.detach()
+        out = self.attn_drop(attn) @ v
         out = self.proj_drop(self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c)))
         if self.local_mp is not None:
             out = out + self.local_mp(x, *self.grid_size)
