@@ -32,7 +32,7 @@ from PIL import Image
 from bench import env
 from bench.attribution import (
     DELETION_FRACTIONS, METHODS, attribute, bootstrap_mean, deletion_auc, deletion_inputs, dilate, paired_tied, pointing_hit,
-    relevance_mass, relevance_rank, spearman,
+    feature_tap, relevance_mass, relevance_rank, spearman,
 )
 from bench.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
@@ -220,8 +220,10 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
     baseline = (0.0 - data.mean) / data.std  # a black image, the background of every slice
     folder = artifacts / "explain" / safe_name(suite.name) / safe_name(name)
     entries, native = gallery(model, name, data, chosen, cfg, baseline, folder, artifacts)
+    with torch.no_grad():  # the grid Grad-CAM's map is computed on, before upsampling
+        cam_grid = list(feature_tap(model).features(data.splits["test"].images[:1]).shape[-2:])
     metrics: dict[str, Any] = {
-        "methods": list(METHODS), "baseline_value": baseline, "gallery": entries,
+        "methods": list(METHODS), "baseline_value": baseline, "gallery": entries, "gradcam_grid": cam_grid,
         "native": {"maps": [{"name": m.name, "description": m.description} for m in native.maps],
                    "note": native.note,
                    "channel_map_shape": list(native.channel_map.shape[1:]) if native.channel_map is not None else None},
