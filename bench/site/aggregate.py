@@ -20,6 +20,7 @@ from bench.site.context import (
 )
 from bench.site.descriptions import ATTENTION_MECHANISMS, BUILTIN_GENERATOR, COMPLEXITY, SYNTHETIC_RULES
 from bench.site.downloads import result_files
+from bench.site.explain_pages import explain_groups
 from bench.site.findings import group_findings
 from bench.site.leaderboard import model_name, train_groups
 from bench.site.load import DatasetArtifact, LoadedResult, reading
@@ -252,9 +253,9 @@ def _complexity(benches: list[AttentionBench]) -> tuple[ComplexityRow, ...]:
 
 
 def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
-                  csv: dict[str, str | None] | None = None) -> SiteContext:
+                  csv: dict[str, str | None] | None = None, artifacts: frozenset[str] | None = None) -> SiteContext:
     """The site context from every loaded result file and dataset artifact (``csv``: the CSV
-    downloads that exist, by name)."""
+    downloads that exist, by name; ``artifacts``: the files under the artifacts folder)."""
     results = sorted(results, key=lambda r: r.relpath.as_posix())
     by_kind: dict[str, list[LoadedResult]] = defaultdict(list)
     for r in results:
@@ -300,4 +301,5 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
         csv=dict(csv or {}),
         class_chart={d.name: f"classes-{slug(d.name)}" for d in dataset_infos if d.classes},
         complexity=_complexity(attention),
+        explain=explain_groups(by_kind["explain"], groups, artifacts),
     )

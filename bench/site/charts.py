@@ -7,116 +7,24 @@ the same bytes. plotly.js itself is not embedded; the theme loads the site's cop
 
 from __future__ import annotations
 
-import contextlib
-import html
-import json
 import logging
-import math
-import re
-from typing import Any, Iterable, Iterator
+from typing import Iterable
 
-import plotly.io as pio
-from plotly.colors import get_colorscale
-
-from bench.site.figure import Figure, bar, heatmap, scatter, subplots
-from bench.site.context import (
-    AttentionBench, DatasetInfo, LeaderRow, PerfMachine, PerfSuite, SiteContext, TrainGroup,
+from bench.site.chart_style import (  # noqa: F401 - re-exported for the tests and other callers
+    BLUES, COLORS, HEIGHT, _error_bars, _text, _titled, label, pareto_front, r, to_div,
 )
+from bench.site.charts_quality import (  # noqa: F401 - re-exported
+    calibration, class_distribution, faithfulness, metric_bars, per_class_heatmap,
+)
+from bench.site.context import AttentionBench, LeaderRow, PerfMachine, PerfSuite, SiteContext, TrainGroup
+from bench.site.figure import Figure, bar, heatmap, scatter, subplots  # noqa: F401 - Figure re-exported
 
 log = logging.getLogger(__name__)
-
-HEIGHT = 440
-SIGNIFICANT = 5
-COLORS = ("#3f51b5", "#e6550d", "#31a354", "#756bb1", "#dd1c77", "#17becf", "#8c6d31", "#636363", "#bcbd22", "#9e0142")
-PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
-# A small explicit template: plotly's default embeds ~8 KB of styling into every chart.
-TEMPLATE = {"layout": {
-    "colorway": list(COLORS),
-    "font": {"size": 13},
-    "paper_bgcolor": "white",
-    "plot_bgcolor": "white",
-    "hovermode": "closest",
-    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-    "xaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
-    "yaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
-}}
-
-
-BLUES = get_colorscale("Blues")  # spelled out, as plotly's checks would spell it
-
-def r(x: float | None, digits: int = SIGNIFICANT) -> float | None:
-    """``x`` rounded to significant digits, so float noise never changes the page bytes."""
-    if x is None or x == 0 or not math.isfinite(x):
-        return x
-    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
-
-
-def label(text: str) -> str:
-    """A data string as plotly text: plotly renders a subset of HTML, so escape it."""
-    return html.escape(text, quote=False)
-
-
-# A JSON string literal (kept as is) or a run of whitespace (plotly's padding).
-_PADDING = re.compile(r'("(?:[^"\\]|\\.)*")|\s{2,}')
-
-
-@contextlib.contextmanager
-def _json_engine() -> Iterator[None]:
-    # "auto" would switch to orjson when installed and change the number formatting.
-    config = pio.json.config
-    previous, config.default_engine = config.default_engine, "json"
-    try:
-        yield
-    finally:
-        config.default_engine = previous
-
-
-def to_div(fig: Figure, div_id: str, height: int = HEIGHT) -> str:
-    """The figure as a ``<div>`` + inline script that expects ``Plotly`` on the page."""
-    fig.update_layout(template=TEMPLATE, height=height)
-    # keys sorted: the bytes depend only on the figure's content
-    canonical = json.loads(json.dumps(fig.to_dict(), sort_keys=True))
-    with _json_engine():
-        snippet = pio.to_html(
-            canonical, validate=False, config=PLOTLY_CONFIG, include_plotlyjs=False, full_html=False,
-            div_id=div_id, default_width="100%", default_height=f"{height}px",
-        )
-    # plotly pads its one-line snippet with runs of spaces; drop them outside quoted strings.
-    return _PADDING.sub(lambda m: m.group(1) or " ", snippet).strip()
-
-
-def _text(text: str) -> dict[str, str]:
-    """A title in plotly.js's own form (its bare-string shorthand is gone in plotly.js 3)."""
-    return {"text": text}
-
-
-def _titled(text: str, synthetic: bool) -> dict[str, str]:
-    return _text(f"{text} (synthetic data)" if synthetic else text)
-
-
-def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten by another with lower-or-equal cost and higher-or-equal score, by cost."""
-    front: list[tuple[float, float]] = []
-    for cost, score in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or score > front[-1][1]:
-            front.append((cost, score))
-    return front
 
 
 # cost attribute of a leaderboard row → (axis title, short name for the chart title)
 COSTS = {"gmacs": ("GMACs per image (log)", "GMACs"),
          "params": ("parameters (log)", "parameters")}
-METRIC_LABELS = {"top1": "top-1 accuracy", "top5": "top-5 accuracy", "balanced_accuracy": "balanced accuracy",
-                 "macro_auc": "macro AUC", "cohen_kappa": "Cohen's κ", "ece": "ECE"}
-
-
-def _error_bars(row: LeaderRow, metric: str) -> dict:
-    """Asymmetric error bars from the row's interval for ``metric`` (none when it has none)."""
-    mean, interval = row.metrics[metric].mean, row.intervals.get(metric)
-    if mean is None or interval is None:
-        return {"visible": False}
-    return {"type": "data", "symmetric": False, "visible": True,
-            "array": [r(max(interval.hi - mean, 0.0))], "arrayminus": [r(max(mean - interval.lo, 0.0))]}
 
 
 def _accuracy_points(fig: Figure, rows: list[LeaderRow], costs: list[float], name_suffix: str = "",
@@ -172,98 +80,6 @@ def accuracy_vs_latency(group: TrainGroup) -> Figure:
     title = f"Balanced accuracy vs latency per machine: {label(group.suite)}"
     fig.update_layout(title=_titled(title, group.synthetic), yaxis={"title": _text(ACC_AXIS)},
                       xaxis={"title": _text("latency at batch 1, p50 (ms, log; GPU where present)"), "type": "log"})
-    return fig
-
-
-def metric_bars(group: TrainGroup) -> Figure:
-    """Grouped bars: every model's test metrics with their intervals."""
-    metrics = ("top1", "top5", "balanced_accuracy", "macro_auc", "cohen_kappa")
-    fig = Figure()
-    for i, row in enumerate(group.rows + group.baselines):
-        shown = [m for m in metrics if row.metrics[m].mean is not None]
-        bars = [_error_bars(row, m) for m in shown]
-        fig.add_trace(bar(
-            x=[METRIC_LABELS[m] for m in shown], y=[r(row.metrics[m].mean) for m in shown],
-            name=label(row.model) + (" (baseline)" if row.baseline else ""),
-            marker={"color": COLORS[i % len(COLORS)], "opacity": 0.55 if row.baseline else 1.0},
-            error_y={"type": "data", "symmetric": False, "visible": True,
-                     "array": [b.get("array", [0])[0] for b in bars],
-                     "arrayminus": [b.get("arrayminus", [0])[0] for b in bars]},
-            hovertemplate=f"{label(row.model)}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
-        ))
-    title = f"Test metrics with 95% intervals: {label(group.suite)} on {label(group.machine)}"
-    fig.update_layout(title=_titled(title, group.synthetic), barmode="group",
-                      xaxis={"title": _text("metric")},
-                      yaxis={"title": _text("score (higher is better)"), "range": [0, 1]})
-    return fig
-
-
-def per_class_heatmap(group: TrainGroup) -> Figure:
-    """Sensitivity and specificity per class (columns) and model (rows), means over seeds."""
-    rows = [row for row in group.rows if row.per_class]
-    classes = list(group.class_names) or sorted({c.name for row in rows for c in row.per_class})
-    fig = subplots(("Sensitivity", "Specificity"), spacing=0.12)
-    for col, attr in ((1, "sensitivity"), (2, "specificity")):
-        z = []
-        for row in rows:
-            by_name = {c.name: getattr(c, attr).mean for c in row.per_class}
-            z.append([r(by_name.get(c), 3) for c in classes])
-        fig.add_trace(heatmap(
-            z=z, x=[label(c) for c in classes], y=[label(row.model) for row in rows], zmin=0, zmax=1,
-            colorscale="Viridis", showscale=col == 2, texttemplate="%{z:.2f}",
-            colorbar={"title": _text("rate")},
-            hovertemplate=f"%{{y}}<br>%{{x}}<br>{attr} %{{z:.3f}}<extra></extra>",
-        ), row=1, col=col)
-    fig.update_xaxes(tickangle=-45)
-    fig.update_yaxes(autorange="reversed")
-    title = f"Per-class sensitivity and specificity: {label(group.suite)} on {label(group.machine)}"
-    fig.update_layout(title=_titled(title, group.synthetic))
-    return fig
-
-
-def calibration(group: TrainGroup) -> Figure:
-    """ECE per model (with its interval) and the reliability diagram, seeds pooled."""
-    fig = subplots(("ECE (lower is better)", "Reliability diagram"))
-    rows = [row for row in group.rows if row.metrics["ece"].mean is not None]
-    for i, row in enumerate(rows):
-        bars = _error_bars(row, "ece")
-        fig.add_trace(bar(
-            x=[label(row.model)], y=[r(row.metrics["ece"].mean)], name=label(row.model), legendgroup=row.model,
-            marker={"color": COLORS[i % len(COLORS)]}, showlegend=False, error_y=bars,
-            hovertemplate=f"{label(row.model)}<br>ECE %{{y:.3f}}<extra></extra>",
-        ), row=1, col=1)
-        if row.reliability:
-            fig.add_trace(scatter(
-                x=[r(b.confidence) for b in row.reliability], y=[r(b.accuracy) for b in row.reliability],
-                name=label(row.model), legendgroup=row.model, mode="lines+markers",
-                line={"color": COLORS[i % len(COLORS)]}, text=[str(b.count) for b in row.reliability],
-                hovertemplate=f"{label(row.model)}<br>confidence %{{x:.2f}}: accuracy %{{y:.2f}} "
-                              f"(%{{text}} images)<extra></extra>",
-            ), row=1, col=2)
-    fig.add_trace(scatter(
-        x=[0, 1], y=[0, 1], name="perfect calibration", mode="lines",
-                             line={"dash": "dot", "color": "#888"}, hoverinfo="skip"), row=1, col=2)
-    fig.update_xaxes(title_text="model", tickangle=-45, row=1, col=1)
-    fig.update_yaxes(title_text="ECE", row=1, col=1)
-    fig.update_xaxes(title_text="mean confidence in bin", range=[0, 1], row=1, col=2)
-    fig.update_yaxes(title_text="accuracy in bin", range=[0, 1], row=1, col=2)
-    title = f"Calibration: {label(group.suite)} on {label(group.machine)}"
-    fig.update_layout(title=_titled(title, group.synthetic))
-    return fig
-
-
-def class_distribution(dataset: DatasetInfo) -> Figure:
-    """Images per class, stacked by split."""
-    fig = Figure()
-    for s, split in enumerate(dataset.splits):
-        fig.add_trace(bar(
-            x=[label(c.name) for c in dataset.classes], y=[c.counts[s] or 0 for c in dataset.classes],
-            name=label(split), marker={"color": COLORS[s % len(COLORS)]},
-            hovertemplate=f"{label(split)}<br>%{{x}}: %{{y}} images<extra></extra>",
-        ))
-    fig.update_layout(title=_titled(f"Class distribution: {label(dataset.name)}", dataset.synthetic),
-                      barmode="stack", xaxis={"title": _text("class"), "tickangle": -45},
-                      yaxis={"title": _text("images")})
     return fig
 
 
@@ -405,5 +221,7 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
         add(bench.chart, lambda: attention_scaling(bench))
     for dataset in ctx.datasets:
         add(ctx.class_chart.get(dataset.name), lambda: class_distribution(dataset))
+    for explained in ctx.explain:
+        add(explained.chart, lambda: faithfulness(explained), 480)
     log.info("built %d charts", len(charts))
     return charts

@@ -375,6 +375,7 @@ class SiteContext:
     csv: dict[str, str | None] = field(default_factory=dict)  # CSV name → site path (None: no rows)
     class_chart: dict[str, str] = field(default_factory=dict)  # dataset name → class-distribution chart id
     complexity: tuple[ComplexityRow, ...] = ()
+    explain: tuple = ()  # bench.site.explain_pages.ExplainGroup
 
     @property
     def exponent_machines(self) -> tuple[str, ...]:

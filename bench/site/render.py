@@ -207,7 +207,9 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     results = load_results(results_dir)
     datasets = load_datasets(artifacts_dir)
     downloads = download_outputs(results)
-    ctx = build_context(results, datasets, available_csvs(downloads))
+    explain_dir = Path(artifacts_dir) / "explain"
+    present = frozenset(p.relative_to(artifacts_dir).as_posix() for p in explain_dir.rglob("*") if p.is_file())
+    ctx = build_context(results, datasets, available_csvs(downloads), present)
     outputs = {page: text.encode() for page, text in render_pages(ctx, templates_dir).items()}
     outputs.update(downloads)
     for artifact in datasets:
@@ -216,6 +218,9 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
             if target in outputs:
                 raise ValueError(f"{png}: its site path {target} is taken by another class; rename one of them")
             outputs[target] = png.read_bytes()
+    for group in ctx.explain:
+        for item in group.gallery:
+            outputs[item.src] = (Path(artifacts_dir) / item.src.removeprefix("assets/")).read_bytes()
     written = _write_outputs(Path(out_dir), outputs)
     log.info("rendered %d pages and %d assets into %s", len([p for p in outputs if p.endswith(".md")]),
              len([p for p in outputs if not p.endswith(".md")]), out_dir)

@@ -112,7 +112,7 @@ def test_attention_benchmark(ctx: SiteContext) -> None:
 
 def test_machines_models_and_param_spread(ctx: SiteContext) -> None:
     cpu = ctx.machines[0]
-    assert (cpu.id, cpu.matmul_peaks, cpu.result_files) == (CPU, (("cpu:float32", 160.0),), 11)
+    assert (cpu.id, cpu.matmul_peaks, cpu.result_files) == (CPU, (("cpu:float32", 160.0),), 14)
     assert (cpu.first_utc, cpu.last_utc) == ("2025-11-19T10:00:00Z", "2025-11-22T10:00:00Z")
     assert ctx.machines[1].gpu == "NVIDIA H200"
     assert [m.name for m in ctx.models] == ["pyramid_performer", "pyramid_softmax", "pyramid_swin"]

@@ -485,3 +485,36 @@ def test_home_page_transfer_is_small(built_site: Path, browser: Any, screenshots
     assert total <= TRANSFER_LIMIT, (
         f"the home page loads {total / 1e6:.2f} MB of HTML, JS and CSS, over the {TRANSFER_LIMIT / 1e6:.1f} MB "
         f"budget; largest: {largest}")
+
+
+VISIBLE_ITEMS = """(gallery) => Array.from(document.querySelectorAll(gallery + ' [data-item]'))
+    .filter(el => !el.hidden).map(el => el.querySelector('img').getAttribute('src'))"""
+
+
+@pytest.mark.parametrize("name", ["gallery.html", "misclassified.html"])
+def test_gallery_filters_change_what_is_shown(built_site: Path, light_context: Any, name: str) -> None:
+    path = built_site / name
+    if not path.is_file():
+        pytest.skip(f"no {name} in this build (no explain results)")
+    page = light_context.new_page()
+    try:
+        page.goto(path.as_uri())
+        filters = page.locator(".medbench-filters").first
+        gallery = "#" + filters.get_attribute("data-target")
+        before = page.evaluate(VISIBLE_ITEMS, gallery)
+        total = page.locator(f"{gallery} [data-item]").count()
+        assert before and len(before) < total, f"{name}: the initial filter shows {len(before)} of {total} items"
+        select = filters.locator("select[data-filter]").first
+        values = select.locator("option").evaluate_all("options => options.map(o => o.value)")
+        current = select.input_value()
+        other = next(v for v in values if v != current)
+        select.select_option(other)
+        after = page.evaluate(VISIBLE_ITEMS, gallery)
+        assert after != before, f"{name}: choosing {other!r} in the first filter changed nothing"
+        attribute = select.get_attribute("data-filter")
+        if other:
+            shown = page.locator(f"{gallery} [data-item]:not([hidden])")
+            kept = shown.evaluate_all(f"els => els.map(e => e.getAttribute('data-{attribute}'))")
+            assert kept and all(v in (other, "either") for v in kept), f"{name}: {attribute}={other!r} kept {set(kept)}"
+    finally:
+        page.close()

@@ -86,7 +86,7 @@ def test_build_charts_covers_every_chart_the_context_names(ctx: SiteContext) -> 
                                                    g.metrics_chart, g.per_class_chart, g.calibration_chart)}
     named |= {r.curves_chart for g in ctx.train_groups for r in g.rows}
     named |= {r.confusion_chart for g in ctx.train_groups for r in g.rows + g.baselines}
-    named |= set(ctx.class_chart.values())
+    named |= set(ctx.class_chart.values()) | {e.chart for e in ctx.explain}
     named |= {s.latency_chart for s in ctx.perf_suites} | {m.sweep_chart for s in ctx.perf_suites for m in s.machines}
     named |= {b.chart for b in ctx.attention}
     assert set(built) == named - {None}

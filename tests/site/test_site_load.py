@@ -26,7 +26,7 @@ def test_load_results_reads_every_kind_in_path_order() -> None:
     assert [r.relpath for r in results] == sorted(r.relpath for r in results)
     assert all(r.path == RESULTS / r.relpath for r in results)
     assert Counter(r.kind for r in results) == {"train": 5, "baseline": 1, "comparison": 1, "profile": 3, "attention": 1,
-                                                     "machine": 1}
+                                                     "machine": 1, "explain": 3}
     assert [r.relpath.name for r in results if r.failed] == ["train__pyramid_performer__seed0.json"]
     assert {r.machine_id for r in results} == {"cpu-fixture-2c", "gpu-nvidia-h200"}
 

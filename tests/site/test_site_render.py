@@ -16,8 +16,8 @@ from bench.site.leaderboard import mean_std
 from bench.site.context import Interval
 from bench.site.render import MANIFEST, ci, escape_text, finalize, fmt, pm, sig
 
-PAGES = ["accuracy.md", "dataset.md", "downloads.md", "efficiency.md", "hardware.md", "index.md", "methods.md",
-         "models.md", "primer.md", "reproduce.md"]
+PAGES = ["accuracy.md", "dataset.md", "downloads.md", "efficiency.md", "explain.md", "gallery.md", "hardware.md",
+         "index.md", "methods.md", "misclassified.md", "models.md", "primer.md", "reproduce.md"]
 MODEL_PAGES = ["models/pixel-logreg.md", "models/pyramid-performer.md", "models/pyramid-softmax.md",
                "models/pyramid-swin.md"]
 CSVS = ["downloads/all-metrics.csv", "downloads/attention-scaling.csv", "downloads/latency.csv",
@@ -33,7 +33,11 @@ def page(out: Path, name: str) -> str:
 def test_pages_and_assets_are_written(rendered: tuple[Path, list[Path]], paths: SimpleNamespace) -> None:
     out, written = rendered
     results = sorted(f"downloads/results/{p.relative_to(paths.results).as_posix()}" for p in paths.results.rglob("*.json"))
-    expected = PAGES + MODEL_PAGES + CSVS + results + [f"assets/dataset/synthetic-quick/{c}.png" for c in CLASSES]
+    strips = sorted(f"assets/{p.relative_to(paths.artifacts).as_posix()}"
+                    for p in (paths.artifacts / "explain").rglob("*.webp"))
+    assert strips, "the fixtures hold gallery strips"
+    expected = PAGES + MODEL_PAGES + CSVS + results + strips + \
+        [f"assets/dataset/synthetic-quick/{c}.png" for c in CLASSES]
     assert sorted(p.relative_to(out).as_posix() for p in written) == sorted(expected)
     assert (out / MANIFEST).read_text().split() == sorted(expected)
     for rel in results:  # downloads are the files as the engine wrote them
@@ -151,7 +155,8 @@ def test_every_page_renders_without_results(tmp_path: Path, render: Callable[...
     out = tmp_path / "docs"
     render(out, results=tmp_path / "none", artifacts=tmp_path / "none")
     assert sorted(p.name for p in out.glob("*.md")) == PAGES
-    for name in ("index.md", "accuracy.md", "efficiency.md", "hardware.md", "reproduce.md", "models.md"):
+    for name in ("index.md", "accuracy.md", "efficiency.md", "hardware.md", "reproduce.md", "models.md", "explain.md",
+                 "gallery.md", "misclassified.md"):
         assert "Not run yet" in page(out, name), name
     assert "Synthetic data" not in page(out, "index.md")
 

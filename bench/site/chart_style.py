@@ -1,0 +1,108 @@
+"""How every chart looks and how it becomes HTML: palette, template, rounding, escaping, the snippet.
+
+Charts are plain plotly.js JSON (``bench.site.figure``); ``to_div`` turns one into a
+``<div>`` and an inline ``Plotly.newPlot`` call with sorted keys and rounded numbers, so
+the same context always gives the same bytes. plotly.js itself is not embedded; the
+theme loads the site's copy on the pages that list it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import math
+import re
+from typing import Iterable, Iterator
+
+import plotly.io as pio
+from plotly.colors import get_colorscale
+
+from bench.site.context import LeaderRow
+from bench.site.figure import Figure
+
+HEIGHT = 440
+SIGNIFICANT = 5
+COLORS = ("#3f51b5", "#e6550d", "#31a354", "#756bb1", "#dd1c77", "#17becf", "#8c6d31", "#636363", "#bcbd22", "#9e0142")
+PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
+# A small explicit template: plotly's default embeds ~8 KB of styling into every chart.
+TEMPLATE = {"layout": {
+    "colorway": list(COLORS),
+    "font": {"size": 13},
+    "paper_bgcolor": "white",
+    "plot_bgcolor": "white",
+    "hovermode": "closest",
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    "xaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
+    "yaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
+}}
+
+
+BLUES = get_colorscale("Blues")  # spelled out, as plotly's checks would spell it
+
+def r(x: float | None, digits: int = SIGNIFICANT) -> float | None:
+    """``x`` rounded to significant digits, so float noise never changes the page bytes."""
+    if x is None or x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def label(text: str) -> str:
+    """A data string as plotly text: plotly renders a subset of HTML, so escape it."""
+    return html.escape(text, quote=False)
+
+
+# A JSON string literal (kept as is) or a run of whitespace (plotly's padding).
+_PADDING = re.compile(r'("(?:[^"\\]|\\.)*")|\s{2,}')
+
+
+@contextlib.contextmanager
+def _json_engine() -> Iterator[None]:
+    # "auto" would switch to orjson when installed and change the number formatting.
+    config = pio.json.config
+    previous, config.default_engine = config.default_engine, "json"
+    try:
+        yield
+    finally:
+        config.default_engine = previous
+
+
+def to_div(fig: Figure, div_id: str, height: int = HEIGHT) -> str:
+    """The figure as a ``<div>`` + inline script that expects ``Plotly`` on the page."""
+    fig.update_layout(template=TEMPLATE, height=height)
+    # keys sorted: the bytes depend only on the figure's content
+    canonical = json.loads(json.dumps(fig.to_dict(), sort_keys=True))
+    with _json_engine():
+        snippet = pio.to_html(
+            canonical, validate=False, config=PLOTLY_CONFIG, include_plotlyjs=False, full_html=False,
+            div_id=div_id, default_width="100%", default_height=f"{height}px",
+        )
+    # plotly pads its one-line snippet with runs of spaces; drop them outside quoted strings.
+    return _PADDING.sub(lambda m: m.group(1) or " ", snippet).strip()
+
+
+def _text(text: str) -> dict[str, str]:
+    """A title in plotly.js's own form (its bare-string shorthand is gone in plotly.js 3)."""
+    return {"text": text}
+
+
+def _titled(text: str, synthetic: bool) -> dict[str, str]:
+    return _text(f"{text} (synthetic data)" if synthetic else text)
+
+
+def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not beaten by another with lower-or-equal cost and higher-or-equal score, by cost."""
+    front: list[tuple[float, float]] = []
+    for cost, score in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or score > front[-1][1]:
+            front.append((cost, score))
+    return front
+
+
+def _error_bars(row: LeaderRow, metric: str) -> dict:
+    """Asymmetric error bars from the row's interval for ``metric`` (none when it has none)."""
+    mean, interval = row.metrics[metric].mean, row.intervals.get(metric)
+    if mean is None or interval is None:
+        return {"visible": False}
+    return {"type": "data", "symmetric": False, "visible": True,
+            "array": [r(max(interval.hi - mean, 0.0))], "arrayminus": [r(max(mean - interval.lo, 0.0))]}
