@@ -10,7 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.config import ConfigError, SuiteConfig, load_suite, suite_from_dict
+from bench.config import BAD_FILE_POLICIES, DATA_KINDS, ConfigError, SuiteConfig, load_suite, suite_from_dict
+from bench.paths import check_name
 from bench.results import ResultError
 
 log = logging.getLogger("bench")
@@ -27,13 +28,52 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _names(text: str | None, what: str) -> list[str] | None:
+    """A comma-separated list of names, each refused unless it is a safe file name."""
+    return [check_name(n, what) for n in _csv(text)] if text else None
+
+
+def _data_overrides(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Apply ``--data``, ``--data-kind`` and ``--on-bad-file`` to a suite's ``[data]`` values.
+
+    ``--data PATH`` alone detects the kind from what PATH holds and logs why.
+    """
+    if getattr(args, "data", None):
+        path = Path(args.data).expanduser().resolve()
+        if args.data_kind:
+            data["kind"] = args.data_kind
+            log.info("data: %s read as kind %r (--data-kind)", path, args.data_kind)
+        else:
+            from bench.data.sources import detect_source
+
+            found = detect_source(path)
+            data["kind"] = found.kind
+            path = found.root
+            log.info("data: %s detected as kind %r: %s (--data-kind overrides)", path, found.kind, found.reason)
+        data["root"] = str(path)
+    elif getattr(args, "data_kind", None):
+        data["kind"] = args.data_kind
+    if getattr(args, "on_bad_file", None):
+        data["on_bad_file"] = args.on_bad_file
+
+
 def _suite(args: argparse.Namespace) -> SuiteConfig:
-    """The named suite with every ``--set section.key=value`` override applied and re-validated."""
+    """The named suite with every ``--set section.key=value`` and data override applied and
+    re-validated; its name and models must be safe file names (they become folders)."""
+    suite = _overridden_suite(args)
+    check_name(suite.name, "suite name")
+    for model in suite.models:
+        check_name(model, "model name")
+    return suite
+
+
+def _overridden_suite(args: argparse.Namespace) -> SuiteConfig:
     suite = load_suite(args.suite)
-    if not getattr(args, "set", None):
+    data_options = any(getattr(args, key, None) for key in ("data", "data_kind", "on_bad_file"))
+    if not getattr(args, "set", None) and not data_options:
         return suite
     values: dict[str, Any] = suite.to_dict()
-    for item in args.set:
+    for item in args.set or []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected section.key=value")
@@ -46,7 +86,8 @@ def _suite(args: argparse.Namespace) -> SuiteConfig:
         for sect in sections:
             target = target.setdefault(sect, {})
         target[leaf] = value
-    return suite_from_dict(values, where=f"{args.suite} with --set")
+    _data_overrides(args, values.setdefault("data", {}))
+    return suite_from_dict(values, where=f"{args.suite} with overrides")
 
 
 def _paths(args: argparse.Namespace):  # noqa: ANN202
@@ -79,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import run_suite
 
     seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
-    written = run_suite(_suite(args), models=_csv(args.models) if args.models else None, seeds=seeds,
+    written = run_suite(_suite(args), models=_names(args.models, "model name"), seeds=seeds,
                         stages=tuple(_csv(args.stages)), force=args.force, paths=_paths(args), jobs=args.jobs)
     log.info("%d result files up to date", len(written))
     return 0
@@ -88,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from bench.runner import run_suite
 
-    written = run_suite(_suite(args), models=_csv(args.models) if args.models else None, stages=("explain",),
+    written = run_suite(_suite(args), models=_names(args.models, "model name"), stages=("explain",),
                         force=args.force, paths=_paths(args))
     log.info("%d result files up to date", len(written))
     return 0
@@ -101,6 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bench.runner import train_one
 
     suite = _suite(args)
+    check_name(args.model, "model name")
     ctx = init_from_env(args.device)
     try:
         if suite.data.kind == "synthetic" and ctx.is_main:
@@ -120,7 +162,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.from_checkpoints:
         written = profile_from_checkpoints(suite, Path(args.from_checkpoints), paths, force=args.force)
     else:
-        models = _csv(args.models) if args.models else list(suite.models)
+        models = _names(args.models, "model name") or list(suite.models)
         written = profile_suite(suite, models, paths, seed=suite.seeds[0], num_classes=args.num_classes,
                                 force=args.force)
     log.info("%d profile results up to date", len(written))
@@ -159,7 +201,7 @@ def cmd_check_latency(args: argparse.Namespace) -> int:
 def cmd_bench_trainer(args: argparse.Namespace) -> int:
     from bench.trainer_bench import run_trainer_bench
 
-    run_trainer_bench(_suite(args), args.model, epochs=args.epochs)
+    run_trainer_bench(_suite(args), check_name(args.model, "model name"), epochs=args.epochs)
     return 0
 
 
@@ -196,7 +238,7 @@ def cmd_results_table(args: argparse.Namespace) -> int:
     from bench.results import result_path
 
     machine = args.machine_id or env.machine_info()["id"]
-    path = result_path(_paths(args).results, machine, args.suite, "comparison", None, None)
+    path = result_path(_paths(args).results, machine, check_name(args.suite, "suite name"), "comparison", None, None)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no comparison; run `medbench run --suite {args.suite}` first")
     sys.stdout.write(leaderboard_markdown(*load_comparison(path)))
@@ -225,13 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, suite: bool = True,
-            dirs: bool = True, parent: Any = sub) -> argparse.ArgumentParser:
+            dirs: bool = True, parent: Any = sub, data: bool = False) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help, description=help)
         p.set_defaults(fn=fn)
         if suite:
             p.add_argument("--suite", default="quick", help="suite name (suites/<name>.toml) or path")
             p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                            help="override a suite value, e.g. --set train.epochs=2")
+        if data:
+            p.add_argument("--data", metavar="PATH",
+                           help="dataset to use instead of the suite's: a class-per-folder tree, a RadImageNet "
+                                "folder (radiology_ai/ and its split CSVs; pick a part with --set "
+                                "data.subset=MR/brain) or a CSV manifest; the kind is detected and logged")
+            p.add_argument("--data-kind", choices=DATA_KINDS, help="the dataset kind, instead of detecting it")
+            p.add_argument("--on-bad-file", choices=BAD_FILE_POLICIES,
+                           help="an image the reader rejects: skip it and record it in the results (the "
+                                "default, data.on_bad_file) or fail the load naming it")
         if dirs:
             p.add_argument("--results-dir", help="default: data/results")
             p.add_argument("--checkpoint-dir", help="default: data/checkpoints")
@@ -246,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--if-absent", action="store_true", help="generate the suite's dataset only if it is missing")
 
-    p = add("run", cmd_run, "train, evaluate and profile a suite (skips finished work)")
+    p = add("run", cmd_run, "train, evaluate and profile a suite (skips finished work)", data=True)
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
     p.add_argument("--stages", default="train,baselines,compare,profile,explain",
@@ -255,11 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="train this many runs at once on CPU, sharing the cores (default 1)")
 
-    p = add("explain", cmd_explain, "attribution galleries and faithfulness of a suite's trained models")
+    p = add("explain", cmd_explain, "attribution galleries and faithfulness of a suite's trained models", data=True)
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--force", action="store_true", help="redo finished work")
 
-    p = add("train", cmd_train, "train one (model, seed); works under torchrun")
+    p = add("train", cmd_train, "train one (model, seed); works under torchrun", data=True)
     p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -282,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="resnet50,pyramid_softmax")
     p.add_argument("--scale", default="quick")
 
-    p = add("bench-trainer", cmd_bench_trainer, "trainer throughput vs a minimal PyTorch loop", dirs=False)
+    p = add("bench-trainer", cmd_bench_trainer, "trainer throughput vs a minimal PyTorch loop", dirs=False,
+            data=True)
     p.add_argument("--model", default="pyramid_softmax")
     p.add_argument("--epochs", type=int, default=3)
 
@@ -313,7 +365,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Problems with the user's input or files: one line each, no traceback (``-v`` shows it)."""
     errors: list[type[BaseException]] = [ConfigError, ResultError, FileNotFoundError, FileExistsError, KeyError]
     try:  # the data errors need the engine's dependencies, which a site-only install lacks
-        from bench.data.datasets import DatasetError
+        from bench.data.policy import DatasetError
         from bench.data.readers import ImageReadError
 
         errors += [DatasetError, ImageReadError]
@@ -328,9 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("PIL", "matplotlib", "fvcore", "iopath"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.machine_id:
-        os.environ["MEDBENCH_MACHINE_ID"] = args.machine_id
     try:
+        if args.machine_id is not None:
+            os.environ["MEDBENCH_MACHINE_ID"] = check_name(args.machine_id, "--machine-id")
+        elif os.environ.get("MEDBENCH_MACHINE_ID"):
+            check_name(os.environ["MEDBENCH_MACHINE_ID"], "$MEDBENCH_MACHINE_ID")
         return args.fn(args)
     except _expected_errors() as exc:
         if args.verbose:

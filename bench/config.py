@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,13 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUITES_DIR = REPO_ROOT / "suites"
 
-DATA_KINDS = ("synthetic", "folder", "dicom", "manifest")
+DATA_KINDS = ("synthetic", "folder", "dicom", "manifest", "radimagenet")
+BAD_FILE_POLICIES = ("skip", "fail")
+# A RadImageNet subset such as "MR/brain": folder names under radiology_ai/, no ".." or leading "/"
+_SUBSET_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*(/[A-Za-z0-9_][A-Za-z0-9_ -]*)*")
+# Data fields added after results were first recorded: left out of the config while at their
+# defaults, so the fingerprints of existing results and checkpoints stay what they were.
+_DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip"}
 BALANCE_MODES = ("none", "sampler", "loss")
 DTYPES = ("float32", "bfloat16")
 
@@ -39,9 +46,18 @@ class DataConfig:
     # train/val/test shares where the source has no split of its own; evaluation is cheap,
     # so val and test may be large enough to resolve small differences between models
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    subset: str = ""  # radimagenet only: the part of radiology_ai/ to use, e.g. "MR/brain"; "" uses all
+    on_bad_file: str = "skip"  # an image the reader rejects: "skip" it (and record it) or "fail" the load
 
     def __post_init__(self) -> None:
         _check(self.kind in DATA_KINDS, f"data.kind must be one of {DATA_KINDS}, got {self.kind!r}")
+        _check(self.on_bad_file in BAD_FILE_POLICIES,
+               f"data.on_bad_file must be one of {BAD_FILE_POLICIES}, got {self.on_bad_file!r}")
+        _check(self.subset == "" or bool(_SUBSET_PATTERN.fullmatch(self.subset)),
+               f"data.subset must be folder names under radiology_ai/ joined by '/' (e.g. 'MR/brain'), "
+               f"got {self.subset!r}")
+        _check(self.subset == "" or self.kind == "radimagenet",
+               f"data.subset applies to data.kind 'radimagenet' only, got kind {self.kind!r}")
         _check(self.image_size >= 16, f"data.image_size must be >= 16, got {self.image_size}")
         _check(self.in_chans in (1, 3), f"data.in_chans must be 1 or 3, got {self.in_chans}")
         _check(self.num_images >= 100, f"data.num_images must be >= 100, got {self.num_images}")
@@ -54,6 +70,13 @@ class DataConfig:
     def root_path(self) -> Path:
         root = Path(self.root)
         return root if root.is_absolute() else REPO_ROOT / root
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        for key, default in _DATA_FIELDS_OMITTED_AT_DEFAULT.items():
+            if values[key] == default:
+                del values[key]
+        return values
 
 
 @dataclass(frozen=True)
@@ -183,7 +206,7 @@ class SuiteConfig:
                f"suite.seeds must be distinct and non-empty, got {self.seeds}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "data": self.data.to_dict()}
 
 
 _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import env
-from bench.results import DATA_DIR, RESULTS_DIR, ResultError, load_result, safe_name
+from bench.paths import check_name, inside, safe_name
+from bench.results import DATA_DIR, RESULTS_DIR, ResultError, load_result
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,19 @@ class RunPaths:
     locks: Path = LOCKS_DIR
 
     def checkpoint(self, suite: str, model: str, seed: int) -> Path:
-        return self.checkpoints / safe_name(suite) / f"{safe_name(model)}__seed{seed}.pt"
+        """Where one (model, seed) checkpoints; unsafe names are refused, the path stays under its root."""
+        name = f"{safe_name(check_name(model, 'model name'))}__seed{int(seed)}.pt"
+        return inside(self.checkpoints, self.checkpoints / safe_name(check_name(suite, "suite name")) / name,
+                      "checkpoint")
+
+    def artifact_dir(self, *names: str) -> Path:
+        """A folder under the artifacts root, one safe component per name."""
+        return inside(self.artifacts, self.artifacts.joinpath(*(safe_name(n) for n in names)), "artifact folder")
 
     def lock_for(self, result: Path) -> Path:
         """The lock guarding the production of one result file."""
-        rel = Path(result).relative_to(self.results)
-        return self.locks / ("__".join(rel.parts) + ".lock")
+        rel = inside(self.results, result, "result file").relative_to(self.results)
+        return inside(self.locks, self.locks / ("__".join(rel.parts) + ".lock"), "lock file")
 
 
 def display_path(path: Path) -> str:
@@ -78,9 +86,24 @@ def payload(kind: str, suite: str, model: dict[str, Any] | None, seed: int | Non
             "config": config, "metrics": metrics, "error": error, **extra}
 
 
+# The skipped-file list a result carries (about 150 bytes each; every train and baseline result
+# carries it); the count is always the full one.
+MAX_SKIPPED_RECORDED = 10_000
+
+
 def dataset_info(data: Any) -> dict[str, Any]:
-    """The ``dataset`` field: which data a run was scored on (a ``LoadedDataset``)."""
-    return {"name": data.name, "synthetic": data.synthetic, "class_names": list(data.class_names)}
+    """The ``dataset`` field: which data a run was scored on (a ``LoadedDataset``), and which
+    unreadable files were left out of it (path relative to the dataset root, and why)."""
+    info = {"name": data.name, "synthetic": data.synthetic, "class_names": list(data.class_names)}
+    kind = getattr(data, "kind", None)
+    if kind:
+        info["kind"] = kind
+    if getattr(data, "subset", ""):
+        info["subset"] = data.subset
+    skipped = list(getattr(data, "skipped", ()))
+    info["skipped_count"] = len(skipped)
+    info["skipped_files"] = [{"path": s.path, "reason": s.reason} for s in skipped[:MAX_SKIPPED_RECORDED]]
+    return info
 
 
 def error_record(exc: BaseException, stage: str) -> dict[str, str]:

@@ -13,12 +13,14 @@ import datetime as _dt
 import fcntl
 import json
 import logging
+import math
 import os
-import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
+
+from bench.paths import check_name, inside, safe_name  # safe_name: re-exported for the stages
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 SCHEMA_DIR = DATA_DIR / "schema"
 RESULTS_DIR = DATA_DIR / "results"
+
+# A result file is a few MB at most (per-image class ids included); a far larger file is not
+# one, and reading it whole could exhaust memory, so its size is checked before reading.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
 
 # from_version -> function that upgrades a payload by one version (asv-style migrations).
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -77,28 +83,61 @@ def _bulk_errors(payload: dict[str, Any], version: int) -> list[str]:
     return errors
 
 
-def validation_errors(payload: dict[str, Any]) -> list[str]:
-    """Schema violations of ``payload`` as readable lines; empty when it is valid."""
-    errors = sorted(_validator(SCHEMA_VERSION).iter_errors(payload), key=lambda e: list(e.absolute_path))
+def non_finite_errors(payload: Any, limit: int = 20) -> list[str]:
+    """Where ``payload`` holds NaN or an infinity, anywhere; JSON has no such numbers.
+
+    Iterative, so a deeply nested payload cannot exhaust the call stack.
+    """
+    if not isinstance(payload, (dict, list, tuple)):
+        finite = type(payload) is not float or math.isfinite(payload)  # noqa: E721
+        return [] if finite else [f"<root>: non-finite number {payload!r}"]
+    errors: list[str] = []
+    stack: list[tuple[tuple[str, ...], Any]] = [((), payload)]
+    while stack and len(errors) < limit:
+        where, value = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if type(item) is float:  # noqa: E721 - the fast path over ints and strings
+                if not math.isfinite(item):
+                    errors.append(f"{'/'.join((*where, str(key)))}: non-finite number {item!r} "
+                                  "(JSON has no NaN or Infinity)")
+            elif isinstance(item, (dict, list, tuple)):
+                stack.append(((*where, str(key)), item))
+    return errors[:limit]
+
+
+def validation_errors(payload: dict[str, Any], check_finite: bool = True) -> list[str]:
+    """Schema violations and non-finite numbers of ``payload`` as readable lines; empty when valid.
+
+    ``check_finite=False`` skips the walk for NaN and infinities, for a payload that
+    :func:`read_json_object` parsed (it refuses them already) — a millisecond per file the site saves.
+    """
+    try:
+        errors = sorted(_validator(SCHEMA_VERSION).iter_errors(payload), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        return ["<root>: nested too deeply to validate"]
     lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
-    return lines + _bulk_errors(payload, SCHEMA_VERSION)
+    return lines + _bulk_errors(payload, SCHEMA_VERSION) + (non_finite_errors(payload) if check_finite else [])
 
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def safe_name(name: str) -> str:
-    """A model or suite name as a file-name component (``timm:foo`` → ``timm-foo``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-
-
 def result_path(root: Path, machine_id: str, suite: str, kind: str, model: str | None, seed: int | None) -> Path:
-    """Where one run's JSON lives: ``<root>/<machine>/<suite>/<kind>__<model>[__seed<k>].json``."""
-    stem = kind if model is None else f"{kind}__{safe_name(model)}"
+    """Where one run's JSON lives: ``<root>/<machine>/<suite>/<kind>__<model>[__seed<k>].json``.
+
+    Every name must be a safe path component and the path must resolve under ``root``;
+    otherwise :class:`~bench.paths.UnsafePathError`.
+    """
+    check_name(machine_id, "machine id")
+    check_name(suite, "suite name")
+    check_name(kind, "result kind")
+    stem = kind if model is None else f"{kind}__{safe_name(check_name(model, 'model name'))}"
     if seed is not None:
-        stem += f"__seed{seed}"
-    return Path(root) / safe_name(machine_id) / safe_name(suite) / f"{stem}.json"
+        stem += f"__seed{int(seed)}"
+    path = Path(root) / safe_name(machine_id) / safe_name(suite) / f"{stem}.json"
+    return inside(root, path, "result file")
 
 
 def dumps(payload: dict[str, Any]) -> str:
@@ -143,14 +182,44 @@ def write_result(path: Path, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
+class _NonFiniteNumber(ValueError):
+    """Raised while parsing: JSON text spelled NaN, Infinity or a float too large to hold."""
+
+
+def _refuse_constant(text: str) -> float:
+    raise _NonFiniteNumber(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise _NonFiniteNumber(text)
+    return value
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON file that must hold one object; unreadable or malformed files raise ResultError naming them."""
+    """A JSON file that must hold one object. Whatever the file holds (too large, not UTF-8,
+    malformed, nested too deeply, NaN or Infinity), a problem is one ResultError naming it."""
+    path = Path(path)
     try:
-        value = json.loads(Path(path).read_text())
+        size = path.stat().st_size
+        if size > MAX_RESULT_BYTES:
+            raise ResultError(path, f"file is {size / 2**20:.1f} MiB, over the {MAX_RESULT_BYTES / 2**20:.0f} MiB "
+                                    "limit for a result file; it is not one")
+        text = path.read_bytes().decode("utf-8")
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except OSError as exc:
-        raise ResultError(path, f"cannot read file ({exc.strerror})") from None
+        raise ResultError(path, f"cannot read file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ResultError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ResultError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except _NonFiniteNumber as exc:
+        raise ResultError(path, f"holds the non-finite number {exc}; result files hold finite numbers only") from None
+    except RecursionError:
+        raise ResultError(path, "JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ResultError(path, f"unreadable JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ResultError(path, f"expected a JSON object, found {type(value).__name__}")
     return value
@@ -172,7 +241,7 @@ def load_result(path: Path | str) -> dict[str, Any]:
     if version < SCHEMA_VERSION:
         hint = "run `medbench results migrate`" if version in MIGRATIONS else "re-run the engine to regenerate it"
         raise ResultError(path, f"schema_version {version} is older than this code ({SCHEMA_VERSION}); {hint}")
-    problems = validation_errors(payload)
+    problems = validation_errors(payload, check_finite=False)  # the parser refused NaN and Infinity
     if problems:
         raise ResultError(path, "does not match the result schema:\n  " + "\n  ".join(problems[:20]))
     return payload

@@ -19,7 +19,7 @@ from bench.config import SuiteConfig
 from bench.data import LoadedDataset, load_dataset
 from bench.distributed import DistContext, barrier, init_from_env
 from bench.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
-from bench.results import exclusive_lock, result_path, safe_name, write_result
+from bench.results import exclusive_lock, result_path, write_result
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     seeds = seeds if seeds is not None else list(suite.seeds)
     data = load_dataset(suite.data, progress=progress)
     if data.synthetic:
-        write_sample_grid(data.root, paths.artifacts / "dataset" / safe_name(data.name))
+        write_sample_grid(data.root, paths.artifact_dir("dataset", data.name))
     ctx = init_from_env()  # one process: CUDA when available
     written: list[Path] = []
     if "profile" in stages:

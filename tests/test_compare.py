@@ -132,11 +132,11 @@ def test_leaderboard_shows_ties_baselines_and_the_across_seed_interval(compared,
     assert (rows["model_c"].ci95.lo, rows["model_c"].ci95.hi) == tuple(metrics["models"]["model_c"]["ci95"])
     assert group.best == metrics["best"] and group.not_better_than_pixel == ()
     index = render_pages(ctx, Path(__file__).resolve().parent.parent / "templates")["index.md"]
-    line = {name: next(ln for ln in index.splitlines() if ln.startswith(f"| {name}")) for name in rows}
+    line = {name: next(ln for ln in index.splitlines() if ln.startswith(f"| [{name}](")) for name in rows}
     assert "| best |" in line[metrics["best"]]
     tied = next(n for n in ("model_a", "model_b") if n != metrics["best"])
     assert "| = |" in line[tied] and "| < |" in line["model_c"]
-    assert "*pixel_logreg* (baseline)" in index and "Tied with the best" in index
+    assert "*pixel_logreg* (baseline)" in index and "tied with the best model" in index
 
 
 def test_results_table_prints_the_leaderboard(compared) -> None:

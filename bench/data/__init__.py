@@ -1,7 +1,8 @@
-"""Data: synthetic brain MRI, image readers, datalists, splits and batch augmentation.
+"""Data: synthetic brain MRI, image readers, datalists (folder, manifest, RadImageNet), the
+checks a datalist must pass, kind detection, splits and batch augmentation.
 
 Exports resolve lazily so that the generator (``bench.data.synthetic``, numpy and PIL
-only) imports without torch.
+only), the checks and the detection import without torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ _EXPORTS = {
     "load_dataset": "bench.data.datasets",
     "LoadedDataset": "bench.data.datasets",
     "SplitTensors": "bench.data.datasets",
-    "DatasetError": "bench.data.datasets",
+    "SkippedFile": "bench.data.datasets",
+    "DatasetError": "bench.data.policy",
+    "CLASS_ALIASES": "bench.data.policy",
+    "detect_source": "bench.data.sources",
+    "radimagenet_datalist": "bench.data.radimagenet",
     "ImageReadError": "bench.data.readers",
     "read_image": "bench.data.readers",
     "stratified_split": "bench.data.splits",

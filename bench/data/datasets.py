@@ -1,15 +1,21 @@
 """Datalists (which file, which class, which split) and the in-memory tensors built from them.
 
-Sources: a RadImageNet-style folder (``root/<class>/*`` or ``root/{train,val,test}/<class>/*``),
-the same layout holding DICOM files, or a CSV manifest (``path,label[,split]``). The
-synthetic dataset is generated on demand and read through its manifest.
+Sources (``data.kind``): a class-per-folder tree (``root/<class>/*`` or
+``root/{train,val,test}/<class>/*``), the same tree holding DICOM files, a CSV manifest
+(``path,label[,split][,mask_path]``), the RadImageNet layout (:mod:`bench.data.radimagenet`),
+and the synthetic dataset, generated on demand and read through its manifest.
+
+Bad input: the checks of :mod:`bench.data.policy` refuse a malformed datalist before any
+image is read. A file the reader rejects is skipped and recorded (``data.on_bad_file =
+"skip"``, the default) or stops the load naming it (``"fail"``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,24 +24,22 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.config import DataConfig
-from bench.data.readers import IMAGE_SUFFIXES, is_dicom, read_image
+from bench.data.policy import (DatasetError, Sample, canonical_class, check_class_spellings, check_datalist,
+                               log_aliases, relative_inside)
+from bench.data.readers import IMAGE_SUFFIXES, ImageReadError, is_dicom, read_image
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 
 log = logging.getLogger(__name__)
 
-
-class DatasetError(ValueError):
-    """A dataset folder or manifest is malformed; the message names it and the problem."""
-
+__all__ = ["DatasetError", "Sample", "SkippedFile", "SplitTensors", "LoadedDataset", "Datalist", "datalist",
+           "folder_datalist", "manifest_datalist", "load_image", "load_dataset"]
 
 @dataclass(frozen=True)
-class Sample:
-    """One datalist entry."""
+class SkippedFile:
+    """An image the reader rejected: its path relative to the dataset root, and the reader's reason."""
 
-    path: Path
-    label: str
-    split: str
-    mask_path: Path | None = None
+    path: str
+    reason: str
 
 
 @dataclass
@@ -55,35 +59,46 @@ class LoadedDataset:
     splits: dict[str, SplitTensors]
     mean: float = 0.0  # the train-split statistics the images were normalised with
     std: float = 1.0
+    kind: str = "synthetic"
+    subset: str = ""
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Datalist:
+    """Everything known about a dataset before its images are read."""
+
+    name: str
+    kind: str
+    root: Path  # the folder sample paths are relative to
+    source: Path  # what errors name: the folder, manifest or RadImageNet subset
+    class_names: list[str]
+    samples: list[Sample]
+    synthetic: bool = False
 
 
 # --------------------------------------------------------------------------- datalists
 
 
-def _assign_splits(paths: list[Path], labels: list[str], seed: int,
-                   fractions: tuple[float, float, float]) -> list[Sample]:
-    splits = stratified_split(labels, fractions, seed=seed)
-    return [Sample(p, c, s) for p, c, s in zip(paths, labels, splits)]
-
-
 def _class_files(class_dir: Path, dicom: bool) -> tuple[list[Path], int]:
-    """Image files under one class folder (recursively, sorted) and how many were skipped."""
-    files, skipped = [], 0
+    """Image files under one class folder (recursively, sorted) and how many were ignored."""
+    files, ignored = [], 0
     for path in sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
         wanted = is_dicom(path) if dicom else path.suffix.lower() in IMAGE_SUFFIXES
         if wanted:
             files.append(path)
         else:
-            skipped += 1
-    return files, skipped
+            ignored += 1
+    return files, ignored
 
 
 def folder_datalist(root: Path, dicom: bool = False, seed: int = 0,
                     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> tuple[list[str], list[Sample]]:
-    """(class names, samples) of a RadImageNet-style folder; stratified splits when it has none.
+    """(class names, samples) of a class-per-folder tree; stratified splits when it has none.
 
     With ``dicom`` only DICOM files count (``.dcm``/``.dicom`` or the DICM marker);
-    otherwise PNG, JPEG and ``.dcm`` files do.
+    otherwise the image suffixes the readers know do. Folder names go through the alias
+    table; an empty class folder stays a class, which :func:`check_datalist` refuses.
     """
     root = Path(root)
     if not root.is_dir():
@@ -94,29 +109,32 @@ def folder_datalist(root: Path, dicom: bool = False, seed: int = 0,
         missing = sorted(set(SPLITS) - set(subdirs))
         raise DatasetError(f"{root}: has split folders but lacks {missing}; give all of train/val/test or none")
     parents = [root / s for s in SPLITS] if has_splits else [root]
-    class_names = sorted({p.name for parent in parents for p in parent.iterdir()
-                          if p.is_dir() and not p.name.startswith(".")})
-    if not class_names:
+    folders = [(split, p) for split, parent in zip(SPLITS if has_splits else (None,), parents)
+               for p in sorted(parent.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    if not folders:
         raise DatasetError(f"{root}: no class folders (expected {root}/<class>/<image files>)")
+    log_aliases({f.name for _, f in folders})
+    class_names = sorted({canonical_class(f.name) for _, f in folders})
     samples: list[Sample] = []
     paths, labels = [], []
-    skipped = 0
-    for split, parent in zip(SPLITS if has_splits else (None,), parents):
-        for name in class_names:
-            files, n_skipped = _class_files(parent / name, dicom) if (parent / name).is_dir() else ([], 0)
-            skipped += n_skipped
-            if split is None:
-                paths += files
-                labels += [name] * len(files)
-            else:
-                samples += [Sample(f, name, split) for f in files]
-    if skipped:
-        log.warning("%s: skipped %d file(s) that are not %s", root, skipped, "DICOM" if dicom else "images")
+    spellings: list[tuple[str, str]] = []  # one per image (at least one per folder): the usual spelling wins
+    ignored = 0
+    for split, folder in folders:
+        files, n_ignored = _class_files(folder, dicom)
+        ignored += n_ignored
+        name = canonical_class(folder.name)
+        spellings += [(name, f"folder {folder.relative_to(root)}")] * max(1, len(files))
+        if split is None:
+            paths += files
+            labels += [name] * len(files)
+        else:
+            samples += [Sample(f, name, split) for f in files]
+    check_class_spellings(spellings, root)
+    if ignored:
+        log.warning("%s: ignored %d file(s) that are not %s", root, ignored, "DICOM" if dicom else "images")
     if not has_splits:
-        samples = _assign_splits(paths, labels, seed, fractions)
-    for name in class_names:
-        if not any(s.label == name for s in samples):
-            log.warning("%s: class folder %r holds no images", root, name)
+        splits = stratified_split(labels, fractions, seed=seed)
+        samples = [Sample(p, c, s) for p, c, s in zip(paths, labels, splits)]
     return class_names, samples
 
 
@@ -124,11 +142,12 @@ def manifest_datalist(csv_path: Path, seed: int = 0,
                       fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> tuple[list[str], list[Sample]]:
     """(class names, samples) of a CSV with columns ``path,label[,split][,mask_path]``.
 
-    Relative paths are resolved against the CSV's folder; without splits, stratified ones.
+    Paths are relative to the CSV's folder and must stay inside it; labels go through the
+    alias table and must agree in case and spacing; without splits, stratified ones.
     """
     csv_path = Path(csv_path)
     try:
-        with open(csv_path, newline="") as handle:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
             rows = list(reader)
@@ -140,15 +159,20 @@ def manifest_datalist(csv_path: Path, seed: int = 0,
     if not rows:
         raise DatasetError(f"{csv_path}: manifest has no rows")
     base = csv_path.parent
-    paths = [base / row["path"] for row in rows]
-    labels = [row["label"].strip() for row in rows]
-    masks = [base / row["mask_path"] if row.get("mask_path") else None for row in rows]
-    splits = [(row.get("split") or "").strip() for row in rows]
-    for line, (label, split) in enumerate(zip(labels, splits), start=2):
+    paths, labels, masks, splits = [], [], [], []
+    for line, row in enumerate(rows, start=2):
+        label, split = (row.get("label") or "").strip(), (row.get("split") or "").strip()
         if not label:
             raise DatasetError(f"{csv_path}:{line}: empty label")
         if split and split not in SPLITS:
             raise DatasetError(f"{csv_path}:{line}: split {split!r} is not one of {SPLITS}")
+        paths.append(base / relative_inside(row.get("path") or "", csv_path, f"line {line}"))
+        mask = (row.get("mask_path") or "").strip()
+        masks.append(base / relative_inside(mask, csv_path, f"line {line}, mask_path") if mask else None)
+        labels.append(canonical_class(label))
+        splits.append(split)
+    log_aliases({(row.get("label") or "") for row in rows})
+    check_class_spellings([(label, f"line {line}") for line, label in enumerate(labels, start=2)], csv_path)
     if any(splits) and not all(splits):
         raise DatasetError(f"{csv_path}: some rows have a split and some do not; give all or none")
     if not any(splits):
@@ -157,40 +181,40 @@ def manifest_datalist(csv_path: Path, seed: int = 0,
     return sorted(set(labels)), samples
 
 
-def datalist(cfg: DataConfig, progress: bool = True) -> tuple[str, Path, list[str], list[Sample]]:
-    """(dataset name, root, class names, samples) for a data config; generates synthetic data."""
-    root = cfg.root_path
+def _is_synthetic_folder(folder: Path) -> bool:
+    """A folder the synthetic generator wrote (its dataset.json says so), read as a manifest."""
+    try:
+        return json.loads((folder / "dataset.json").read_text()).get("synthetic") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def datalist(cfg: DataConfig, progress: bool = True) -> Datalist:
+    """The datalist of a data config; generates synthetic data when it is absent."""
+    root = cfg.root_path.resolve()  # a name such as "data/.." must not name the dataset ".."
     if cfg.kind == "synthetic":
         from bench.data.synthetic import CLASS_NAMES, ensure_dataset
 
         root = ensure_dataset(cfg, progress)
         _, samples = manifest_datalist(root / "manifest.csv", cfg.seed)
-        return root.name, root, list(CLASS_NAMES), samples
+        return Datalist(root.name, "synthetic", root, root, list(CLASS_NAMES), samples, synthetic=True)
     if cfg.kind == "manifest":
         if not root.is_file():
             raise DatasetError(f"{root}: no such manifest file (data.kind 'manifest' wants a CSV path)")
         name = root.parent.name if root.stem == "manifest" else root.stem
-        return (name, root, *manifest_datalist(root, cfg.seed, cfg.split_fractions))
-    return (root.name, root, *folder_datalist(root, dicom=cfg.kind == "dicom", seed=cfg.seed,
-                                              fractions=cfg.split_fractions))
+        class_names, samples = manifest_datalist(root, cfg.seed, cfg.split_fractions)
+        return Datalist(name, "manifest", root.parent, root, class_names, samples,
+                        synthetic=_is_synthetic_folder(root.parent))
+    if cfg.kind == "radimagenet":
+        from bench.data.radimagenet import radimagenet_datalist
 
-
-def check_label_coverage(root: Path, samples: list[Sample]) -> None:
-    """Refuse, before any training, a datalist whose splits a classifier cannot be trained and
-    scored on: an empty split, fewer than two classes to train on, or a class that val or test
-    holds but train does not (the model could never predict it)."""
-    by_split = {split: {s.label for s in samples if s.split == split} for split in SPLITS}
-    for split, labels in by_split.items():
-        if not labels:
-            raise DatasetError(f"{root}: no images in the {split!r} split; each split needs at least one")
-    if len(by_split["train"]) < 2:
-        raise DatasetError(f"{root}: the train split holds only the class {sorted(by_split['train'])}; "
-                           "a classifier needs at least two")
-    for split in ("val", "test"):
-        missing = sorted(by_split[split] - by_split["train"])
-        if missing:
-            raise DatasetError(f"{root}: classes {missing} are in the {split!r} split but not in 'train'; "
-                               "add training images of them or drop them from the datalist")
+        base, class_names, samples = radimagenet_datalist(root, cfg.subset, cfg.seed, cfg.split_fractions)
+        name = "radimagenet" + (f"-{cfg.subset.replace('/', '-')}" if cfg.subset else "")
+        source = base / "radiology_ai" / cfg.subset if cfg.subset else base
+        return Datalist(name, "radimagenet", base, source, class_names, samples)
+    class_names, samples = folder_datalist(root, dicom=cfg.kind == "dicom", seed=cfg.seed,
+                                           fractions=cfg.split_fractions)
+    return Datalist(root.name, cfg.kind, root, root, class_names, samples)
 
 
 # --------------------------------------------------------------------------- tensors
@@ -210,22 +234,65 @@ def load_image(path: Path, size: int) -> np.ndarray:
     return pixels
 
 
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+def _read_all(listing: Datalist, cfg: DataConfig, progress: bool
+              ) -> tuple[np.ndarray, list[Sample], list[SkippedFile], dict[str, int]]:
+    """Every image of the datalist, resized; unreadable ones skipped or fatal by ``cfg.on_bad_file``.
+
+    Returns the pixels and samples kept, the files skipped and how many each class lost.
+    """
+    pixels = np.empty((len(listing.samples), cfg.image_size, cfg.image_size), dtype=np.float32)
+    kept: list[int] = []
+    skipped: list[SkippedFile] = []
+    lost: dict[str, int] = {}
+    for i, sample in enumerate(tqdm(listing.samples, desc=f"loading {listing.name}",
+                                    disable=None if progress else True)):
+        try:
+            pixels[i] = load_image(sample.path, cfg.image_size)
+        except ImageReadError as exc:
+            if cfg.on_bad_file == "fail":
+                raise
+            skipped.append(SkippedFile(_relative(sample.path, listing.root), getattr(exc, "problem", str(exc))))
+            lost[sample.label] = lost.get(sample.label, 0) + 1
+            continue
+        kept.append(i)
+    if len(kept) < len(listing.samples):
+        pixels = pixels[kept]
+    return pixels, [listing.samples[i] for i in kept], skipped, lost
+
+
+def _log_skipped(listing: Datalist, skipped: list[SkippedFile]) -> None:
+    """One warning listing every skipped file, so a run's log says exactly what it left out."""
+    lines = "\n".join(f"  {s.path}: {s.reason}" for s in skipped)
+    log.warning("skipped %d unreadable file(s) of %d in %s (data.on_bad_file = 'skip'; --on-bad-file=fail stops at "
+                "the first):\n%s", len(skipped), len(listing.samples), listing.source, lines)
+
+
 def load_dataset(cfg: DataConfig, progress: bool = True) -> LoadedDataset:
     """Read every image of the configured dataset into normalised tensors, split by split.
 
-    Images are resized to ``cfg.image_size``, normalised with the train split's mean and
-    standard deviation, and repeated to ``cfg.in_chans`` channels. A file that cannot be
-    read stops the load with an :class:`~bench.data.readers.ImageReadError` naming it.
+    The datalist is checked first (:mod:`bench.data.policy`), so a malformed dataset fails
+    before any image is read. Images are resized to ``cfg.image_size``, normalised with the
+    train split's mean and standard deviation, and repeated to ``cfg.in_chans`` channels. A
+    file the reader rejects is skipped and recorded in ``LoadedDataset.skipped``, or, with
+    ``cfg.on_bad_file == "fail"``, stops the load with an ``ImageReadError`` naming it.
     """
-    name, root, class_names, samples = datalist(cfg, progress)
-    index = {c: i for i, c in enumerate(class_names)}
-    unknown = sorted({s.label for s in samples} - set(index))
+    listing = datalist(cfg, progress)
+    log.info("dataset %s: kind %s%s, %d images in %d classes, from %s", listing.name, listing.kind,
+             f", subset {cfg.subset}" if cfg.subset else "", len(listing.samples), len(listing.class_names),
+             listing.source)
+    index = {c: i for i, c in enumerate(listing.class_names)}
+    unknown = sorted({s.label for s in listing.samples} - set(index))
     if unknown:
-        raise DatasetError(f"{root}: labels {unknown} are not among the classes {class_names}")
-    check_label_coverage(root, samples)
-    pixels = np.empty((len(samples), cfg.image_size, cfg.image_size), dtype=np.float32)
-    for i, sample in enumerate(tqdm(samples, desc=f"loading {name}", disable=None if progress else True)):
-        pixels[i] = load_image(sample.path, cfg.image_size)
+        raise DatasetError(f"{listing.source}: labels {unknown} are not among the classes {listing.class_names}")
+    check_datalist(listing.source, listing.class_names, listing.samples)
+    pixels, samples, skipped, lost = _read_all(listing, cfg, progress)
+    if skipped:
+        _log_skipped(listing, skipped)
+        check_datalist(listing.source, listing.class_names, samples, lost)  # what is left must still train
     is_train = np.array([s.split == "train" for s in samples])
     mean = float(pixels[is_train].mean(dtype=np.float64))
     std = max(float(pixels[is_train].std(dtype=np.float64)), 1e-6)
@@ -242,7 +309,8 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> LoadedDataset:
             mask_paths=[str(samples[i].mask_path) if samples[i].mask_path else None for i in rows]
             if has_masks else None,
         )
-    log.info("loaded %s: %s images, mean %.4f std %.4f", name,
+    log.info("loaded %s: %s images, mean %.4f std %.4f", listing.name,
              {s: len(t.labels) for s, t in splits.items()}, mean, std)
-    return LoadedDataset(name=name, synthetic=cfg.kind == "synthetic", class_names=class_names,
-                         root=root, splits=splits, mean=mean, std=std)
+    return LoadedDataset(name=listing.name, synthetic=listing.synthetic, class_names=listing.class_names,
+                         root=listing.root, splits=splits, mean=mean, std=std, kind=listing.kind,
+                         subset=cfg.subset, skipped=skipped)

@@ -19,7 +19,7 @@ from bench.site.context import (
     SweepPoint, slug,
 )
 from bench.site.descriptions import ATTENTION_MECHANISMS, BUILTIN_GENERATOR, COMPLEXITY, SYNTHETIC_RULES
-from bench.site.downloads import result_files
+from bench.site.downloads import CSV_FILES, result_files
 from bench.site.explain_pages import explain_groups
 from bench.site.findings import group_findings
 from bench.site.leaderboard import model_name, train_groups
@@ -298,7 +298,7 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
         machine_records=machine_records(results, peaks),
         reproduce=reproduce_groups(results),
         downloads=files,
-        csv=dict(csv or {}),
+        csv={**{name: None for name in CSV_FILES}, **(csv or {})},
         class_chart={d.name: f"classes-{slug(d.name)}" for d in dataset_infos if d.classes},
         complexity=_complexity(attention),
         explain=explain_groups(by_kind["explain"], groups, artifacts),

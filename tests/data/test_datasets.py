@@ -138,11 +138,11 @@ def test_load_dataset_from_folder_and_manifest(tmp_path: Path) -> None:
     assert torch.equal(by_csv.splits["train"].images, ds.splits["train"].images)
 
 
-def test_a_corrupt_file_fails_the_load_naming_it(tmp_path: Path) -> None:
+def test_a_corrupt_file_fails_the_load_naming_it_when_the_policy_is_fail(tmp_path: Path) -> None:
     root = _flat_folder(tmp_path / "ds")
     (root / "normal" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(ImageReadError, match=r"normal/3.png: corrupt or truncated PNG"):
-        load_dataset(DataConfig(kind="folder", root=str(root), image_size=16), progress=False)
+        load_dataset(DataConfig(kind="folder", root=str(root), image_size=16, on_bad_file="fail"), progress=False)
 
 
 def test_missing_root_is_explained(tmp_path: Path) -> None:
