@@ -136,6 +136,8 @@ class TrainGroup:
     per_class_chart: str | None = None
     calibration_chart: str | None = None
     findings: tuple[str, ...] = ()  # headline sentences computed from the results
+    skipped_count: int = 0  # unreadable dataset files the runs skipped (--on-bad-file skip)
+    skipped_files: tuple[tuple[str, str], ...] = ()  # (path under the dataset root, reason)
 
     @property
     def key(self) -> str:

@@ -190,6 +190,18 @@ def _diagnosis(payloads: list[dict[str, Any]], num_classes: int) -> str | None:
             f"so it {learned}; validation {'was still rising at the epoch cap' if rising else 'had stopped improving'}")
 
 
+SKIPPED_SHOWN = 50  # the site lists this many skipped files; the result files hold them all
+
+
+def _skipped(payloads: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """The unreadable files the suite's runs skipped, each once (every run loads the same dataset)."""
+    seen: dict[str, str] = {}
+    for p in payloads:
+        for entry in p["dataset"].get("skipped_files") or ():
+            seen.setdefault(entry["path"], entry["reason"])
+    return tuple(sorted(seen.items()))[:SKIPPED_SHOWN]
+
+
 def _sort_key(row: LeaderRow) -> tuple[Any, ...]:
     acc = row.ci95 and (row.ci95.lo + row.ci95.hi) / 2
     return (row.baseline, -(row.metrics["balanced_accuracy"].mean or 0.0), acc or 0.0, row.model)
@@ -245,5 +257,7 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
             metrics_chart=f"metrics-{key}",
             per_class_chart=f"per-class-{key}" if any(r.per_class for r in models_only) else None,
             calibration_chart=f"calibration-{key}" if any(r.reliability for r in models_only) else None,
+            skipped_count=max((p["dataset"].get("skipped_count") or 0 for p in payloads), default=0),
+            skipped_files=_skipped(payloads),
         ))
     return tuple(groups)

@@ -17,7 +17,7 @@ from bench.site.context import Interval
 from bench.site.render import MANIFEST, ci, escape_text, finalize, fmt, pm, sig
 
 PAGES = ["accuracy.md", "dataset.md", "downloads.md", "efficiency.md", "explain.md", "gallery.md", "hardware.md",
-         "index.md", "methods.md", "misclassified.md", "models.md", "primer.md", "reproduce.md"]
+         "index.md", "methods.md", "misclassified.md", "models.md", "own-data.md", "primer.md", "reproduce.md"]
 MODEL_PAGES = ["models/pixel-logreg.md", "models/pyramid-performer.md", "models/pyramid-softmax.md",
                "models/pyramid-swin.md"]
 CSVS = ["downloads/all-metrics.csv", "downloads/attention-scaling.csv", "downloads/latency.csv",
