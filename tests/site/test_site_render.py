@@ -186,3 +186,19 @@ def test_site_package_does_not_import_the_engine_stack(paths: SimpleNamespace, t
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_skipped_files_are_listed_on_the_home_page(tmp_path: Path, results_copy: Path,
+                                                   render: Callable[..., list[Path]]) -> None:
+    for seed in (0, 1):
+        path = results_copy / "cpu-fixture-2c" / "quick" / f"train__pyramid_swin__seed{seed}.json"
+        payload = json.loads(path.read_text())
+        payload["dataset"].update(skipped_count=2, skipped_files=[
+            {"path": "radiology_ai/MR/brain/edema/broken.png", "reason": "truncated PNG file"},
+            {"path": "radiology_ai/MR/brain/normal/x.dcm", "reason": "no pixel data"}])
+        path.write_text(json.dumps(payload))
+    out = tmp_path / "docs"
+    render(out, results=results_copy)
+    index = page(out, "index.md")
+    assert "2 unreadable files skipped" in index
+    assert "| radiology_ai/MR/brain/edema/broken.png | truncated PNG file |" in index
