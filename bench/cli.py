@@ -232,6 +232,13 @@ def cmd_bench_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_readers(args: argparse.Namespace) -> int:
+    from bench.reader_bench import run_reader_bench
+
+    run_reader_bench(n_images=args.images, workers=args.workers, repeats=args.repeats)
+    return 0
+
+
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench import env
     from bench.compare import leaderboard_markdown, load_comparison
@@ -343,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=int, default=8)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--machines", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+
+    p = add("bench-readers", cmd_bench_readers, "images/s of the dataset loader on PNG and DICOM files",
+            suite=False, dirs=False)
+    p.add_argument("--images", type=int, default=500)
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
 
     p = add("models", cmd_models, "table of parameters and GMACs", suite=False, dirs=False)

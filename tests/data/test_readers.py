@@ -13,6 +13,17 @@ from .dicom_files import write_dicom
 RAMP = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 10)  # 0 .. 630
 
 
+def _percentile_scaled(values: np.ndarray) -> np.ndarray:
+    """What a DICOM without a window reads as: the 0.5-99.5 percentile range scaled to [0, 1]."""
+    lo, hi = np.percentile(values.astype(np.float64), [0.5, 99.5])
+    return np.clip((values - lo) / (hi - lo), 0, 1)
+
+
+def _linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """The default VOI LUT function, LINEAR (DICOM PS3.3 C.11.2.1.2.1), scaled to [0, 1]."""
+    return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0, 1)
+
+
 def test_png_8_bit(tmp_path: Path) -> None:
     pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
     Image.fromarray(pixels).save(tmp_path / "a.png")
@@ -59,15 +70,15 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
         read_image(tmp_path / "nothing.png")
 
 
-def test_dicom_round_trip_min_max(tmp_path: Path) -> None:
+def test_dicom_round_trip_percentile_clipped(tmp_path: Path) -> None:
     out = read_image(write_dicom(tmp_path / "a.dcm", RAMP))
     assert out.dtype == np.float32 and out.shape == (8, 8)
-    np.testing.assert_allclose(out, RAMP / 630.0, atol=1e-6)
+    np.testing.assert_allclose(out, _percentile_scaled(RAMP), atol=1e-6)
 
 
 def test_dicom_monochrome1_is_inverted(tmp_path: Path) -> None:
     out = read_image(write_dicom(tmp_path / "a.dcm", RAMP, photometric="MONOCHROME1"))
-    np.testing.assert_allclose(out, 1 - RAMP / 630.0, atol=1e-6)
+    np.testing.assert_allclose(out, 1 - _percentile_scaled(RAMP), atol=1e-6)
 
 
 @pytest.mark.parametrize("window", [(-500, 400), ([-500, 40], [400, 80])])  # several: the first counts
@@ -75,18 +86,18 @@ def test_dicom_rescale_then_window(tmp_path: Path, window: tuple) -> None:
     path = write_dicom(tmp_path / "ct.dcm", RAMP, RescaleSlope=2, RescaleIntercept=-1000,
                        WindowCenter=window[0], WindowWidth=window[1])
     hounsfield = RAMP * 2.0 - 1000
-    np.testing.assert_allclose(read_image(path), np.clip((hounsfield + 700) / 400, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(read_image(path), _linear_window(hounsfield, -500, 400), atol=1e-6)
 
 
 def test_dicom_multi_frame_takes_the_middle_frame(tmp_path: Path) -> None:
     frames = np.stack([RAMP, RAMP[::-1], RAMP + 5])
     path = write_dicom(tmp_path / "cine.dcm", frames, WindowCenter=315, WindowWidth=630)
-    np.testing.assert_allclose(read_image(path), RAMP[::-1] / 630.0, atol=1e-6)
+    np.testing.assert_allclose(read_image(path), _linear_window(RAMP[::-1], 315, 630), atol=1e-6)
 
 
 def test_dicom_without_suffix_is_found_by_its_marker(tmp_path: Path) -> None:
     path = write_dicom(tmp_path / "IM0001", RAMP)
-    np.testing.assert_allclose(read_image(path), RAMP / 630.0, atol=1e-6)
+    np.testing.assert_allclose(read_image(path), _percentile_scaled(RAMP), atol=1e-6)
 
 
 def test_dicom_without_pixel_data(tmp_path: Path) -> None:
