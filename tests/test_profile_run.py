@@ -35,7 +35,7 @@ def test_second_machine_profile_from_checkpoints_shows_as_a_second_column(tmp_pa
 
     site = tmp_path / "site_src"
     medbench("site", "--out", str(site), *dirs)
-    page = (site / "performance.md").read_text()
+    page = (site / "efficiency.md").read_text()
     call = re.search(r'Plotly\.newPlot\(\s*"latency-tiny",\s*', page)
     assert call, "no latency chart for the suite"
     traces, _ = json.JSONDecoder().raw_decode(page, call.end())
