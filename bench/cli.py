@@ -126,13 +126,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
+def _one_stage(args: argparse.Namespace, stage: str) -> int:
     from bench.runner import run_suite
 
-    written = run_suite(_suite(args), models=_names(args.models, "model name"), stages=("explain",),
+    written = run_suite(_suite(args), models=_names(args.models, "model name"), stages=(stage,),
                         force=args.force, paths=_paths(args))
     log.info("%d result files up to date", len(written))
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    return _one_stage(args, "explain")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return _one_stage(args, "export")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -307,13 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "train, evaluate and profile a suite (skips finished work)", data=True)
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
-    p.add_argument("--stages", default="train,baselines,compare,profile,explain",
-                   help="comma-separated subset of train,baselines,compare,profile,explain")
+    p.add_argument("--stages", default="train,baselines,compare,profile,explain,export",
+                   help="comma-separated subset of train,baselines,compare,profile,explain,export")
     p.add_argument("--force", action="store_true", help="redo finished work")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="train this many runs at once on CPU, sharing the cores (default 1)")
 
     p = add("explain", cmd_explain, "attribution galleries and faithfulness of a suite's trained models", data=True)
+    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--force", action="store_true", help="redo finished work")
+
+    p = add("export", cmd_export, "ONNX exports of a suite's trained models for the in-browser demo", data=True)
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--force", action="store_true", help="redo finished work")
 

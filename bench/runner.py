@@ -23,7 +23,7 @@ from bench.results import exclusive_lock, result_path, write_result
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train", "baselines", "compare", "profile", "explain")
+STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
 
 
 @functools.lru_cache(maxsize=None)
@@ -180,4 +180,8 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
         from bench.explain import explain_suite
 
         written += explain_suite(suite, models, data, paths, seed=seeds[0], force=force)
+    if "export" in stages:
+        from bench.export import export_suite
+
+        written += export_suite(suite, models, data, paths, seed=seeds[0], force=force)
     return written

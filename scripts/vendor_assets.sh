@@ -12,17 +12,27 @@
 #                                 rewritten to reference only them (every browser the site
 #                                 targets reads woff2). The script checks the result.
 #   tablesort                     upstream names its licence LICENCE; it is copied as LICENSE.
+#   onnxruntime-web               the demo page's runtime (single-threaded WASM backend). file://
+#                                 forbids fetch() and module imports of local files, so the WASM
+#                                 binary (gzipped) and its Emscripten glue module ship as base64 in
+#                                 one classic script, ort-wasm-simd-threaded.js; demo.js inflates
+#                                 the binary into env.wasm.wasmBinary and imports the glue from a
+#                                 blob: URL. Only ort.wasm.min.js is kept as is. The npm package has
+#                                 no licence file (package.json: MIT): upstream's LICENSE is written
+#                                 below, with a NOTICE naming the WASM's third-party components.
 set -euo pipefail
 
 PLOTLY_VERSION=4.1.1
 KATEX_VERSION=0.19.1
 TABLESORT_VERSION=5.7.1
+ORT_WEB_VERSION=1.30.0  # the same version as the pinned Python onnxruntime (requirements.txt)
 
 # sha256 of the npm tarballs (npm pack <package>@<version>).
 declare -A SHA256=(
   [plotly.js-cartesian-dist-min-$PLOTLY_VERSION.tgz]=c5f9a84666b97e571a04de689e09319869e60900e265c89eac2f71d0b5a0de88
   [katex-$KATEX_VERSION.tgz]=24da5a599eb2fcede2e270b99a6ff48bca816beecc95feeb84e8cccbd1bb34fd
   [tablesort-$TABLESORT_VERSION.tgz]=6d6b645f34dab5d383dfbe084b299aac2b9b633bee789a1eb66b502ed06068d3
+  [onnxruntime-web-$ORT_WEB_VERSION.tgz]=d2228df7e4616bc3348bf504ee888f3bec43789a273f0a63f3e68d203ce3bf71
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -84,5 +94,55 @@ mkdir -p "$dst/sorts"
 cp "$src/dist/tablesort.min.js" "$dst/"
 cp "$src/dist/sorts/tablesort.number.min.js" "$dst/sorts/"
 cp "$src/LICENCE" "$dst/LICENSE"
+
+# onnxruntime-web: the WASM build's loader, and its glue + binary as one base64 script
+fetch onnxruntime-web "$ORT_WEB_VERSION"
+src="$tmp/onnxruntime-web/package"
+dst="$vendor/onnxruntime-web"
+mkdir -p "$dst"
+grep -q '"license": "MIT"' "$src/package.json" \
+  || { echo "vendor_assets: onnxruntime-web@$ORT_WEB_VERSION is no longer MIT-licensed; check LICENSE" >&2; exit 1; }
+# the source map is not vendored: drop the comment that would make developer tools request it
+sed '/^\/\/# sourceMappingURL=/d' "$src/dist/ort.wasm.min.js" > "$dst/ort.wasm.min.js"
+head -c 200 "$dst/ort.wasm.min.js" | grep -q "ONNX Runtime Web v$ORT_WEB_VERSION" \
+  || { echo "vendor_assets: ort.wasm.min.js is not v$ORT_WEB_VERSION" >&2; exit 1; }
+{
+  printf '// onnxruntime-web %s: dist/ort-wasm-simd-threaded.mjs (base64) and dist/ort-wasm-simd-threaded.wasm\n' "$ORT_WEB_VERSION"
+  printf '// (gzip -9n, base64), for pages opened from file:// (scripts/vendor_assets.sh). MIT licence: LICENSE.\n'
+  printf 'window.MEDBENCH_ORT = {"version": "%s", "mjs": "' "$ORT_WEB_VERSION"
+  base64 -w0 "$src/dist/ort-wasm-simd-threaded.mjs"
+  printf '", "wasmGzip": "'
+  gzip -9nc "$src/dist/ort-wasm-simd-threaded.wasm" | base64 -w0
+  printf '"};\n'
+} > "$dst/ort-wasm-simd-threaded.js"
+cat > "$dst/LICENSE" <<'LICENSE'
+MIT License
+
+Copyright (c) 2018 - present Microsoft Corporation
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+LICENSE
+cat > "$dst/NOTICE" <<NOTICE
+onnxruntime-web $ORT_WEB_VERSION (npm), MIT licence (LICENSE, the text of the upstream repository's
+LICENSE; the npm package ships none). Its WebAssembly binary contains third-party components
+(ONNX, Protocol Buffers, Abseil, Eigen, FlatBuffers, and others), listed with their licences in
+https://github.com/microsoft/onnxruntime/blob/v$ORT_WEB_VERSION/ThirdPartyNotices.txt
+NOTICE
 
 echo "vendor_assets: done: $(du -sh "$vendor" | cut -f1) in ${vendor#"$root"/}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 METRICS = ("balanced_accuracy", "top1", "top5", "macro_auc", "cohen_kappa", "ece")
 SPLITS = ("train", "val", "test")
@@ -378,6 +379,7 @@ class SiteContext:
     class_chart: dict[str, str] = field(default_factory=dict)  # dataset name → class-distribution chart id
     complexity: tuple[ComplexityRow, ...] = ()
     explain: tuple = ()  # bench.site.explain_pages.ExplainGroup
+    demo: Any = None  # bench.site.demo.DemoContext: the in-browser demo, when models were exported
 
     @property
     def exponent_machines(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from bench.results import RESULTS_DIR, ResultError, iter_result_files, load_resu
 log = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = RESULTS_DIR.parent / "artifacts"
-KINDS = ("train", "baseline", "comparison", "profile", "attention", "machine", "explain")
+KINDS = ("train", "baseline", "comparison", "profile", "attention", "machine", "explain", "export")
 
 
 @contextlib.contextmanager

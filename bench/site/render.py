@@ -8,6 +8,7 @@ only chart snippets and the filters' formatted numbers are marked safe.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import math
@@ -20,6 +21,7 @@ from markupsafe import Markup
 
 from bench.site.aggregate import build_context, sample_site_path
 from bench.site.charts import build_charts
+from bench.site.demo import demo_assets, demo_context
 from bench.site.diagram import build_diagrams
 from bench.site.context import Interval, MeanStd, SiteContext, model_page_path
 from bench.site.downloads import available_csvs, download_outputs
@@ -210,8 +212,11 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     explain_dir = Path(artifacts_dir) / "explain"
     present = frozenset(p.relative_to(artifacts_dir).as_posix() for p in explain_dir.rglob("*") if p.is_file())
     ctx = build_context(results, datasets, available_csvs(downloads), present)
+    ctx = dataclasses.replace(ctx, demo=demo_context(results, Path(artifacts_dir), Path(templates_dir) / "theme"))
     outputs = {page: text.encode() for page, text in render_pages(ctx, templates_dir).items()}
     outputs.update(downloads)
+    if ctx.demo is not None:
+        outputs.update(demo_assets(ctx.demo, Path(artifacts_dir)))
     for artifact in datasets:
         for class_name, png in sorted(artifact.samples.items()):
             target = sample_site_path(artifact.name, class_name)
