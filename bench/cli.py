@@ -6,100 +6,18 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.config import BAD_FILE_POLICIES, DATA_KINDS, ConfigError, SuiteConfig, load_suite, suite_from_dict
+from bench.config import BAD_FILE_POLICIES, DATA_KINDS, ConfigError
+from bench.cli_args import _csv, _names, _paths, _positive_int, _suite
+from bench.cli_bench import (
+    cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
+)
 from bench.paths import check_name
 from bench.results import ResultError
 
 log = logging.getLogger("bench")
-
-
-def _csv(text: str) -> list[str]:
-    return [t for t in text.split(",") if t]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _names(text: str | None, what: str) -> list[str] | None:
-    """A comma-separated list of names, each refused unless it is a safe file name."""
-    return [check_name(n, what) for n in _csv(text)] if text else None
-
-
-def _data_overrides(args: argparse.Namespace, data: dict[str, Any]) -> None:
-    """Apply ``--data``, ``--data-kind`` and ``--on-bad-file`` to a suite's ``[data]`` values.
-
-    ``--data PATH`` alone detects the kind from what PATH holds and logs why.
-    """
-    if getattr(args, "data", None):
-        path = Path(args.data).expanduser().resolve()
-        if args.data_kind:
-            data["kind"] = args.data_kind
-            log.info("data: %s read as kind %r (--data-kind)", path, args.data_kind)
-        else:
-            from bench.data.sources import detect_source
-
-            found = detect_source(path)
-            data["kind"] = found.kind
-            path = found.root
-            log.info("data: %s detected as kind %r: %s (--data-kind overrides)", path, found.kind, found.reason)
-        data["root"] = str(path)
-    elif getattr(args, "data_kind", None):
-        data["kind"] = args.data_kind
-    if getattr(args, "on_bad_file", None):
-        data["on_bad_file"] = args.on_bad_file
-
-
-def _suite(args: argparse.Namespace) -> SuiteConfig:
-    """The named suite with every ``--set section.key=value`` and data override applied and
-    re-validated; its name and models must be safe file names (they become folders)."""
-    suite = _overridden_suite(args)
-    check_name(suite.name, "suite name")
-    for model in suite.models:
-        check_name(model, "model name")
-    return suite
-
-
-def _overridden_suite(args: argparse.Namespace) -> SuiteConfig:
-    suite = load_suite(args.suite)
-    data_options = any(getattr(args, key, None) for key in ("data", "data_kind", "on_bad_file"))
-    if not getattr(args, "set", None) and not data_options:
-        return suite
-    values: dict[str, Any] = suite.to_dict()
-    for item in args.set or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw  # a bare string
-        *sections, leaf = key.split(".")
-        target = values
-        for sect in sections:
-            target = target.setdefault(sect, {})
-        target[leaf] = value
-    _data_overrides(args, values.setdefault("data", {}))
-    return suite_from_dict(values, where=f"{args.suite} with overrides")
-
-
-def _paths(args: argparse.Namespace):  # noqa: ANN202
-    from bench.records import RunPaths
-
-    base = RunPaths()
-    return RunPaths(
-        results=Path(args.results_dir) if args.results_dir else base.results,
-        checkpoints=Path(args.checkpoint_dir) if args.checkpoint_dir else base.checkpoints,
-        artifacts=Path(args.artifacts_dir) if args.artifacts_dir else base.artifacts,
-        locks=(Path(args.results_dir) / ".locks") if args.results_dir else base.locks,
-    )
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
@@ -177,42 +95,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_attention(args: argparse.Namespace) -> int:
-    from bench import env
-    from bench.attention_bench import run_attention_bench
-    from bench.results import result_path, write_result
-    from bench.records import payload
-
-    tokens = tuple(int(t) for t in _csv(args.tokens))
-    metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,
-                                  heads=args.heads, tokens=tokens, references=not args.no_references)
-    out = result_path(Path(args.results_dir) if args.results_dir else _paths(args).results,
-                      env.machine_info()["id"], "attention", "attention", None, None)
-    config = {"channels": args.channels, "heads": args.heads, "tokens": list(tokens), **metrics.get("settings", {})}
-    write_result(out, payload("attention", "attention", None, None, config, metrics))
-    for name, fit in sorted(metrics["fits"].items()):
-        log.info("%-12s log-log slope %.2f over N=%s", name, fit["slope"], fit["fit_tokens"])
-    for ref in metrics.get("reference", []):
-        log.info("%-12s vs %-28s N=%-5d ours %.2f ms / ref %.2f ms = %.3f", ref["module"], ref["reference"],
-                 ref["tokens"], ref["ours_ms"], ref["reference_ms"], ref["ratio"])
-    log.info("wrote %s", out)
-    return 0
-
-
-def cmd_check_latency(args: argparse.Namespace) -> int:
-    from bench.profile import check_latency_main
-
-    check_latency_main(_csv(args.models), args.scale)
-    return 0
-
-
-def cmd_bench_trainer(args: argparse.Namespace) -> int:
-    from bench.trainer_bench import run_trainer_bench
-
-    run_trainer_bench(_suite(args), check_name(args.model, "model name"), epochs=args.epochs)
-    return 0
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     from bench.models_table import models_table
 
@@ -227,23 +109,6 @@ def cmd_site(args: argparse.Namespace) -> int:
     repo = Path(__file__).resolve().parent.parent
     written = render_site(paths.results, paths.artifacts, repo / "templates", Path(args.out))
     log.info("rendered %d files into %s", len(written), args.out)
-    return 0
-
-
-def cmd_bench_site(args: argparse.Namespace) -> int:
-    from bench.site_bench import run_site_bench
-
-    paths = _paths(args)
-    repo = Path(__file__).resolve().parent.parent
-    run_site_bench(paths.results, paths.artifacts, repo / "templates", models=args.models, seeds=args.seeds,
-                   machines=args.machines, repeats=args.repeats)
-    return 0
-
-
-def cmd_bench_readers(args: argparse.Namespace) -> int:
-    from bench.reader_bench import run_reader_bench
-
-    run_reader_bench(n_images=args.images, workers=args.workers, repeats=args.repeats)
     return 0
 
 

@@ -1,0 +1,65 @@
+"""The benchmark commands of ``medbench``: attention scaling, latency check, trainer, site and readers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bench.cli_args import _csv, _paths, _suite
+from bench.paths import check_name
+
+log = logging.getLogger("bench")
+
+
+def cmd_bench_attention(args: argparse.Namespace) -> int:
+    from bench import env
+    from bench.attention_bench import run_attention_bench
+    from bench.results import result_path, write_result
+    from bench.records import payload
+
+    tokens = tuple(int(t) for t in _csv(args.tokens))
+    metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,
+                                  heads=args.heads, tokens=tokens, references=not args.no_references)
+    out = result_path(Path(args.results_dir) if args.results_dir else _paths(args).results,
+                      env.machine_info()["id"], "attention", "attention", None, None)
+    config = {"channels": args.channels, "heads": args.heads, "tokens": list(tokens), **metrics.get("settings", {})}
+    write_result(out, payload("attention", "attention", None, None, config, metrics))
+    for name, fit in sorted(metrics["fits"].items()):
+        log.info("%-12s log-log slope %.2f over N=%s", name, fit["slope"], fit["fit_tokens"])
+    for ref in metrics.get("reference", []):
+        log.info("%-12s vs %-28s N=%-5d ours %.2f ms / ref %.2f ms = %.3f", ref["module"], ref["reference"],
+                 ref["tokens"], ref["ours_ms"], ref["reference_ms"], ref["ratio"])
+    log.info("wrote %s", out)
+    return 0
+
+
+def cmd_check_latency(args: argparse.Namespace) -> int:
+    from bench.profile import check_latency_main
+
+    check_latency_main(_csv(args.models), args.scale)
+    return 0
+
+
+def cmd_bench_trainer(args: argparse.Namespace) -> int:
+    from bench.trainer_bench import run_trainer_bench
+
+    run_trainer_bench(_suite(args), check_name(args.model, "model name"), epochs=args.epochs)
+    return 0
+
+
+def cmd_bench_site(args: argparse.Namespace) -> int:
+    from bench.site_bench import run_site_bench
+
+    paths = _paths(args)
+    repo = Path(__file__).resolve().parent.parent
+    run_site_bench(paths.results, paths.artifacts, repo / "templates", models=args.models, seeds=args.seeds,
+                   machines=args.machines, repeats=args.repeats)
+    return 0
+
+
+def cmd_bench_readers(args: argparse.Namespace) -> int:
+    from bench.reader_bench import run_reader_bench
+
+    run_reader_bench(n_images=args.images, workers=args.workers, repeats=args.repeats)
+    return 0
