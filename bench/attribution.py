@@ -147,14 +147,7 @@ def relevance_rank(saliency: np.ndarray, mask: np.ndarray) -> float | None:
     n_in, n_out = int(inside.sum()), int((~inside).sum())
     if n_in == 0 or n_out == 0:
         return None
-    values = saliency.ravel()
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    # average ranks for ties
-    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
-    mean_rank = first + (counts - 1) / 2.0 + 1
-    ranks[order] = np.repeat(mean_rank, counts)
+    ranks = _ranks(saliency.ravel()) + 1  # 1-based, ties sharing their mean rank
     return float((ranks[inside].sum() - n_in * (n_in + 1) / 2) / (n_in * n_out))
 
 
