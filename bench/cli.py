@@ -229,11 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--machines", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
 
-    p = add("bench-readers", cmd_bench_readers, "images/s of the dataset loader on PNG and DICOM files",
-            suite=False, dirs=False)
-    p.add_argument("--images", type=int, default=500)
-    p.add_argument("--workers", type=int, default=2)
+    p = add("bench-readers", cmd_bench_readers, "images/s of the dataset loader on PNG and DICOM files, "
+            "against the quick trainer's", suite=False, dirs=False)
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=0, help="loader processes (default 0: one per core)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--trainer-images-per-s", type=float,
+                   help="the trainer's throughput to compare with (default: measured, quick suite, pyramid_softmax)")
 
     p = add("models", cmd_models, "table of parameters and GMACs", suite=False, dirs=False)
     p.add_argument("--scale", default="paper")

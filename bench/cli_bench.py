@@ -59,7 +59,9 @@ def cmd_bench_site(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_readers(args: argparse.Namespace) -> int:
+    from bench.data.loading import resolve_workers
     from bench.reader_bench import run_reader_bench
 
-    run_reader_bench(n_images=args.images, workers=args.workers, repeats=args.repeats)
+    run_reader_bench(n_images=args.images, workers=resolve_workers(args.workers, args.images), repeats=args.repeats,
+                     trainer=args.trainer_images_per_s)
     return 0

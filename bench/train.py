@@ -49,14 +49,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 # Settings that change how a run is evaluated or executed, not what it trains.
 NOT_TRAINING = ("bootstrap", "num_workers")
+NOT_DATA = ("load_workers",)
 
 
 def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
     """Identifies what a run trains; a checkpoint or result with another one is not reused."""
     values = suite.to_dict()
     train = {k: v for k, v in values["train"].items() if k not in NOT_TRAINING}
-    return fingerprint({"model": model_name, "seed": seed, "scale": suite.scale, "data": values["data"],
-                        "train": train})
+    data = {k: v for k, v in values["data"].items() if k not in NOT_DATA}
+    return fingerprint({"model": model_name, "seed": seed, "scale": suite.scale, "data": data, "train": train})
 
 
 def cosine_with_warmup(step: int, warmup_steps: int, decay_steps: int, min_ratio: float = 0.0) -> float:

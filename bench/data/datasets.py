@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
 from bench.config import DataConfig
 from bench.data.policy import (DatasetError, Sample, canonical_class, check_class_spellings, check_datalist,
                                log_aliases, relative_inside)
-from bench.data.readers import IMAGE_SUFFIXES, ImageReadError, is_dicom, read_image
+from bench.data.loading import load_image, read_images
+from bench.data.readers import IMAGE_SUFFIXES, is_dicom
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 
 log = logging.getLogger(__name__)
@@ -220,20 +219,6 @@ def datalist(cfg: DataConfig, progress: bool = True) -> Datalist:
 # --------------------------------------------------------------------------- tensors
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Read an image, pad it to a square (anatomy keeps its aspect) and resize to ``size``."""
-    pixels = read_image(path)
-    h, w = pixels.shape
-    if h != w:
-        side = max(h, w)
-        square = np.zeros((side, side), dtype=np.float32)
-        square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = pixels
-        pixels = square
-    if pixels.shape[0] != size:  # Pillow's bilinear filter widens with the scale: antialiased
-        pixels = np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR))
-    return pixels
-
-
 def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
@@ -244,24 +229,18 @@ def _read_all(listing: Datalist, cfg: DataConfig, progress: bool
 
     Returns the pixels and samples kept, the files skipped and how many each class lost.
     """
-    pixels = np.empty((len(listing.samples), cfg.image_size, cfg.image_size), dtype=np.float32)
-    kept: list[int] = []
-    skipped: list[SkippedFile] = []
+    pixels, problems = read_images([s.path for s in listing.samples], cfg.image_size, cfg.load_workers,
+                                   fail_fast=cfg.on_bad_file == "fail", desc=f"loading {listing.name}",
+                                   progress=progress)
+    skipped = [SkippedFile(_relative(listing.samples[i].path, listing.root), problem)
+               for i, problem in sorted(problems.items())]
     lost: dict[str, int] = {}
-    for i, sample in enumerate(tqdm(listing.samples, desc=f"loading {listing.name}",
-                                    disable=None if progress else True)):
-        try:
-            pixels[i] = load_image(sample.path, cfg.image_size)
-        except ImageReadError as exc:
-            if cfg.on_bad_file == "fail":
-                raise
-            skipped.append(SkippedFile(_relative(sample.path, listing.root), getattr(exc, "problem", str(exc))))
-            lost[sample.label] = lost.get(sample.label, 0) + 1
-            continue
-        kept.append(i)
-    if len(kept) < len(listing.samples):
-        pixels = pixels[kept]
-    return pixels, [listing.samples[i] for i in kept], skipped, lost
+    for i in problems:
+        lost[listing.samples[i].label] = lost.get(listing.samples[i].label, 0) + 1
+    if not problems:
+        return pixels, listing.samples, skipped, lost
+    kept = [i for i in range(len(listing.samples)) if i not in problems]
+    return pixels[kept], [listing.samples[i] for i in kept], skipped, lost
 
 
 def _log_skipped(listing: Datalist, skipped: list[SkippedFile]) -> None:

@@ -12,8 +12,11 @@ decoding; a single frame of a multi-frame file is decoded alone.
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import math
+import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.data.dicom_fast import parse_simple
 from bench.data.readers import (
     DICOM_SUFFIXES,
     FrameChoice,
@@ -35,6 +39,7 @@ from bench.data.readers import (
 log = logging.getLogger(__name__)
 
 PERCENTILES = (0.5, 99.5)  # without a window: clip the extreme 0.5 % each side, then scale
+IN_MEMORY_BYTES = 32 * 2**20  # files up to this size are read into memory whole before parsing
 CODECS_EXTRA = "pip install 'medvit-bench[dicom-codecs]'"
 _PIP_NAMES = {"gdcm": "python-gdcm"}  # pydicom names plugins by import name; pip by another
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -69,8 +74,48 @@ def _tag(keyword: str) -> int:
     return tag_for_keyword(keyword)
 
 
-def _number(path: Path, ds: Any, keyword: str, default: float | None, *, integer: bool = False) -> Any:
-    """The first value of a numeric attribute, or ``default`` when absent; malformed ones are named."""
+# The VR of each attribute read through the fast path below; implicit-VR files do not store it.
+_VR = {"Rows": "US", "Columns": "US", "SamplesPerPixel": "US", "BitsAllocated": "US", "BitsStored": "US",
+       "PixelRepresentation": "US", "NumberOfFrames": "IS", "RescaleSlope": "DS", "RescaleIntercept": "DS",
+       "WindowCenter": "DS", "WindowWidth": "DS", "PhotometricInterpretation": "CS", "VOILUTFunction": "CS",
+       "Modality": "CS", "PixelData": "OB/OW"}
+_BINARY = {"US": struct.Struct("<H")}
+_CONVERT = object()  # the raw bytes are not in a form the fast path reads: let pydicom convert them
+
+
+def _raw_first_value(element: Any, keyword: str) -> Any:
+    """The first value of a still-unconverted little-endian element, straight from its bytes.
+
+    pydicom converts a raw element on first access through hooks that cost ~25 µs each, as
+    much as a third of reading a small slice. ``_CONVERT`` when pydicom must do it (another
+    VR than the standard one, big endian, a value of odd length).
+    """
+    expected = _VR[keyword]
+    vr = element.VR or expected.split("/")[0]  # None in implicit-VR files: the dictionary's VR
+    value = element.value
+    if not element.is_little_endian or vr not in expected.split("/") or (value is None and element.length):
+        return _CONVERT
+    if not value:
+        return None
+    if vr in _BINARY:
+        unpack = _BINARY[vr]
+        return unpack.unpack_from(value)[0] if len(value) >= unpack.size else _CONVERT
+    if vr in ("OB", "OW"):
+        return value
+    try:  # DS, IS, CS: backslash-separated ASCII, space padded
+        return value.split(b"\\", 1)[0].strip(b" \x00").decode("ascii")
+    except UnicodeDecodeError:
+        return _CONVERT
+
+
+def _value(path: Path, ds: Any, keyword: str) -> Any:
+    """The value of ``keyword`` (the first, if multi-valued), None when absent; conversion errors named."""
+    elements = getattr(ds, "_dict", None)
+    element = elements.get(_tag(keyword)) if isinstance(elements, dict) else None
+    if element is not None and type(element).__name__ == "RawDataElement" and keyword in _VR:
+        value = _raw_first_value(element, keyword)
+        if value is not _CONVERT:
+            return value
     try:
         element = ds.get(_tag(keyword))  # by tag: pydicom's keyword lookup costs more than the read
         value = None if element is None else element.value
@@ -78,6 +123,17 @@ def _number(path: Path, ds: Any, keyword: str, default: float | None, *, integer
         raise ImageReadError(path, f"malformed DICOM attribute {keyword} ({describe(exc)})") from exc
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         value = value[0] if len(value) else None  # multi-valued (windows): the first is the default
+    return value
+
+
+def _text(path: Path, ds: Any, keyword: str, default: str = "") -> str:
+    value = _value(path, ds, keyword)
+    return default if value is None else str(value).strip() or default
+
+
+def _number(path: Path, ds: Any, keyword: str, default: float | None, *, integer: bool = False) -> Any:
+    """The first value of a numeric attribute, or ``default`` when absent; malformed ones are named."""
+    value = _value(path, ds, keyword)
     if value is None or (isinstance(value, str | bytes) and not value.strip()):
         return default
     try:
@@ -101,7 +157,7 @@ def _geometry(path: Path, ds: Any) -> _Geometry:
     samples = _number(path, ds, "SamplesPerPixel", 1, integer=True)
     if samples not in (1, 3):
         raise ImageReadError(path, f"unsupported SamplesPerPixel {samples}: expected 1 (grey) or 3 (colour)")
-    photometric = str(ds.get("PhotometricInterpretation", "") or "MONOCHROME2").strip().upper()
+    photometric = _text(path, ds, "PhotometricInterpretation", "MONOCHROME2").upper()
     return _Geometry(rows, columns, max(frames, 1), samples, photometric)  # 0 frames means 1, as in pydicom
 
 
@@ -187,7 +243,7 @@ def _native_frames(path: Path, ds: Any, syntax: Any, indices: list[int], geometr
     allocated = _number(path, ds, "BitsAllocated", None, integer=True)
     stored = _number(path, ds, "BitsStored", allocated, integer=True)
     signed = _number(path, ds, "PixelRepresentation", 0, integer=True)
-    data = ds.get("PixelData")
+    data = _value(path, ds, "PixelData")
     frame_size = geometry.rows * geometry.columns * (allocated or 0) // 8
     if (allocated not in (8, 16) or stored is None or not 1 <= stored <= allocated or signed not in (0, 1)
             or not isinstance(data, bytes) or len(data) < frame_size * geometry.frames):
@@ -248,9 +304,11 @@ def percentiles(values: np.ndarray, percents: tuple[float, ...]) -> list[float]:
     ranks = [p / 100 * last for p in percents]
     below = [math.floor(r) for r in ranks]
     wanted = sorted({k for b in below for k in (b, min(b + 1, last))})
-    low = int(flat.min()) if flat.dtype.kind in "ui" else 0
+    unsigned = flat.dtype.kind == "u" and flat.dtype.itemsize < 8  # counted from 0, without a shifted copy
+    low = int(flat.min()) if flat.dtype.kind in "ui" and not unsigned else 0
     if flat.dtype.kind in "ui" and int(flat.max()) - low < 2**16:
-        counts = np.cumsum(np.bincount(flat.astype(np.intp) - low))  # counts[v]: how many are <= low + v
+        # counts[v]: how many are <= low + v
+        counts = np.cumsum(np.bincount(flat if unsigned else flat.astype(np.intp) - low))
         at = dict(zip(wanted, (low + np.searchsorted(counts, wanted, side="right")).tolist()))
     else:
         part = np.partition(flat, wanted)
@@ -264,13 +322,15 @@ def scale_to_unit(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
         lo, hi = float(values.min()), float(values.max())
         if hi <= lo:
             return np.zeros(values.shape)
-    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    out = values - lo
+    out *= 1.0 / (hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _voi_lut(path: Path, ds: Any, values: np.ndarray) -> np.ndarray | None:
     """The first VOI LUT Sequence item applied, scaled by its bit depth; None when there is none."""
     try:
-        items = ds.get("VOILUTSequence")
+        items = ds.get("VOILUTSequence") if _tag("VOILUTSequence") in ds else None
         if not items or "LUTDescriptor" not in items[0] or "LUTData" not in items[0]:
             return None
         entries, first, depth = (int(v) for v in items[0].LUTDescriptor)
@@ -289,7 +349,7 @@ def _voi_lut(path: Path, ds: Any, values: np.ndarray) -> np.ndarray | None:
 def _monochrome(path: Path, ds: Any, plane: np.ndarray, note: dict[str, str]) -> np.ndarray:
     """Modality LUT, then VOI LUT, window or percentile clip, then MONOCHROME1 inversion."""
     stored, slope, intercept = plane, 1.0, 0.0
-    if ds.get("ModalityLUTSequence"):
+    if _tag("ModalityLUTSequence") in ds and ds.get("ModalityLUTSequence"):
         from pydicom.pixels.processing import apply_modality_lut
 
         try:
@@ -299,7 +359,11 @@ def _monochrome(path: Path, ds: Any, plane: np.ndarray, note: dict[str, str]) ->
     else:
         slope = _number(path, ds, "RescaleSlope", 1.0)
         intercept = _number(path, ds, "RescaleIntercept", 0.0)
-    values = stored.astype(np.float64) * slope + intercept
+    values = stored.astype(np.float64)  # in place from here: a slice is read in well under a millisecond
+    if slope != 1.0:
+        values *= slope
+    if intercept != 0.0:
+        values += intercept
     if not np.isfinite(values).all():
         raise ImageReadError(path, "pixel values are NaN or infinite after the modality LUT / rescale")
 
@@ -309,7 +373,7 @@ def _monochrome(path: Path, ds: Any, plane: np.ndarray, note: dict[str, str]) ->
     else:
         center = _number(path, ds, "WindowCenter", None)
         width = _number(path, ds, "WindowWidth", None)
-        function = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
+        function = _text(path, ds, "VOILUTFunction", "LINEAR").upper()
         if center is not None and width is not None:
             out = window(values, center, width, function)
             note["intensity"] = f"window {function} center {center:g} width {width:g}"
@@ -353,10 +417,17 @@ class DicomReader(ImageReader):
             with open(path, "rb") as handle:  # one open: the preamble check, then pydicom
                 preamble = handle.read(132)
                 handle.seek(0)
-                ds = pydicom.dcmread(handle, force=len(preamble) < 132 or preamble[128:] != b"DICM")
+                force = len(preamble) < 132 or preamble[128:] != b"DICM"
+                # pydicom reads every element, pixels included, either way; a small file is read
+                # whole and, in the simplest and commonest layout, parsed without dcmread
+                if os.fstat(handle.fileno()).st_size <= IN_MEMORY_BYTES:
+                    data = handle.read()
+                    ds = (None if force else parse_simple(data)) or pydicom.dcmread(io.BytesIO(data), force=force)
+                else:
+                    ds = pydicom.dcmread(handle, force=force)
         except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on bad files
             raise ImageReadError(path, f"not a readable DICOM file; truncated or corrupt? ({describe(exc)})") from exc
-        if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
+        if not any(_tag(keyword) in ds for keyword in _PIXEL_KEYWORDS):
             # pydicom stops quietly at the end of a cut file: say that truncation is one cause
             hint = "an empty data set: truncated?" if len(ds) == 0 else "not an image object, or truncated?"
             raise ImageReadError(path, f"DICOM file has no pixel data ({hint})")
@@ -372,7 +443,7 @@ class DicomReader(ImageReader):
         colour = geometry.samples == 3 or geometry.photometric == "PALETTE COLOR"
         planes = [(_colour(path, ds, plane, geometry, note) if colour else _monochrome(path, ds, plane, note))
                   for plane in stack]
-        metadata = {"format": "DICOM", "transfer_syntax": str(syntax), "modality": str(ds.get("Modality", "")),
+        metadata = {"format": "DICOM", "transfer_syntax": str(syntax), "modality": _text(path, ds, "Modality"),
                     "rows": geometry.rows, "columns": geometry.columns, "frames": geometry.frames,
                     "frame": indices if frame == "all" else indices[0], **note}
         pixels = np.stack(planes) if frame == "all" else planes[0]

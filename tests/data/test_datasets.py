@@ -8,7 +8,8 @@ from PIL import Image
 
 from bench.config import DataConfig
 from bench.data import ImageReadError, load_dataset
-from bench.data.datasets import DatasetError, folder_datalist, load_image, manifest_datalist
+from bench.data.datasets import DatasetError, folder_datalist, manifest_datalist
+from bench.data.loading import load_image
 from bench.data.synthetic import CLASS_NAMES
 
 from .dicom_files import write_dicom

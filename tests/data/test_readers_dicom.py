@@ -316,7 +316,7 @@ def _with_malformed(path: Path, keyword: str, vr: str, text: str) -> Path:
     ("WindowCenter", "DS", "x", "WindowCenter = 'x': not a number"),
     ("WindowWidth", "DS", "wide\\400", "WindowWidth = 'wide': not a number"),
     ("NumberOfFrames", "IS", "abc", "NumberOfFrames = 'abc': not a number"),
-    ("NumberOfFrames", "IS", "2.5", "NumberOfFrames = 2.5: not an integer"),
+    ("NumberOfFrames", "IS", "2.5", "NumberOfFrames = '2.5': not an integer"),
 ])
 def test_malformed_numeric_attribute_is_named(tmp_path: Path, keyword: str, vr: str, text: str, problem: str) -> None:
     path = _with_malformed(tmp_path / "bad.dcm", keyword, vr, text)
@@ -372,6 +372,10 @@ def test_decoder_surprises_become_image_read_errors(tmp_path: Path, monkeypatch:
     with pytest.raises(ImageReadError, match=f"mr.dcm: .*DICOM file .{type(surprise).__name__}") as info:
         read_image(path)
     assert info.value.__cause__ is surprise
+    monkeypatch.setattr(dicom_reader, "parse_simple", boom)  # the fast parse of simple files
+    with pytest.raises(ImageReadError, match=f"mr.dcm: not a readable DICOM file.*{type(surprise).__name__}"):
+        read_image(path)
+    monkeypatch.setattr(dicom_reader, "parse_simple", lambda data: None)  # so pydicom parses it
     monkeypatch.setattr(pydicom, "dcmread", boom)
     with pytest.raises(ImageReadError, match=f"mr.dcm: not a readable DICOM file.*{type(surprise).__name__}"):
         read_image(path)

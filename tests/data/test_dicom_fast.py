@@ -1,0 +1,66 @@
+"""The fast DICOM parse: it takes only the simple layout, and what it gives reads exactly as dcmread's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+
+import bench.data.dicom_reader as dicom_reader_module
+from bench.data.dicom_fast import parse_simple
+from bench.data.readers import ImageReadError, dicom_reader
+from tests.data.test_readers_dicom_examples import ALL_EXAMPLES, EXAMPLES
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # some examples are malformed on purpose
+
+
+def _outcome(path: Path) -> tuple[Any, ...]:
+    try:
+        pixels, meta = dicom_reader().read(path, frame="all")
+    except ImageReadError as error:
+        return ("error", str(error))
+    return ("pixels", pixels, meta)
+
+
+def _values(ds: Any) -> dict[int, Any]:
+    values = {}
+    for element in ds:
+        value = element.value
+        values[int(element.tag)] = value.tobytes() if isinstance(value, np.ndarray) else value
+        if element.tag == 0x7FE00010:
+            break
+    return values
+
+
+@pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_examples_read_the_same_with_and_without_the_fast_parse(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _outcome(path)
+    monkeypatch.setattr(dicom_reader_module, "parse_simple", lambda data: None)
+    slow = _outcome(path)
+    assert fast[0] == slow[0] and fast[-1] == slow[-1]
+    if fast[0] == "pixels":
+        assert np.array_equal(fast[1], slow[1])
+
+
+@pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_a_fast_parse_holds_what_dcmread_holds(path: Path) -> None:
+    ds = parse_simple(path.read_bytes())
+    if ds is None:
+        return
+    reference = pydicom.dcmread(path)
+    assert ds.file_meta.TransferSyntaxUID == reference.file_meta.TransferSyntaxUID
+    assert _values(ds) == _values(reference)
+
+
+def test_the_fast_parse_takes_the_simple_files_and_leaves_the_rest() -> None:
+    taken = {p.name for p in ALL_EXAMPLES if parse_simple(p.read_bytes()) is not None}
+    assert {"MR_small.dcm", "MR_small_implicit.dcm", "rtdose.dcm"} <= taken  # explicit and implicit VR, frames
+    for name in ("MR_small_bigendian.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_truncated.dcm"):
+        assert name not in taken  # big endian, compressed, cut short: pydicom's
+    data = (EXAMPLES / "MR_small.dcm").read_bytes()
+    assert parse_simple(data[:128] + b"DICX" + data[132:]) is None  # no DICM marker
+    assert parse_simple(data[:len(data) // 2]) is None  # pixel data cut short
+    assert parse_simple(b"") is None
