@@ -18,7 +18,7 @@ BAD_FILE_POLICIES = ("skip", "fail")
 _SUBSET_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*(/[A-Za-z0-9_][A-Za-z0-9_ -]*)*")
 # Data fields added after results were first recorded: left out of the config while at their
 # defaults, so the fingerprints of existing results and checkpoints stay what they were.
-_DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip", "load_workers": 0}
+_DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip", "load_workers": 0, "frames": "middle"}
 BALANCE_MODES = ("none", "sampler", "loss")
 DTYPES = ("float32", "bfloat16")
 
@@ -49,6 +49,8 @@ class DataConfig:
     subset: str = ""  # radimagenet only: the part of radiology_ai/ to use, e.g. "MR/brain"; "" uses all
     on_bad_file: str = "skip"  # an image the reader rejects: "skip" it (and record it) or "fail" the load
     load_workers: int = 0  # processes reading the images: 0 one per core (up to 8), 1 in the main process
+    # multi-frame files (DICOM, TIFF): "middle" frame, "all" (each frame a sample, in its file's split) or an index
+    frames: int | str = "middle"
 
     def __post_init__(self) -> None:
         _check(self.kind in DATA_KINDS, f"data.kind must be one of {DATA_KINDS}, got {self.kind!r}")
@@ -59,6 +61,8 @@ class DataConfig:
                f"got {self.subset!r}")
         _check(self.subset == "" or self.kind == "radimagenet",
                f"data.subset applies to data.kind 'radimagenet' only, got kind {self.kind!r}")
+        _check(self.frames in ("middle", "all") or (type(self.frames) is int and self.frames >= 0),
+               f"data.frames must be 'middle', 'all' or a frame index >= 0, got {self.frames!r}")
         _check(self.load_workers >= 0, f"data.load_workers must be >= 0 (0: one per core), got {self.load_workers}")
         _check(self.image_size >= 16, f"data.image_size must be >= 16, got {self.image_size}")
         _check(self.in_chans in (1, 3), f"data.in_chans must be 1 or 3, got {self.in_chans}")

@@ -197,9 +197,10 @@ def write_samples(data: LoadedDataset, indices: list[int], folder: Path, artifac
     test = data.splits["test"]
     samples = []
     for i in indices:
-        pixels = read_image(test.paths[i])
+        frame = test.frames[i] if test.frames and test.frames[i] is not None else "middle"
+        pixels = read_image(test.paths[i], frame=frame)
         if max(pixels.shape) > MAX_SAMPLE_SIDE:
-            pixels = load_image(Path(test.paths[i]), image_size)
+            pixels = load_image(Path(test.paths[i]), image_size, frame)
         png = io.BytesIO()
         Image.fromarray(np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(png, format="PNG")
         path = folder / f"{i:05d}.png"

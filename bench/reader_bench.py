@@ -108,7 +108,7 @@ def measure(paths: list[Path], image_size: int, mode: str, workers: int, repeats
     seconds = []
     for i in range(repeats + 1):
         start = time.perf_counter()
-        _, problems = read_images(paths, image_size, count, progress=False)
+        problems = read_images(paths, image_size, count, progress=False).problems
         if i:
             seconds.append(time.perf_counter() - start)
         if problems:

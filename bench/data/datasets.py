@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ class SplitTensors:
     labels: torch.Tensor  # (N,) int64 indices into LoadedDataset.class_names
     paths: list[str]
     mask_paths: list[str | None] | None = None  # lesion masks, where the source has them
+    frames: list[int | None] | None = None  # per image, its frame in a multi-frame file (data.frames)
 
 
 @dataclass
@@ -227,20 +228,21 @@ def _read_all(listing: Datalist, cfg: DataConfig, progress: bool
               ) -> tuple[np.ndarray, list[Sample], list[SkippedFile], dict[str, int]]:
     """Every image of the datalist, resized; unreadable ones skipped or fatal by ``cfg.on_bad_file``.
 
-    Returns the pixels and samples kept, the files skipped and how many each class lost.
+    With ``cfg.frames == "all"`` each frame of a multi-frame file is a sample of its own, in its
+    file's split. Returns the pixels and samples kept, the files skipped and how many each class lost.
     """
-    pixels, problems = read_images([s.path for s in listing.samples], cfg.image_size, cfg.load_workers,
-                                   fail_fast=cfg.on_bad_file == "fail", desc=f"loading {listing.name}",
-                                   progress=progress)
+    loaded = read_images([s.path for s in listing.samples], cfg.image_size, cfg.load_workers, frame=cfg.frames,
+                         fail_fast=cfg.on_bad_file == "fail", desc=f"loading {listing.name}", progress=progress)
     skipped = [SkippedFile(_relative(listing.samples[i].path, listing.root), problem)
-               for i, problem in sorted(problems.items())]
+               for i, problem in sorted(loaded.problems.items())]
     lost: dict[str, int] = {}
-    for i in problems:
+    for i in loaded.problems:
         lost[listing.samples[i].label] = lost.get(listing.samples[i].label, 0) + 1
-    if not problems:
-        return pixels, listing.samples, skipped, lost
-    kept = [i for i in range(len(listing.samples)) if i not in problems]
-    return pixels[kept], [listing.samples[i] for i in kept], skipped, lost
+    samples = [replace(listing.samples[owner], frame=frame) if frame is not None
+               else listing.samples[owner] for owner, frame in zip(loaded.owners, loaded.frames)]
+    if cfg.frames == "all":
+        log.info("%s: %d frames from %d files", listing.name, len(samples), len(set(loaded.owners)))
+    return loaded.pixels, samples, skipped, lost
 
 
 def _log_skipped(listing: Datalist, skipped: list[SkippedFile]) -> None:
@@ -287,6 +289,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> LoadedDataset:
             paths=[str(samples[i].path) for i in rows],
             mask_paths=[str(samples[i].mask_path) if samples[i].mask_path else None for i in rows]
             if has_masks else None,
+            frames=[samples[i].frame for i in rows] if any(samples[i].frame is not None for i in rows) else None,
         )
     log.info("loaded %s: %s images, mean %.4f std %.4f", listing.name,
              {s: len(t.labels) for s, t in splits.items()}, mean, std)

@@ -16,23 +16,25 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bench.data.readers import ImageReadError, read_image
+from bench.data.readers import ImageReadError, read_image, read_with_metadata
 
 log = logging.getLogger(__name__)
+
+FrameOption = int | str  # "middle", "all" or a frame index, as data.frames
 
 MAX_AUTO_WORKERS = 8
 MIN_PARALLEL_IMAGES = 512  # below this, starting the pool costs more than it saves
 CHUNK_IMAGES = 128  # images per task: few enough tasks to pickle cheaply, enough to balance
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Read an image, pad it to a square (anatomy keeps its aspect) and resize to ``size``."""
-    pixels = read_image(path)
+def _square_resized(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Pad to a square (anatomy keeps its aspect), then resize to ``size``."""
     h, w = pixels.shape
     if h != w:
         side = max(h, w)
@@ -44,17 +46,42 @@ def load_image(path: Path, size: int) -> np.ndarray:
     return pixels
 
 
-def read_chunk(paths: list[Path], size: int) -> tuple[np.ndarray, dict[int, str]]:
-    """Images of ``paths`` as (n, size, size) float32; a rejected file leaves zeros and its problem,
-    keyed by its position in ``paths``."""
-    pixels = np.zeros((len(paths), size, size), dtype=np.float32)
+def load_image(path: Path, size: int, frame: int | str = "middle") -> np.ndarray:
+    """Read one frame of an image (the middle one of a multi-frame file by default), pad it to a
+    square and resize it to ``size``."""
+    if frame == "all":
+        raise ValueError("load_image returns one frame; use load_frames for all of them")
+    return _square_resized(read_image(path, frame=frame), size)
+
+
+def load_frames(path: Path, size: int, frame: FrameOption = "middle") -> tuple[np.ndarray, list[int | None]]:
+    """The frames ``frame`` picks ("middle", "all" or an index) as (F, size, size), and the index
+    of each; None for "middle", which names no index because reading it again gives the same."""
+    if frame != "all":
+        return load_image(path, size, frame)[None], [None if frame == "middle" else int(frame)]
+    stack, metadata = read_with_metadata(path, frame="all")
+    return np.stack([_square_resized(plane, size) for plane in stack]), list(metadata["frame"])
+
+
+def read_chunk(paths: list[Path], size: int, frame: FrameOption = "middle"
+               ) -> tuple[np.ndarray, list[int], list[int | None], dict[int, str]]:
+    """The frames of ``paths`` stacked as (rows, size, size) float32, the position in ``paths``
+    and the frame index of each row, and the problem of each rejected file, keyed by position."""
+    planes: list[np.ndarray] = []
+    owners: list[int] = []
+    frames: list[int | None] = []
     problems: dict[int, str] = {}
     for i, path in enumerate(paths):
         try:
-            pixels[i] = load_image(path, size)
+            pixels, indices = load_frames(path, size, frame)
         except ImageReadError as exc:
             problems[i] = exc.problem
-    return pixels, problems
+            continue
+        planes.append(pixels)
+        owners += [i] * len(indices)
+        frames += indices
+    pixels = np.concatenate(planes) if planes else np.zeros((0, size, size), dtype=np.float32)
+    return pixels, owners, frames, problems
 
 
 def available_cores() -> int:
@@ -73,47 +100,61 @@ def resolve_workers(workers: int, n_images: int) -> int:
     return 1 if n_images < MIN_PARALLEL_IMAGES else min(count, -(-n_images // CHUNK_IMAGES))
 
 
-def read_images(paths: list[Path], size: int, workers: int = 0, *, fail_fast: bool = False,
-                desc: str = "loading images", progress: bool = True) -> tuple[np.ndarray, dict[int, str]]:
-    """Every image of ``paths`` as one (n, size, size) float32 array, and ``{index: problem}`` for
-    the files the reader rejected (their rows are zeros).
+class LoadedImages(NamedTuple):
+    """What :func:`read_images` read: one row per frame, in the order of the paths."""
+
+    pixels: np.ndarray  # (rows, size, size) float32 in [0, 1]
+    owners: list[int]  # per row, the position of its file in the paths
+    frames: list[int | None]  # per row, the frame index; None for a file's middle (or only) frame
+    problems: dict[int, str]  # the reader's reason for each rejected file, by position
+
+
+def read_images(paths: list[Path], size: int, workers: int = 0, *, frame: FrameOption = "middle",
+                fail_fast: bool = False, desc: str = "loading images", progress: bool = True) -> LoadedImages:
+    """The frames ``frame`` picks (see :func:`load_frames`) of every file of ``paths``; a file the
+    reader rejects adds no row and its problem.
 
     ``workers`` as in :func:`resolve_workers`. With ``fail_fast`` the first rejected file (in
     ``paths`` order) raises its ``ImageReadError`` and the remaining work is cancelled.
     """
     count = resolve_workers(workers, len(paths))
     chunks = [paths[i:i + CHUNK_IMAGES] for i in range(0, len(paths), CHUNK_IMAGES)]
-    pixels = np.zeros((len(paths), size, size), dtype=np.float32)
+    blocks: list[np.ndarray] = []
+    owners: list[int] = []
+    frames: list[int | None] = []
     problems: dict[int, str] = {}
-    log.debug("%s: %d images in %d process(es)", desc, len(paths), count)
+    log.debug("%s: %d files in %d process(es)", desc, len(paths), count)
     with tqdm(total=len(paths), desc=desc, unit="img", disable=None if progress else True) as bar:
-        for c, (block, chunk_problems) in enumerate(_chunk_results(chunks, size, count)):
+        for c, (block, chunk_owners, chunk_frames, chunk_problems) in enumerate(
+                _chunk_results(chunks, size, frame, count)):
             start = c * CHUNK_IMAGES
-            pixels[start:start + len(block)] = block
             for i, problem in sorted(chunk_problems.items()):
                 if fail_fast:
                     raise ImageReadError(paths[start + i], problem)
                 problems[start + i] = problem
-            bar.update(len(block))
-    return pixels, problems
+            blocks.append(block)
+            owners += [start + i for i in chunk_owners]
+            frames += chunk_frames
+            bar.update(len(chunks[c]))
+    pixels = np.concatenate(blocks) if blocks else np.zeros((0, size, size), dtype=np.float32)
+    return LoadedImages(pixels, owners, frames, problems)
 
 
-def _chunk_results(chunks: list[list[Path]], size: int, workers: int
-                   ) -> Iterator[tuple[np.ndarray, dict[int, str]]]:
+def _chunk_results(chunks: list[list[Path]], size: int, frame: FrameOption, workers: int) -> Iterator[tuple]:
     """``read_chunk`` of every chunk, in order. With workers, the pool takes chunks from the front
     while this process reads from the back until they meet: the workers' start-up is not idle time."""
     if workers <= 1:
-        yield from (read_chunk(chunk, size) for chunk in chunks)
+        yield from (read_chunk(chunk, size, frame) for chunk in chunks)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures: list[Future | None] = [pool.submit(read_chunk, chunk, size) for chunk in chunks]
-        own: dict[int, tuple[np.ndarray, dict[int, str]]] = {}
+        futures: list[Future | None] = [pool.submit(read_chunk, chunk, size, frame) for chunk in chunks]
+        own: dict[int, tuple] = {}
         for c in reversed(range(len(chunks))):
             if not futures[c].cancel():  # a worker has it, and so every chunk before it
                 break
             futures[c] = None
-            own[c] = read_chunk(chunks[c], size)
+            own[c] = read_chunk(chunks[c], size, frame)
         for c, future in enumerate(futures):
             yield own.pop(c) if future is None else future.result()
     finally:

@@ -42,6 +42,7 @@ class Sample:
     label: str
     split: str
     mask_path: Path | None = None
+    frame: int | None = None  # the frame of a multi-frame file this sample is; None: its middle frame
 
 
 def canonical_class(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The image loader: worker processes give the same array as the main process, bad files included."""
+"""The image loader: worker processes give what the main process gives, bad files and frames included."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.data import loading
+from bench.config import DataConfig
+from bench.data import load_dataset, loading
 from bench.data.loading import read_images, resolve_workers
 from bench.data.readers import ImageReadError
+from tests.data.dicom_files import write_dicom
 
 
 def _images(root: Path, n: int, bad: set[int]) -> list[Path]:
@@ -31,14 +33,15 @@ def test_workers_read_what_the_main_process_reads(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(loading, "CHUNK_IMAGES", 7)  # several chunks, the last one short
     bad = {3, 17, 29}
     paths = _images(tmp_path, 30, bad)
-    serial, serial_problems = read_images(paths, 16, workers=1, progress=False)
-    parallel, parallel_problems = read_images(paths, 16, workers=2, progress=False)
-    assert serial.shape == (30, 16, 16) and serial.dtype == np.float32
-    assert np.array_equal(serial, parallel)
-    assert set(serial_problems) == set(parallel_problems) == bad
-    assert serial_problems == parallel_problems
-    assert all("PNG" in problem or "image" in problem for problem in serial_problems.values())
-    assert not serial[sorted(bad)].any() and all(serial[i].any() for i in range(30) if i not in bad)
+    serial = read_images(paths, 16, workers=1, progress=False)
+    parallel = read_images(paths, 16, workers=2, progress=False)
+    assert serial.pixels.shape == (27, 16, 16) and serial.pixels.dtype == np.float32
+    assert np.array_equal(serial.pixels, parallel.pixels)
+    assert serial.owners == parallel.owners == [i for i in range(30) if i not in bad]
+    assert serial.frames == parallel.frames == [None] * 27
+    assert set(serial.problems) == bad and serial.problems == parallel.problems
+    assert all("PNG" in problem for problem in serial.problems.values())
+    assert all(row.any() for row in serial.pixels)
 
 
 def test_fail_fast_names_the_first_bad_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +62,55 @@ def test_worker_count_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_workers(8, loading.MIN_PARALLEL_IMAGES) == -(-loading.MIN_PARALLEL_IMAGES // loading.CHUNK_IMAGES)
     with pytest.raises(ValueError, match="workers must be >= 0"):
         resolve_workers(-1, 10)
+
+
+def _multi_frame_tree(root: Path) -> dict[str, int]:
+    """Class folders of DICOMs with 1 to 4 frames, each frame a constant of its own; frames per file."""
+    counts = {}
+    for c, name in enumerate(("cyst", "tumour")):
+        for i in range(6):
+            frames = 1 + (i + c) % 4
+            pixels = np.stack([np.full((16, 16), 1000 * (f + 1), dtype=np.uint16) for f in range(frames)])
+            path = write_dicom(root / name / f"{name}{i}.dcm", pixels if frames > 1 else pixels[0],
+                               WindowCenter=2500, WindowWidth=5000)
+            counts[path.name] = frames
+    return counts
+
+
+def test_every_frame_a_sample_in_its_files_split(tmp_path: Path) -> None:
+    counts = _multi_frame_tree(tmp_path / "tree")
+    cfg = DataConfig(kind="dicom", root=str(tmp_path / "tree"), image_size=16, frames="all",
+                     split_fractions=(0.5, 0.25, 0.25))
+    data = load_dataset(cfg, progress=False)
+    seen: dict[str, list[int]] = {}
+    splits_of: dict[str, set[str]] = {}
+    for split, tensors in data.splits.items():
+        assert tensors.frames is not None and len(tensors.frames) == len(tensors.paths)
+        for path, frame, image in zip(tensors.paths, tensors.frames, tensors.images):
+            name = Path(path).name
+            seen.setdefault(name, []).append(frame)
+            splits_of.setdefault(name, set()).add(split)
+            level = image[0, 0, 0].item() * data.std + data.mean  # the frame's constant, through the window
+            assert level == pytest.approx((1000 * (frame + 1) - 2500) / 5000 + 0.5, abs=2e-3)
+    assert {name: sorted(frames) for name, frames in seen.items()} == {n: list(range(k)) for n, k in counts.items()}
+    assert all(len(splits) == 1 for splits in splits_of.values())  # no file lends frames to two splits
+
+
+def test_one_frame_per_file_by_default_or_by_index(tmp_path: Path) -> None:
+    counts = _multi_frame_tree(tmp_path / "tree")
+    middle = load_dataset(DataConfig(kind="dicom", root=str(tmp_path / "tree"), image_size=16,
+                                     split_fractions=(0.5, 0.25, 0.25)), progress=False)
+    assert sum(len(t.paths) for t in middle.splits.values()) == len(counts)
+    assert all(t.frames is None for t in middle.splits.values())
+    second = load_dataset(DataConfig(kind="dicom", root=str(tmp_path / "tree"), image_size=16, frames=1,
+                                     split_fractions=(0.5, 0.25, 0.25)), progress=False)
+    kept = sorted(Path(p).name for t in second.splits.values() for p in t.paths)
+    assert kept == sorted(name for name, k in counts.items() if k > 1)  # one-frame files have no frame 1
+    assert {Path(s.path).name for s in second.skipped} == {name for name, k in counts.items() if k == 1}
+    assert all("frame 1 asked for" in s.reason for s in second.skipped)
+
+
+@pytest.mark.parametrize("frames", ["first", -1, True, 1.5])
+def test_bad_frames_option_is_refused(frames: object) -> None:
+    with pytest.raises(ValueError, match="data.frames must be 'middle', 'all' or a frame index"):
+        DataConfig(frames=frames)

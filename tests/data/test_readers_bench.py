@@ -13,8 +13,8 @@ from bench.reader_bench import run_reader_bench, trainer_images_per_s, write_ima
 def test_written_images_load_as_the_dataset_loader_loads_them(tmp_path: Path) -> None:
     paths = write_images(tmp_path, 4, 32)
     assert [len(paths[f]) for f in ("png", "dicom")] == [4, 4]
-    (png, png_problems), (dicom, dicom_problems) = (read_images(paths[f], 16, 1, progress=False)
-                                                    for f in ("png", "dicom"))
+    (png, _, _, png_problems), (dicom, _, _, dicom_problems) = (read_images(paths[f], 16, 1, progress=False)
+                                                                for f in ("png", "dicom"))
     assert not png_problems and not dicom_problems
     assert png.shape == dicom.shape == (4, 16, 16) and png.dtype == dicom.dtype == np.float32
     assert 0 <= dicom.min() < dicom.max() <= 1  # the 12-bit copies are percentile-clipped, not blank
