@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench-readers", cmd_bench_readers, "images/s of the dataset loader on PNG and DICOM files, "
             "against the quick trainer's", suite=False, dirs=False)
-    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--images", type=int, default=4000)
     p.add_argument("--workers", type=int, default=0, help="loader processes (default 0: one per core)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--trainer-images-per-s", type=float,
