@@ -18,7 +18,8 @@ BAD_FILE_POLICIES = ("skip", "fail")
 _SUBSET_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*(/[A-Za-z0-9_][A-Za-z0-9_ -]*)*")
 # Data fields added after results were first recorded: left out of the config while at their
 # defaults, so the fingerprints of existing results and checkpoints stay what they were.
-_DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip", "load_workers": 0, "frames": "middle"}
+_DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip", "load_workers": 0, "frames": "middle",
+                                  "max_pixels": 0}
 BALANCE_MODES = ("none", "sampler", "loss")
 DTYPES = ("float32", "bfloat16")
 
@@ -51,6 +52,7 @@ class DataConfig:
     load_workers: int = 0  # processes reading the images: 0 one per core (up to 8), 1 in the main process
     # multi-frame files (DICOM, TIFF): "middle" frame, "all" (each frame a sample, in its file's split) or an index
     frames: int | str = "middle"
+    max_pixels: int = 0  # a file declaring more pixels (all frames read) is refused unread; 0: 64 Mi
 
     def __post_init__(self) -> None:
         _check(self.kind in DATA_KINDS, f"data.kind must be one of {DATA_KINDS}, got {self.kind!r}")
@@ -63,6 +65,7 @@ class DataConfig:
                f"data.subset applies to data.kind 'radimagenet' only, got kind {self.kind!r}")
         _check(self.frames in ("middle", "all") or (type(self.frames) is int and self.frames >= 0),
                f"data.frames must be 'middle', 'all' or a frame index >= 0, got {self.frames!r}")
+        _check(self.max_pixels >= 0, f"data.max_pixels must be >= 0 (0: the readers' 64 Mi), got {self.max_pixels}")
         _check(self.load_workers >= 0, f"data.load_workers must be >= 0 (0: one per core), got {self.load_workers}")
         _check(self.image_size >= 16, f"data.image_size must be >= 16, got {self.image_size}")
         _check(self.in_chans in (1, 3), f"data.in_chans must be 1 or 3, got {self.in_chans}")

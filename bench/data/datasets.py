@@ -25,7 +25,7 @@ from bench.config import DataConfig
 from bench.data.policy import (DatasetError, Sample, canonical_class, check_class_spellings, check_datalist,
                                log_aliases, relative_inside)
 from bench.data.loading import load_image, read_images
-from bench.data.readers import IMAGE_SUFFIXES, is_dicom
+from bench.data.readers import IMAGE_SUFFIXES, MAX_PIXELS, is_dicom
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def _read_all(listing: Datalist, cfg: DataConfig, progress: bool
     file's split. Returns the pixels and samples kept, the files skipped and how many each class lost.
     """
     loaded = read_images([s.path for s in listing.samples], cfg.image_size, cfg.load_workers, frame=cfg.frames,
-                         fail_fast=cfg.on_bad_file == "fail", desc=f"loading {listing.name}", progress=progress)
+                         max_pixels=cfg.max_pixels or MAX_PIXELS, fail_fast=cfg.on_bad_file == "fail", desc=f"loading {listing.name}", progress=progress)
     skipped = [SkippedFile(_relative(listing.samples[i].path, listing.root), problem)
                for i, problem in sorted(loaded.problems.items())]
     lost: dict[str, int] = {}

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bench.data.readers import ImageReadError, read_image, read_with_metadata
+from bench.data.readers import MAX_PIXELS, ImageReadError, read_image, read_with_metadata
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +46,25 @@ def _square_resized(pixels: np.ndarray, size: int) -> np.ndarray:
     return pixels
 
 
-def load_image(path: Path, size: int, frame: int | str = "middle") -> np.ndarray:
+def load_image(path: Path, size: int, frame: int | str = "middle", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read one frame of an image (the middle one of a multi-frame file by default), pad it to a
-    square and resize it to ``size``."""
+    square and resize it to ``size``. A file declaring more than ``max_pixels`` is refused unread."""
     if frame == "all":
         raise ValueError("load_image returns one frame; use load_frames for all of them")
-    return _square_resized(read_image(path, frame=frame), size)
+    return _square_resized(read_image(path, frame=frame, max_pixels=max_pixels), size)
 
 
-def load_frames(path: Path, size: int, frame: FrameOption = "middle") -> tuple[np.ndarray, list[int | None]]:
+def load_frames(path: Path, size: int, frame: FrameOption = "middle", max_pixels: int = MAX_PIXELS
+                ) -> tuple[np.ndarray, list[int | None]]:
     """The frames ``frame`` picks ("middle", "all" or an index) as (F, size, size), and the index
     of each; None for "middle", which names no index because reading it again gives the same."""
     if frame != "all":
-        return load_image(path, size, frame)[None], [None if frame == "middle" else int(frame)]
-    stack, metadata = read_with_metadata(path, frame="all")
+        return load_image(path, size, frame, max_pixels)[None], [None if frame == "middle" else int(frame)]
+    stack, metadata = read_with_metadata(path, frame="all", max_pixels=max_pixels)
     return np.stack([_square_resized(plane, size) for plane in stack]), list(metadata["frame"])
 
 
-def read_chunk(paths: list[Path], size: int, frame: FrameOption = "middle"
+def read_chunk(paths: list[Path], size: int, frame: FrameOption = "middle", max_pixels: int = MAX_PIXELS
                ) -> tuple[np.ndarray, list[int], list[int | None], dict[int, str]]:
     """The frames of ``paths`` stacked as (rows, size, size) float32, the position in ``paths``
     and the frame index of each row, and the problem of each rejected file, keyed by position."""
@@ -73,7 +74,7 @@ def read_chunk(paths: list[Path], size: int, frame: FrameOption = "middle"
     problems: dict[int, str] = {}
     for i, path in enumerate(paths):
         try:
-            pixels, indices = load_frames(path, size, frame)
+            pixels, indices = load_frames(path, size, frame, max_pixels)
         except ImageReadError as exc:
             problems[i] = exc.problem
             continue
@@ -110,9 +111,10 @@ class LoadedImages(NamedTuple):
 
 
 def read_images(paths: list[Path], size: int, workers: int = 0, *, frame: FrameOption = "middle",
-                fail_fast: bool = False, desc: str = "loading images", progress: bool = True) -> LoadedImages:
+                max_pixels: int = MAX_PIXELS, fail_fast: bool = False, desc: str = "loading images",
+                progress: bool = True) -> LoadedImages:
     """The frames ``frame`` picks (see :func:`load_frames`) of every file of ``paths``; a file the
-    reader rejects adds no row and its problem.
+    reader rejects (one declaring more than ``max_pixels`` among them) adds no row and its problem.
 
     ``workers`` as in :func:`resolve_workers`. With ``fail_fast`` the first rejected file (in
     ``paths`` order) raises its ``ImageReadError`` and the remaining work is cancelled.
@@ -126,7 +128,7 @@ def read_images(paths: list[Path], size: int, workers: int = 0, *, frame: FrameO
     log.debug("%s: %d files in %d process(es)", desc, len(paths), count)
     with tqdm(total=len(paths), desc=desc, unit="img", disable=None if progress else True) as bar:
         for c, (block, chunk_owners, chunk_frames, chunk_problems) in enumerate(
-                _chunk_results(chunks, size, frame, count)):
+                _chunk_results(chunks, size, (frame, max_pixels), count)):
             start = c * CHUNK_IMAGES
             for i, problem in sorted(chunk_problems.items()):
                 if fail_fast:
@@ -140,21 +142,22 @@ def read_images(paths: list[Path], size: int, workers: int = 0, *, frame: FrameO
     return LoadedImages(pixels, owners, frames, problems)
 
 
-def _chunk_results(chunks: list[list[Path]], size: int, frame: FrameOption, workers: int) -> Iterator[tuple]:
+def _chunk_results(chunks: list[list[Path]], size: int, options: tuple[FrameOption, int], workers: int
+                   ) -> Iterator[tuple]:
     """``read_chunk`` of every chunk, in order. With workers, the pool takes chunks from the front
     while this process reads from the back until they meet: the workers' start-up is not idle time."""
     if workers <= 1:
-        yield from (read_chunk(chunk, size, frame) for chunk in chunks)
+        yield from (read_chunk(chunk, size, *options) for chunk in chunks)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures: list[Future | None] = [pool.submit(read_chunk, chunk, size, frame) for chunk in chunks]
+        futures: list[Future | None] = [pool.submit(read_chunk, chunk, size, *options) for chunk in chunks]
         own: dict[int, tuple] = {}
         for c in reversed(range(len(chunks))):
             if not futures[c].cancel():  # a worker has it, and so every chunk before it
                 break
             futures[c] = None
-            own[c] = read_chunk(chunks[c], size, frame)
+            own[c] = read_chunk(chunks[c], size, *options)
         for c, future in enumerate(futures):
             yield own.pop(c) if future is None else future.result()
     finally:

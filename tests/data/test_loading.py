@@ -114,3 +114,20 @@ def test_one_frame_per_file_by_default_or_by_index(tmp_path: Path) -> None:
 def test_bad_frames_option_is_refused(frames: object) -> None:
     with pytest.raises(ValueError, match="data.frames must be 'middle', 'all' or a frame index"):
         DataConfig(frames=frames)
+
+
+def test_pixel_limit_of_the_dataset_config_refuses_large_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        for i in range(4):
+            side = 40 if i == 0 else 20  # one 40×40 (1,600 pixels) file per class
+            (tmp_path / "tree" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(tmp_path / "tree" / name / f"{i}.png")
+    cfg = DataConfig(kind="folder", root=str(tmp_path / "tree"), image_size=16, max_pixels=1000,
+                     split_fractions=(0.5, 0.25, 0.25))
+    data = load_dataset(cfg, progress=False)
+    assert sorted(s.path for s in data.skipped) == ["a/0.png", "b/0.png"]
+    assert all("1,600 pixels" in s.reason and "above the limit of 1,000" in s.reason for s in data.skipped)
+    assert sum(len(t.paths) for t in data.splits.values()) == 6
+    with pytest.raises(ValueError, match="data.max_pixels must be >= 0"):
+        DataConfig(max_pixels=-1)
