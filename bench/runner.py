@@ -9,6 +9,7 @@ clobber work, and records a failure as a result with ``error`` instead of droppi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 from pathlib import Path
@@ -110,7 +111,9 @@ def _worker_init(suite: SuiteConfig, threads: int, level: int, parent: int) -> N
     _exit_with_parent(parent)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(threads)
-    _WORKER["data"] = load_dataset(suite.data, progress=False)
+    # its share of the cores for reading too (the workers load side by side), unless the suite says
+    data_cfg = suite.data if suite.data.load_workers else dataclasses.replace(suite.data, load_workers=threads)
+    _WORKER["data"] = load_dataset(data_cfg, progress=False)
 
 
 def _worker_train(suite: SuiteConfig, name: str, seed: int, paths: RunPaths, force: bool) -> Path:
