@@ -232,7 +232,8 @@ def _read_all(listing: Datalist, cfg: DataConfig, progress: bool
     file's split. Returns the pixels and samples kept, the files skipped and how many each class lost.
     """
     loaded = read_images([s.path for s in listing.samples], cfg.image_size, cfg.load_workers, frame=cfg.frames,
-                         max_pixels=cfg.max_pixels or MAX_PIXELS, fail_fast=cfg.on_bad_file == "fail", desc=f"loading {listing.name}", progress=progress)
+                         max_pixels=cfg.max_pixels or MAX_PIXELS, fail_fast=cfg.on_bad_file == "fail",
+                         desc=f"loading {listing.name}", progress=progress)
     skipped = [SkippedFile(_relative(listing.samples[i].path, listing.root), problem)
                for i, problem in sorted(loaded.problems.items())]
     lost: dict[str, int] = {}

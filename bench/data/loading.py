@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,6 +122,9 @@ def read_images(paths: list[Path], size: int, workers: int = 0, *, frame: FrameO
     """
     count = resolve_workers(workers, len(paths))
     chunks = [paths[i:i + CHUNK_IMAGES] for i in range(0, len(paths), CHUNK_IMAGES)]
+    # at most one row a file unless every frame is asked for: filled in place, no second copy
+    rows = 0
+    pixels = np.empty((len(paths) if frame != "all" else 0, size, size), dtype=np.float32)
     blocks: list[np.ndarray] = []
     owners: list[int] = []
     frames: list[int | None] = []
@@ -134,18 +138,25 @@ def read_images(paths: list[Path], size: int, workers: int = 0, *, frame: FrameO
                 if fail_fast:
                     raise ImageReadError(paths[start + i], problem)
                 problems[start + i] = problem
-            blocks.append(block)
+            if frame == "all":
+                blocks.append(block)
+            else:
+                pixels[rows:rows + len(block)] = block
+            rows += len(block)
             owners += [start + i for i in chunk_owners]
             frames += chunk_frames
             bar.update(len(chunks[c]))
-    pixels = np.concatenate(blocks) if blocks else np.zeros((0, size, size), dtype=np.float32)
-    return LoadedImages(pixels, owners, frames, problems)
+    if frame == "all":
+        pixels = np.concatenate(blocks) if blocks else pixels
+    return LoadedImages(pixels[:rows], owners, frames, problems)
 
 
 def _chunk_results(chunks: list[list[Path]], size: int, options: tuple[FrameOption, int], workers: int
                    ) -> Iterator[tuple]:
     """``read_chunk`` of every chunk, in order. With workers, the pool takes chunks from the front
-    while this process reads from the back until they meet: the workers' start-up is not idle time."""
+    while this process reads from the back until they meet: the workers' start-up is not idle time.
+    A pool that breaks (a worker killed, or a script that spawned processes cannot re-import) leaves
+    its chunks to this process."""
     if workers <= 1:
         yield from (read_chunk(chunk, size, *options) for chunk in chunks)
         return
@@ -159,6 +170,14 @@ def _chunk_results(chunks: list[list[Path]], size: int, options: tuple[FrameOpti
             futures[c] = None
             own[c] = read_chunk(chunks[c], size, *options)
         for c, future in enumerate(futures):
-            yield own.pop(c) if future is None else future.result()
+            if future is None:
+                yield own.pop(c)
+                continue
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:
+                log.warning("image-reading workers failed (%s); reading in this process", exc)
+                result = read_chunk(chunks[c], size, *options)
+            yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,31 @@ def test_workers_read_what_the_main_process_reads(tmp_path: Path, monkeypatch: p
     assert set(serial.problems) == bad and serial.problems == parallel.problems
     assert all("PNG" in problem for problem in serial.problems.values())
     assert all(row.any() for row in serial.pixels)
+
+
+def test_a_broken_pool_leaves_its_work_to_the_main_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenPool:  # every task fails as when a worker is killed
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def submit(self, *args: object) -> Future:
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("a worker died"))
+            return future
+
+        def shutdown(self, **kwargs: object) -> None:
+            pass
+
+    monkeypatch.setattr(loading, "MIN_PARALLEL_IMAGES", 1)
+    monkeypatch.setattr(loading, "CHUNK_IMAGES", 3)
+    paths = _images(tmp_path, 10, {4})
+    serial = read_images(paths, 16, workers=1, progress=False)
+    monkeypatch.setattr(loading, "ProcessPoolExecutor", BrokenPool)
+    broken = read_images(paths, 16, workers=2, progress=False)
+    assert np.array_equal(serial.pixels, broken.pixels) and serial.owners == broken.owners
+    assert serial.problems == broken.problems
+    assert "workers failed (a worker died); reading in this process" in caplog.text
 
 
 def test_fail_fast_names_the_first_bad_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
