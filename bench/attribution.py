@@ -129,9 +129,14 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def pointing_hit(saliency: np.ndarray, mask: np.ndarray, tolerance: int) -> float:
-    """1 when the map's maximum falls inside the mask dilated by ``tolerance`` pixels (ties: the first)."""
-    y, x = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
-    return float(dilate(mask, tolerance)[y, x])
+    """1 when the map's maximum falls inside the mask dilated by ``tolerance`` pixels.
+
+    Where several pixels share the maximum (a flat map, a plateau of an upsampled coarse map)
+    the hit is the share of them inside: the expected hit of a random pick among them, so a
+    flat map scores the random baseline instead of whatever its first pixel happens to be.
+    """
+    peaks = saliency == saliency.max()
+    return float(dilate(mask, tolerance)[peaks].mean())
 
 
 def relevance_mass(saliency: np.ndarray, mask: np.ndarray) -> float | None:

@@ -35,6 +35,16 @@ def test_pointing_game_with_and_without_tolerance():
     assert dilate(_mask(), 1).sum() == 16
 
 
+def test_pointing_game_shares_a_tied_maximum():
+    flat = np.zeros((8, 8))
+    assert pointing_hit(flat, _mask(), tolerance=0) == 4 / 64  # the random baseline, not pixel (0, 0)
+    plateau = np.zeros((8, 8))
+    plateau[3, 2:6] = 1.0  # four tied peaks, two of them in the mask
+    assert pointing_hit(plateau, _mask(), tolerance=0) == 0.5
+    plateau[0, 0] = 1.0
+    assert pointing_hit(plateau, _mask(), tolerance=0) == 0.4
+
+
 def test_relevance_mass_and_rank():
     saliency = np.where(_mask(), 3.0, 0.0)
     saliency[0, 0] = 1.0
