@@ -23,7 +23,7 @@ from bench.site.downloads import CSV_FILES, result_files
 from bench.site.explain_pages import explain_groups
 from bench.site.findings import group_findings
 from bench.site.leaderboard import model_name, train_groups
-from bench.site.load import DatasetArtifact, LoadedResult, reading
+from bench.site.load import DatasetArtifact, LoadedResult, payloads_by_machine, reading
 from bench.site.pages import machine_records, model_pages, reproduce_groups
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,8 @@ def _attention_bench(r: LoadedResult) -> AttentionBench:
 
 
 def _machines(results: list[LoadedResult], peaks: dict[str, dict[str, float]]) -> tuple[MachineInfo, ...]:
-    by_machine: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in results:
-        by_machine[r.machine_id].append(r.payload)
     machines = []
-    for mid, payloads in sorted(by_machine.items()):
+    for mid, payloads in payloads_by_machine(results):
         hw = payloads[0]["machine"]
         gpu = hw.get("gpu")
         created = sorted(p["created_utc"] for p in payloads)

@@ -67,6 +67,14 @@ class DatasetArtifact:
     samples: dict[str, Path] = field(default_factory=dict)
 
 
+def payloads_by_machine(results: list[LoadedResult]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The results' JSON grouped by machine id, machines in sorted order, files in their order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        grouped.setdefault(r.machine_id, []).append(r.payload)
+    return sorted(grouped.items())
+
+
 def load_results(results_dir: Path = RESULTS_DIR) -> list[LoadedResult]:
     """Every result file under ``results_dir``, validated, in path order.
 

@@ -15,7 +15,7 @@ from bench.site.context import (
     LeaderRow, ModelInfo, ProfileModel, TrainGroup, model_page_path,
 )
 from bench.site.descriptions import MODEL_CAVEATS
-from bench.site.load import LoadedResult
+from bench.site.load import LoadedResult, payloads_by_machine
 
 # Attention settings recorded per block that the model page shows, in this order
 STAGE_SETTINGS = ("window_size", "shift", "proj_len", "num_features", "redraw_interval", "lpi")
@@ -138,11 +138,8 @@ def model_pages(results: list[LoadedResult], groups: tuple[TrainGroup, ...], pro
 
 
 def machine_records(results: list[LoadedResult], peaks: dict[str, dict[str, float]]) -> tuple[MachineRecord, ...]:
-    by_machine: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in results:
-        by_machine[r.machine_id].append(r.payload)
     records = []
-    for mid, payloads in sorted(by_machine.items()):
+    for mid, payloads in payloads_by_machine(results):
         hardware = {}
         for p in payloads:  # the fullest record wins; every result of a machine id describes the same box
             if len(p["machine"]) > len(hardware):
