@@ -7,23 +7,25 @@ VOI LUT Function: LINEAR, LINEAR_EXACT, SIGMOID; PS3.3 C.11.2.1.2-3), else clipp
 and YBR to luma. Every numeric attribute used is checked first, so a malformed one ("abc") is
 named in the error. Rows × Columns × (frames decoded) above ``max_pixels`` is refused before
 decoding; a single frame of a multi-frame file is decoded alone.
+
+Speed: a simple little-endian uncompressed file is parsed by :mod:`bench.data.dicom_fast` instead
+of ``dcmread``, and the attributes above are read from their raw bytes where pydicom would only
+convert them; anything else goes through pydicom unchanged.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import math
 import os
-import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.data.dicom_attributes import attribute_number, attribute_text, attribute_value, short_repr, tag_of
 from bench.data.dicom_fast import parse_simple
 from bench.data.readers import (
     DICOM_SUFFIXES,
@@ -62,102 +64,18 @@ def _import_pydicom(path: Path):  # noqa: ANN202 - returns the pydicom module
     return pydicom
 
 
-def _short(value: object, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-@functools.cache
-def _tag(keyword: str) -> int:
-    from pydicom.datadict import tag_for_keyword
-
-    return tag_for_keyword(keyword)
-
-
-# The VR of each attribute read through the fast path below; implicit-VR files do not store it.
-_VR = {"Rows": "US", "Columns": "US", "SamplesPerPixel": "US", "BitsAllocated": "US", "BitsStored": "US",
-       "PixelRepresentation": "US", "NumberOfFrames": "IS", "RescaleSlope": "DS", "RescaleIntercept": "DS",
-       "WindowCenter": "DS", "WindowWidth": "DS", "PhotometricInterpretation": "CS", "VOILUTFunction": "CS",
-       "Modality": "CS", "PixelData": "OB/OW"}
-_BINARY = {"US": struct.Struct("<H")}
-_CONVERT = object()  # the raw bytes are not in a form the fast path reads: let pydicom convert them
-
-
-def _raw_first_value(element: Any, keyword: str) -> Any:
-    """The first value of a still-unconverted little-endian element, straight from its bytes.
-
-    pydicom converts a raw element on first access through hooks that cost ~25 µs each, as
-    much as a third of reading a small slice. ``_CONVERT`` when pydicom must do it (another
-    VR than the standard one, big endian, a value of odd length).
-    """
-    expected = _VR[keyword]
-    vr = element.VR or expected.split("/")[0]  # None in implicit-VR files: the dictionary's VR
-    value = element.value
-    if not element.is_little_endian or vr not in expected.split("/") or (value is None and element.length):
-        return _CONVERT
-    if not value:
-        return None
-    if vr in _BINARY:
-        unpack = _BINARY[vr]
-        return unpack.unpack_from(value)[0] if len(value) >= unpack.size else _CONVERT
-    if vr in ("OB", "OW"):
-        return value
-    try:  # DS, IS, CS: backslash-separated ASCII, space padded
-        return value.split(b"\\", 1)[0].strip(b" \x00").decode("ascii")
-    except UnicodeDecodeError:
-        return _CONVERT
-
-
-def _value(path: Path, ds: Any, keyword: str) -> Any:
-    """The value of ``keyword`` (the first, if multi-valued), None when absent; conversion errors named."""
-    elements = getattr(ds, "_dict", None)
-    element = elements.get(_tag(keyword)) if isinstance(elements, dict) else None
-    if element is not None and type(element).__name__ == "RawDataElement" and keyword in _VR:
-        value = _raw_first_value(element, keyword)
-        if value is not _CONVERT:
-            return value
-    try:
-        element = ds.get(_tag(keyword))  # by tag: pydicom's keyword lookup costs more than the read
-        value = None if element is None else element.value
-    except Exception as exc:  # noqa: BLE001 - pydicom converts raw values lazily, on access
-        raise ImageReadError(path, f"malformed DICOM attribute {keyword} ({describe(exc)})") from exc
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        value = value[0] if len(value) else None  # multi-valued (windows): the first is the default
-    return value
-
-
-def _text(path: Path, ds: Any, keyword: str, default: str = "") -> str:
-    value = _value(path, ds, keyword)
-    return default if value is None else str(value).strip() or default
-
-
-def _number(path: Path, ds: Any, keyword: str, default: float | None, *, integer: bool = False) -> Any:
-    """The first value of a numeric attribute, or ``default`` when absent; malformed ones are named."""
-    value = _value(path, ds, keyword)
-    if value is None or (isinstance(value, str | bytes) and not value.strip()):
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ImageReadError(path, f"malformed DICOM attribute {keyword} = {_short(value)}: not a number") from exc
-    if not math.isfinite(number) or (integer and number != int(number)):
-        kind = "an integer" if integer else "a finite number"
-        raise ImageReadError(path, f"malformed DICOM attribute {keyword} = {_short(value)}: not {kind}")
-    return int(number) if integer else number
-
-
 def _geometry(path: Path, ds: Any) -> _Geometry:
-    rows = _number(path, ds, "Rows", None, integer=True)
-    columns = _number(path, ds, "Columns", None, integer=True)
+    rows = attribute_number(path, ds, "Rows", None, integer=True)
+    columns = attribute_number(path, ds, "Columns", None, integer=True)
     if not rows or not columns or rows < 0 or columns < 0:
         raise ImageReadError(path, f"DICOM image lacks a usable size (Rows {rows}, Columns {columns})")
-    frames = _number(path, ds, "NumberOfFrames", 1, integer=True)
+    frames = attribute_number(path, ds, "NumberOfFrames", 1, integer=True)
     if frames < 0:
         raise ImageReadError(path, f"malformed DICOM attribute NumberOfFrames = {frames}: negative")
-    samples = _number(path, ds, "SamplesPerPixel", 1, integer=True)
+    samples = attribute_number(path, ds, "SamplesPerPixel", 1, integer=True)
     if samples not in (1, 3):
         raise ImageReadError(path, f"unsupported SamplesPerPixel {samples}: expected 1 (grey) or 3 (colour)")
-    photometric = _text(path, ds, "PhotometricInterpretation", "MONOCHROME2").upper()
+    photometric = attribute_text(path, ds, "PhotometricInterpretation", "MONOCHROME2").upper()
     return _Geometry(rows, columns, max(frames, 1), samples, photometric)  # 0 frames means 1, as in pydicom
 
 
@@ -180,7 +98,7 @@ def _transfer_syntax(path: Path, ds: Any) -> Any:
         log.debug("%s: no transfer syntax in the file meta; read as %s", path, syntax.name)
     syntax = UID(str(syntax))
     if syntax not in AllTransferSyntaxes:
-        raise ImageReadError(path, f"unknown or malformed transfer syntax UID {_short(str(syntax), 70)}; "
+        raise ImageReadError(path, f"unknown or malformed transfer syntax UID {short_repr(str(syntax), 70)}; "
                                    "pydicom cannot decode its pixel data")
     return syntax
 
@@ -240,10 +158,10 @@ def _native_frames(path: Path, ds: Any, syntax: Any, indices: list[int], geometr
 
     if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) or geometry.samples != 1:
         return None
-    allocated = _number(path, ds, "BitsAllocated", None, integer=True)
-    stored = _number(path, ds, "BitsStored", allocated, integer=True)
-    signed = _number(path, ds, "PixelRepresentation", 0, integer=True)
-    data = _value(path, ds, "PixelData")
+    allocated = attribute_number(path, ds, "BitsAllocated", None, integer=True)
+    stored = attribute_number(path, ds, "BitsStored", allocated, integer=True)
+    signed = attribute_number(path, ds, "PixelRepresentation", 0, integer=True)
+    data = attribute_value(path, ds, "PixelData")
     frame_size = geometry.rows * geometry.columns * (allocated or 0) // 8
     if (allocated not in (8, 16) or stored is None or not 1 <= stored <= allocated or signed not in (0, 1)
             or not isinstance(data, bytes) or len(data) < frame_size * geometry.frames):
@@ -330,7 +248,7 @@ def scale_to_unit(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def _voi_lut(path: Path, ds: Any, values: np.ndarray) -> np.ndarray | None:
     """The first VOI LUT Sequence item applied, scaled by its bit depth; None when there is none."""
     try:
-        items = ds.get("VOILUTSequence") if _tag("VOILUTSequence") in ds else None
+        items = ds.get("VOILUTSequence") if tag_of("VOILUTSequence") in ds else None
         if not items or "LUTDescriptor" not in items[0] or "LUTData" not in items[0]:
             return None
         entries, first, depth = (int(v) for v in items[0].LUTDescriptor)
@@ -349,7 +267,7 @@ def _voi_lut(path: Path, ds: Any, values: np.ndarray) -> np.ndarray | None:
 def _monochrome(path: Path, ds: Any, plane: np.ndarray, note: dict[str, str]) -> np.ndarray:
     """Modality LUT, then VOI LUT, window or percentile clip, then MONOCHROME1 inversion."""
     stored, slope, intercept = plane, 1.0, 0.0
-    if _tag("ModalityLUTSequence") in ds and ds.get("ModalityLUTSequence"):
+    if tag_of("ModalityLUTSequence") in ds and ds.get("ModalityLUTSequence"):
         from pydicom.pixels.processing import apply_modality_lut
 
         try:
@@ -357,8 +275,8 @@ def _monochrome(path: Path, ds: Any, plane: np.ndarray, note: dict[str, str]) ->
         except Exception as exc:  # noqa: BLE001
             raise ImageReadError(path, f"malformed Modality LUT Sequence ({describe(exc)})") from exc
     else:
-        slope = _number(path, ds, "RescaleSlope", 1.0)
-        intercept = _number(path, ds, "RescaleIntercept", 0.0)
+        slope = attribute_number(path, ds, "RescaleSlope", 1.0)
+        intercept = attribute_number(path, ds, "RescaleIntercept", 0.0)
     values = stored.astype(np.float64)  # in place from here: a slice is read in well under a millisecond
     if slope != 1.0:
         values *= slope
@@ -371,9 +289,9 @@ def _monochrome(path: Path, ds: Any, plane: np.ndarray, note: dict[str, str]) ->
     if out is not None:
         note["intensity"] = "VOI LUT"
     else:
-        center = _number(path, ds, "WindowCenter", None)
-        width = _number(path, ds, "WindowWidth", None)
-        function = _text(path, ds, "VOILUTFunction", "LINEAR").upper()
+        center = attribute_number(path, ds, "WindowCenter", None)
+        width = attribute_number(path, ds, "WindowWidth", None)
+        function = attribute_text(path, ds, "VOILUTFunction", "LINEAR").upper()
         if center is not None and width is not None:
             out = window(values, center, width, function)
             note["intensity"] = f"window {function} center {center:g} width {width:g}"
@@ -399,7 +317,7 @@ def _colour(path: Path, ds: Any, plane: np.ndarray, geometry: _Geometry, note: d
             raise ImageReadError(path, f"malformed palette colour lookup table ({describe(exc)})") from exc
         note["intensity"] = "palette to luma"
         return luminance(rgb) / np.iinfo(rgb.dtype).max
-    bits = _number(path, ds, "BitsStored", 8 * plane.dtype.itemsize, integer=True)
+    bits = attribute_number(path, ds, "BitsStored", 8 * plane.dtype.itemsize, integer=True)
     bits = min(max(bits, 1), 8 * plane.dtype.itemsize)
     note["intensity"] = f"{geometry.photometric} to luma"
     return luminance(plane).astype(np.float64) / (2.0**bits - 1)
@@ -422,12 +340,14 @@ class DicomReader(ImageReader):
                 # whole and, in the simplest and commonest layout, parsed without dcmread
                 if os.fstat(handle.fileno()).st_size <= IN_MEMORY_BYTES:
                     data = handle.read()
-                    ds = (None if force else parse_simple(data)) or pydicom.dcmread(io.BytesIO(data), force=force)
+                    ds = None if force else parse_simple(data)
+                    if ds is None:
+                        ds = pydicom.dcmread(io.BytesIO(data), force=force)
                 else:
                     ds = pydicom.dcmread(handle, force=force)
         except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on bad files
             raise ImageReadError(path, f"not a readable DICOM file; truncated or corrupt? ({describe(exc)})") from exc
-        if not any(_tag(keyword) in ds for keyword in _PIXEL_KEYWORDS):
+        if not any(tag_of(keyword) in ds for keyword in _PIXEL_KEYWORDS):
             # pydicom stops quietly at the end of a cut file: say that truncation is one cause
             hint = "an empty data set: truncated?" if len(ds) == 0 else "not an image object, or truncated?"
             raise ImageReadError(path, f"DICOM file has no pixel data ({hint})")
@@ -443,7 +363,8 @@ class DicomReader(ImageReader):
         colour = geometry.samples == 3 or geometry.photometric == "PALETTE COLOR"
         planes = [(_colour(path, ds, plane, geometry, note) if colour else _monochrome(path, ds, plane, note))
                   for plane in stack]
-        metadata = {"format": "DICOM", "transfer_syntax": str(syntax), "modality": _text(path, ds, "Modality"),
+        metadata = {"format": "DICOM", "transfer_syntax": str(syntax),
+                    "modality": attribute_text(path, ds, "Modality"),
                     "rows": geometry.rows, "columns": geometry.columns, "frames": geometry.frames,
                     "frame": indices if frame == "all" else indices[0], **note}
         pixels = np.stack(planes) if frame == "all" else planes[0]

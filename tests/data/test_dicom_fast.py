@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 import bench.data.dicom_reader as dicom_reader_module
+from bench.data.dicom_attributes import _VR, attribute_value
 from bench.data.dicom_fast import parse_simple
 from bench.data.readers import ImageReadError, dicom_reader
 from tests.data.test_readers_dicom_examples import ALL_EXAMPLES, EXAMPLES
@@ -64,3 +65,36 @@ def test_the_fast_parse_takes_the_simple_files_and_leaves_the_rest() -> None:
     assert parse_simple(data[:128] + b"DICX" + data[132:]) is None  # no DICM marker
     assert parse_simple(data[:len(data) // 2]) is None  # pixel data cut short
     assert parse_simple(b"") is None
+
+
+def _converted_first(ds: Any, keyword: str) -> Any:
+    value = ds[keyword].value
+    if isinstance(value, list | pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    return value
+
+
+@pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_raw_attribute_reads_match_pydicoms_conversion(path: Path) -> None:
+    """Every attribute the reader takes from raw bytes equals pydicom's own conversion of it."""
+    try:
+        raw = pydicom.dcmread(path, force=True)
+        converted = pydicom.dcmread(path, force=True)
+        keywords = [k for k in _VR if k in converted and k != "PixelData"]
+        expected = {k: _converted_first(converted, k) for k in keywords}
+    except Exception:  # noqa: BLE001 - examples pydicom itself cannot convert: the reader names them
+        return
+    if path.name == "MR_small.dcm":
+        assert len(keywords) >= 10  # the geometry, rescale, window and photometric attributes
+    for keyword in keywords:
+        try:
+            got = attribute_value(path, raw, keyword)
+        except ImageReadError:
+            continue  # a malformed value, named: test_readers_dicom covers those
+        want = expected[keyword]
+        if want is None or want == "":
+            assert got in (None, "")
+        elif isinstance(want, str):
+            assert str(got).strip() == want.strip(), keyword
+        else:
+            assert float(got) == pytest.approx(float(want)), keyword
