@@ -108,16 +108,6 @@ class TrainerProbe:
         self._tmp.cleanup()
 
 
-def trainer_images_per_s(suite_name: str = "quick", model_name: str = "pyramid_softmax", batches: int = 12,
-                         repeats: int = 3) -> float:
-    """Median images/s of ``repeats`` epochs of :class:`TrainerProbe`."""
-    probe = TrainerProbe(suite_name, model_name, batches)
-    try:
-        return statistics.median(probe.epoch() for _ in range(repeats))
-    finally:
-        probe.close()
-
-
 def _read_seconds(paths: list[Path], image_size: int, workers: int) -> float:
     start = time.perf_counter()
     problems = read_images(paths, image_size, workers, progress=False).problems
