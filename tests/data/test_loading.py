@@ -86,7 +86,7 @@ def test_worker_count_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_workers(0, 100_000) == loading.MAX_AUTO_WORKERS
     assert resolve_workers(3, 100_000) == 3
     assert resolve_workers(0, loading.MIN_PARALLEL_IMAGES - 1) == 1  # a small set: no pool
-    assert resolve_workers(8, loading.MIN_PARALLEL_IMAGES) == -(-loading.MIN_PARALLEL_IMAGES // loading.CHUNK_IMAGES)
+    assert resolve_workers(64, loading.MIN_PARALLEL_IMAGES) == -(-loading.MIN_PARALLEL_IMAGES // loading.CHUNK_IMAGES)
     with pytest.raises(ValueError, match="workers must be >= 0"):
         resolve_workers(-1, 10)
 
