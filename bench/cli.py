@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.config import BAD_FILE_POLICIES, DATA_KINDS, ConfigError
+from bench.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
 from bench.cli_args import _csv, _names, _paths, _positive_int, _suite
 from bench.cli_bench import (
     cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check-latency", cmd_check_latency, "compare our latency with torch.utils.benchmark", suite=False, dirs=False)
     p.add_argument("--models", default="resnet50,pyramid_softmax")
     p.add_argument("--scale", default="quick")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="bfloat16 runs under autocast")
+    p.add_argument("--json", metavar="PATH", help="also write the rows here")
 
     p = add("bench-trainer", cmd_bench_trainer, "trainer throughput vs a minimal PyTorch loop", dirs=False,
             data=True)

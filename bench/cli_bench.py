@@ -37,7 +37,8 @@ def cmd_bench_attention(args: argparse.Namespace) -> int:
 def cmd_check_latency(args: argparse.Namespace) -> int:
     from bench.profile import check_latency_main
 
-    check_latency_main(_csv(args.models), args.scale)
+    check_latency_main(_csv(args.models), args.scale, device=args.device, dtype=args.dtype,
+                       out=Path(args.json) if args.json else None)
     return 0
 
 

@@ -16,10 +16,11 @@ DATA_KINDS = ("synthetic", "folder", "dicom", "manifest", "radimagenet")
 BAD_FILE_POLICIES = ("skip", "fail")
 # A RadImageNet subset such as "MR/brain": folder names under radiology_ai/, no ".." or leading "/"
 _SUBSET_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*(/[A-Za-z0-9_][A-Za-z0-9_ -]*)*")
-# Data fields added after results were first recorded: left out of the config while at their
+# Fields added after results were first recorded: left out of the config while at their
 # defaults, so the fingerprints of existing results and checkpoints stay what they were.
 _DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip", "load_workers": 0, "frames": "middle",
                                   "max_pixels": 0}
+_TRAIN_FIELDS_OMITTED_AT_DEFAULT = {"device_data": False, "channels_last": False, "compile": False}
 BALANCE_MODES = ("none", "sampler", "loss")
 DTYPES = ("float32", "bfloat16")
 
@@ -81,11 +82,7 @@ class DataConfig:
         return root if root.is_absolute() else REPO_ROOT / root
 
     def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        for key, default in _DATA_FIELDS_OMITTED_AT_DEFAULT.items():
-            if values[key] == default:
-                del values[key]
-        return values
+        return _without_defaults(dataclasses.asdict(self), _DATA_FIELDS_OMITTED_AT_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,14 @@ class TrainConfig:
     bootstrap: int = 1000
     num_workers: int = 0
     amp_bf16: bool = True  # only takes effect on GPU
+    # Speed settings, each recorded with the run (metrics.speed). device_data: the splits held
+    # on the training device as uint8, batches gathered and augmented there (no DataLoader).
+    device_data: bool = False
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the training forward and backward
+
+    def to_dict(self) -> dict[str, Any]:
+        return _without_defaults(dataclasses.asdict(self), _TRAIN_FIELDS_OMITTED_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
@@ -215,7 +220,12 @@ class SuiteConfig:
                f"suite.seeds must be distinct and non-empty, got {self.seeds}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "data": self.data.to_dict()}
+        return {**dataclasses.asdict(self), "data": self.data.to_dict(), "train": self.train.to_dict()}
+
+
+def _without_defaults(values: dict[str, Any], omitted: dict[str, Any]) -> dict[str, Any]:
+    """Fields added after results were first recorded, left out while at their defaults."""
+    return {k: v for k, v in values.items() if k not in omitted or v != omitted[k]}
 
 
 _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}

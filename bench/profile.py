@@ -9,9 +9,11 @@ recipe against ``torch.utils.benchmark`` in the same process.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,9 +21,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.config import DTYPES
+from bench.results import atomic_write_text
 from bench.timing import (
     free_memory,
     is_out_of_memory,
+    strict_fp32,
     summarize_ms,
     synchronize,
     time_runs,
@@ -198,19 +202,22 @@ def roofline(achieved_gmacs_per_image: float, latency_entry: dict[str, Any], pea
 
 def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: int = 64, runs: int = 30, *,
                              in_chans: int = 1, warmup: int = 10, min_run_time: float = 3.0,
-                             rounds: int = 3) -> dict[str, Any]:
+                             rounds: int = 3, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
     """Our p50 against the median of ``torch.utils.benchmark.Timer.blocked_autorange``.
 
-    Both run on CPU in this process, on the same input, with the same thread count, in
-    ``rounds`` alternating turns (ours, Timer, ours, ...) so that drift affects both alike.
+    Both run on ``device`` in this process, on the same input, in ``dtype`` (bfloat16 under
+    autocast), with the same thread count, in ``rounds`` alternating turns (ours, Timer,
+    ours, ...) so that drift affects both alike. On a GPU the Timer synchronises CUDA itself.
     """
     import torch.utils.benchmark as benchmark
 
-    model = model.to("cpu")
-    x = _example_input(batch_size, in_chans, image_size, torch.device("cpu"))
+    _check_dtype(dtype)
+    dev = torch.device(device)
+    model = model.to(dev)
+    x = _example_input(batch_size, in_chans, image_size, dev)
 
     def forward() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(dev, dtype):
             model(x)
 
     threads = torch.get_num_threads()
@@ -223,7 +230,8 @@ def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: 
     try:
         for turn in range(rounds):
             entry = measure_latency(model, batch_size=batch_size, image_size=image_size, in_chans=in_chans,
-                                    warmup=warmup if turn == 0 else 1, runs=max(1, runs // rounds))
+                                    device=device, dtype=dtype, warmup=warmup if turn == 0 else 1,
+                                    runs=max(1, runs // rounds))
             ours_ms += entry["samples_ms"]
             measurements.append(timer.blocked_autorange(min_run_time=min_run_time / rounds))
     finally:
@@ -232,6 +240,8 @@ def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: 
     ours = summarize_ms(ours_ms)
     reference_ms = reference.median * 1e3
     return {
+        "device": dev.type,
+        "dtype": dtype,
         "batch_size": batch_size,
         "image_size": image_size,
         "threads": threads,
@@ -245,28 +255,35 @@ def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: 
     }
 
 
-def check_latency_main(models: list[str], scale: str) -> list[dict[str, Any]]:
-    """``medbench check-latency``: our latency recipe against torch.utils.benchmark, per model."""
+def check_latency_main(models: list[str], scale: str, device: str = "cpu", dtype: str = "float32",
+                       out: Path | None = None) -> list[dict[str, Any]]:
+    """``medbench check-latency``: our latency recipe against torch.utils.benchmark, per model;
+    the rows are also written to ``out`` as JSON when given."""
     from bench.models import create_model, default_image_size
 
     image_size = default_image_size(scale)
+    if torch.device(device).type == "cuda":
+        strict_fp32()  # float32 means float32: no TF32 in either measurement
     rows = []
     for name in tqdm(models, desc="check-latency", unit="model", disable=None):
         torch.manual_seed(0)
         model = create_model(name, scale)
-        row = {"model": name, "scale": scale, **compare_with_torch_timer(model, batch_size=1, image_size=image_size)}
+        row = {"model": name, "scale": scale, **compare_with_torch_timer(model, batch_size=1, image_size=image_size,
+                                                                          device=device, dtype=dtype)}
         row["within_tolerance"] = abs(row["rel_diff"]) <= LATENCY_CHECK_TOLERANCE
         rows.append(row)
         del model
-        free_memory("cpu")
+        free_memory(device)
     header = f"{'model':<22} {'ours p50 ms':>12} {'torch ms':>10} {'rel diff':>9}  ok"
     lines = [header] + [
         f"{r['model']:<22} {r['ours_p50_ms']:>12.3f} {r['torch_timer_median_ms']:>10.3f} "
         f"{r['rel_diff']:>+9.1%}  {'yes' if r['within_tolerance'] else 'NO'}"
         for r in rows
     ]
-    log.info("latency check (batch 1, %d px, %d threads, tolerance %.0f%%):\n%s",
-             image_size, torch.get_num_threads(), LATENCY_CHECK_TOLERANCE * 100, "\n".join(lines))
+    log.info("latency check (batch 1, %d px, %s %s, %d threads, tolerance %.0f%%):\n%s", image_size, device, dtype,
+             torch.get_num_threads(), LATENCY_CHECK_TOLERANCE * 100, "\n".join(lines))
+    if out is not None:
+        atomic_write_text(Path(out), json.dumps(rows, indent=1) + "\n")
     for row in rows:
         if not row["within_tolerance"]:
             log.warning("%s: our p50 differs from torch.utils.benchmark by %+.1f%%", row["model"], row["rel_diff"] * 100)

@@ -17,6 +17,7 @@ from bench import env
 from bench.config import SuiteConfig
 from bench.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
 from bench.results import exclusive_lock, load_result, result_path, write_result
+from bench.timing import strict_fp32
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,6 @@ def devices() -> list[str]:
 def dtypes_for(device: str, wanted: tuple[str, ...]) -> list[str]:
     """bf16 is measured on GPU only: CPU bf16 kernels say little about deployment speed."""
     return [d for d in wanted if device == "cuda" or d == "float32"]
-
-
-def strict_fp32() -> None:
-    """float32 means float32: no TF32 tensor cores for matmuls or convolutions on GPU,
-    which would otherwise speed up convolutions (the CNN) but not matmuls by default."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
 
 
 def first_grid_tokens(model: torch.nn.Module, image_size: int, in_chans: int) -> int:

@@ -112,6 +112,13 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+def strict_fp32() -> None:
+    """float32 means float32: no TF32 tensor cores for matmuls or convolutions on GPU,
+    which would otherwise speed up convolutions (the CNN) but not matmuls by default."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def free_memory(device: str | torch.device = "cpu", *, collect: bool = True) -> None:
     """Return cached memory, so that the next measurement starts from a clean baseline.
 

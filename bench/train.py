@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from bench.config import SuiteConfig
 from bench.data import LoadedDataset
+from bench.data.device_batches import DeviceSplit, device_batches, rank_shard
 from bench.data.transforms import augment_batch
 from bench.distributed import DistContext, barrier, broadcast_object, gather_objects
 from bench.metrics import classification_report
@@ -117,11 +118,20 @@ class Trainer:
         torch.manual_seed(seed)
         self.model = create_model(model_name, suite.scale, num_classes=self.num_classes,
                                   in_chans=suite.data.in_chans, image_size=suite.data.image_size).to(self.device)
+        self.memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.net: nn.Module = self.model
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.lr)
+        if self.cfg.compile:
+            self.net = torch.compile(self.net)  # training only: evaluation runs the eager model
+        # the fused kernel updates every parameter in one launch; on CPU the default stays, as it was
+        self.fused_adamw = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, self.cfg.weight_decay), lr=self.cfg.lr,
+                                           fused=self.fused_adamw or None)
+        self.device_splits = ({name: DeviceSplit(split, data.mean, data.std, self.device)
+                               for name, split in data.splits.items()} if self.cfg.device_data else None)
 
         train = data.splits["train"]
         self.train_set = TensorDataset(train.images, train.labels)
@@ -184,14 +194,18 @@ class Trainer:
         barrier(self.ctx)
 
     # ---- one epoch ---------------------------------------------------------------------
-    def epoch_loader(self, epoch: int) -> tuple[DataLoader, torch.Generator]:
-        """This epoch's batches: a (balanced or shuffled) order drawn from (seed, epoch), sharded by rank."""
+    def epoch_loader(self, epoch: int) -> tuple[Iterable[tuple[torch.Tensor, torch.Tensor]], torch.Generator]:
+        """This epoch's batches: a (balanced or shuffled) order drawn from (seed, epoch), sharded by rank,
+        read through a DataLoader or, with ``train.device_data``, gathered on the device."""
         gen = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         n = len(self.train_set)
         if self.cfg.balance == "sampler":
             order = torch.multinomial(self.sample_weights, n, replacement=True, generator=gen)
         else:
             order = torch.randperm(n, generator=gen)
+        if self.device_splits is not None:
+            index = rank_shard(order, self.ctx.rank, self.ctx.world_size)
+            return device_batches(self.device_splits["train"], index, self.cfg.batch_size), gen
         epoch_set = Subset(self.train_set, order.tolist())
         sampler = DistributedSampler(epoch_set, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=False)
         loader = DataLoader(epoch_set, batch_size=self.cfg.batch_size, sampler=sampler,
@@ -206,11 +220,12 @@ class Trainer:
         self.net.train()
         total_loss, seen = 0.0, 0
         bar = tqdm(loader, desc=f"{self.model_name} s{self.seed} e{epoch + 1}/{self.cfg.epochs}",
-                   leave=False, disable=not self.progress or not sys.stderr.isatty())
+                   total=self.steps_per_epoch, leave=False, disable=not self.progress or not sys.stderr.isatty())
         for step, (images, labels) in enumerate(bar):
             images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             if self.cfg.augment:
                 images = augment_batch(images, self.cfg, gen)
+            images = images.contiguous(memory_format=self.memory_format)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.criterion(self.net(images), labels)
             if not self.all_ranks_finite(loss):
@@ -244,7 +259,11 @@ class Trainer:
         self.model.eval()
         probs, losses = [], []
         for chunk in idx.split(max(1, self.cfg.batch_size * 2)):
-            images = data.images[chunk].to(self.device)
+            if self.device_splits is not None:
+                images = self.device_splits[split].batch(chunk)[0]
+            else:
+                images = data.images[chunk].to(self.device)
+            images = images.contiguous(memory_format=self.memory_format)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(images).float()
             losses.append(F.cross_entropy(logits, data.labels[chunk].to(self.device), reduction="none").cpu())
@@ -328,8 +347,20 @@ class Trainer:
                 "test_labels": labels.tolist(),
                 "train_time_s": round(self.train_seconds, 3),
                 "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 2),
+                "speed": self.speed_settings(),
             })
         return broadcast_object(self.ctx, report)
+
+    def speed_settings(self) -> dict[str, Any]:
+        """How the training steps ran: what MFU and images/s are to be read against."""
+        return {
+            "device": self.device.type,
+            "autocast": "bfloat16" if self.autocast else None,
+            "fused_adamw": self.fused_adamw,
+            "channels_last": self.cfg.channels_last,
+            "compiled": self.cfg.compile,
+            "device_data": self.cfg.device_data,
+        }
 
     def run(self) -> dict[str, Any]:
         self.resume()

@@ -137,7 +137,14 @@ def test_compare_with_torch_timer_reports_both() -> None:
     assert result["ours_runs"] == 6 and result["torch_timer_blocks"] >= 3  # three alternating turns each
 
 
-def test_check_latency_main_builds_through_the_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compare_with_torch_timer_records_device_and_dtype() -> None:
+    result = profile.compare_with_torch_timer(tiny_cnn(), 1, 16, 3, warmup=1, min_run_time=0.03, dtype="bfloat16")
+    assert (result["device"], result["dtype"]) == ("cpu", "bfloat16")
+    with pytest.raises(ValueError):
+        profile.compare_with_torch_timer(tiny_cnn(), 1, 16, 3, dtype="float16")
+
+
+def test_check_latency_main_builds_through_the_zoo(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     created = []
 
     def create_model(name: str, scale: str = "quick", **kwargs: object) -> nn.Module:
@@ -146,12 +153,19 @@ def test_check_latency_main_builds_through_the_zoo(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(bench.models, "create_model", create_model, raising=False)
     monkeypatch.setattr(bench.models, "default_image_size", lambda scale: 16, raising=False)
-    monkeypatch.setattr(profile, "compare_with_torch_timer",
-                        lambda model, batch_size, image_size: {"ours_p50_ms": 1.05, "torch_timer_median_ms": 1.0,
-                                                               "rel_diff": 0.05})
-    rows = profile.check_latency_main(["a", "b"], "quick")
+    calls = []
+
+    def compare(model: nn.Module, batch_size: int, image_size: int, **kwargs: str) -> dict:
+        calls.append(kwargs)
+        return {"ours_p50_ms": 1.05, "torch_timer_median_ms": 1.0, "rel_diff": 0.05 if len(calls) == 1 else 0.2}
+
+    monkeypatch.setattr(profile, "compare_with_torch_timer", compare)
+    out = tmp_path / "check.json"
+    rows = profile.check_latency_main(["a", "b"], "quick", dtype="bfloat16", out=out)
     assert created == [("a", "quick"), ("b", "quick")]
-    assert [r["model"] for r in rows] == ["a", "b"] and all(r["within_tolerance"] for r in rows)
+    assert calls == [{"device": "cpu", "dtype": "bfloat16"}] * 2
+    assert [r["model"] for r in rows] == ["a", "b"] and [r["within_tolerance"] for r in rows] == [True, False]
+    assert json.loads(out.read_text()) == rows
 
 
 def test_busy_cpu_is_warned_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -16,7 +16,7 @@ from bench.results import safe_name
 from bench.site.context import (
     SPLITS, AttentionBench, AttentionModule, AttentionPoint, ComplexityRow, DatasetClass, DatasetInfo, FailedRun, LatencyRow,
     MachineInfo, ModelInfo, ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SiteContext,
-    SweepPoint, slug,
+    SweepPoint, TrainingMfu, slug,
 )
 from bench.site.descriptions import ATTENTION_MECHANISMS, BUILTIN_GENERATOR, COMPLEXITY, SYNTHETIC_RULES
 from bench.site.downloads import CSV_FILES, result_files
@@ -24,6 +24,7 @@ from bench.site.explain_pages import explain_groups
 from bench.site.findings import group_findings
 from bench.site.leaderboard import model_name, train_groups
 from bench.site.load import DatasetArtifact, LoadedResult, payloads_by_machine, reading
+from bench.site.mfu import MfuKey, training_mfu
 from bench.site.pages import machine_records, model_pages, reproduce_groups
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def _roofline(metrics: dict[str, Any], peaks: dict[str, dict[str, float]], machi
     )
 
 
-def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]]) -> ProfileModel:
+def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]], mfu: dict[MfuKey, TrainingMfu]
+                   ) -> ProfileModel:
     p = r.payload
     m = p["metrics"]
     latency = sorted(
@@ -91,6 +93,7 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]]) -> Profi
         params=m.get("params", p["model"]["params"]), gmacs=m.get("gmacs", p["model"]["gmacs"]),
         gflops=m.get("gflops"), flop_rel_diff=counters.get("rel_diff"),
         latency=tuple(latency), sweep=tuple(sweep), roofline=_roofline(m, peaks, r.machine_id),
+        training=mfu.get((r.machine_id, p["suite"], p["model"]["name"])),
     )
 
 
@@ -259,13 +262,16 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
         if not r.failed:
             by_kind[r.kind].append(r)
     peaks: dict[str, dict[str, float]] = defaultdict(dict)
+    peak_threads: dict[str, int] = {}
     for r in by_kind["machine"]:
         with reading(r.path):
             peaks[r.machine_id].update(r.payload["metrics"]["matmul_peak_gflops_per_s"])
+            peak_threads[r.machine_id] = r.payload["machine"].get("threads")
+    mfu = training_mfu(by_kind["train"], peaks, peak_threads)
     profiles = []
     for r in by_kind["profile"]:
         with reading(r.path):
-            profiles.append(_profile_model(r, peaks))
+            profiles.append(_profile_model(r, peaks, mfu))
     attention = []
     for r in by_kind["attention"]:
         with reading(r.path):

@@ -207,6 +207,20 @@ class Roofline:
 
 
 @dataclass(frozen=True)
+class TrainingMfu:
+    """Training throughput of one (machine, suite, model), seeds averaged, against the matmul peak."""
+
+    device: str
+    dtype: str
+    threads: int | None  # CPU threads each run trained with; None on a GPU
+    seeds: int
+    images_per_s: float
+    achieved_gflops_per_s: float  # 3 x forward FLOPs x images/s
+    peak_gflops_per_s: float | None  # the machine record's, for this device and dtype (CPU: this share of its threads)
+    mfu: float | None
+
+
+@dataclass(frozen=True)
 class ProfileModel:
     machine: str
     suite: str
@@ -220,6 +234,7 @@ class ProfileModel:
     latency: tuple[LatencyRow, ...]
     sweep: tuple[SweepPoint, ...]
     roofline: Roofline | None
+    training: TrainingMfu | None = None
 
 
 @dataclass(frozen=True)
