@@ -11,6 +11,7 @@ ours at the same shapes, interleaved (AB BA …) so that drift cancels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any, Callable, Sequence
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from bench.attention_refs import MODULE_OPTIONS, REFERENCE_SETUP, REFERENCES
 from bench.attention_refs import square_grid as _grid
+from bench.config import DTYPES
 from bench.timing import (
     free_memory,
     is_out_of_memory,
@@ -42,6 +44,7 @@ FIT_POINTS = 3  # the slope is fitted over this many of the largest token counts
 
 # Expected exponent of time (and, conservatively, memory) in N, used to project the next point.
 GROWTH = {"softmax": 2.0}
+FLASH_MODULES = ("softmax",)  # global attention through SDPA, no mask: FlashAttention applies
 
 Step = Callable[[], None]
 
@@ -72,15 +75,28 @@ def fit_loglog_slope(tokens: Sequence[int], times_ms: Sequence[float], points: i
 
 
 def _train_step(fn: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, x: torch.Tensor,
-                grad: torch.Tensor) -> Step:
-    """One forward + backward; gradients are dropped each time so that none accumulate."""
+                grad: torch.Tensor, dtype: str = "float32") -> Step:
+    """One forward (under bf16 autocast for ``dtype="bfloat16"``) + backward; gradients are
+    dropped each time so that none accumulate."""
 
     def step() -> None:
         module.zero_grad(set_to_none=True)
         x.grad = None
-        fn(x).backward(grad)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            out = fn(x)
+        out.backward(grad.to(out.dtype))
 
     return step
+
+
+def flash_only(name: str, device: str, dtype: str) -> contextlib.AbstractContextManager:
+    """Global softmax attention on a GPU in bf16 runs through SDPA's flash kernel alone, so its
+    curve is FlashAttention's (a point flash cannot run fails instead of falling back)."""
+    if name in FLASH_MODULES and torch.device(device).type == "cuda" and dtype == "bfloat16":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+    return contextlib.nullcontext()
 
 
 def _inputs(batch_size: int, tokens: int, channels: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,12 +130,14 @@ def _measure_point(step: Step, device: str, *, warmup: int, runs: int, min_runs:
 
 
 def _run_point(registry: Any, name: str, tokens: int, *, channels: int, heads: int, batch_size: int, device: str,
-               **timing: Any) -> dict[str, Any]:
+               dtype: str = "float32", **timing: Any) -> dict[str, Any]:
     """One ``modules`` entry that ran: median/mean/std of forward + backward, and peak memory."""
     grid = _grid(tokens)
     module = _build_ours(registry, name, channels, heads, grid, device)
     x, grad = _inputs(batch_size, tokens, channels, device)
-    samples, peak_mb = _measure_point(_train_step(lambda t: module(t, grid), module, x, grad), device, **timing)
+    with flash_only(name, device, dtype):
+        samples, peak_mb = _measure_point(_train_step(lambda t: module(t, grid), module, x, grad, dtype), device,
+                                          **timing)
     stats = summarize_ms(samples)
     return {
         "tokens": tokens,
@@ -191,14 +209,15 @@ def interleaved_ms(steps: Sequence[Step], runs: int, warmup: int, device: str) -
 
 
 def _compare_reference(registry: Any, name: str, tokens: int, *, channels: int, heads: int, batch_size: int,
-                       device: str, warmup: int, runs: int, min_runs: int, time_budget_s: float) -> dict[str, Any]:
+                       device: str, warmup: int, runs: int, min_runs: int, time_budget_s: float,
+                       dtype: str = "float32") -> dict[str, Any]:
     label, build = REFERENCES[name]
     grid = _grid(tokens)
     ours = _build_ours(registry, name, channels, heads, grid, device)
     torch.manual_seed(0)
     ref = build(channels, heads, tokens).to(device).train()
     x, grad = _inputs(batch_size, tokens, channels, device)
-    steps = [_train_step(lambda t: ours(t, grid), ours, x, grad), _train_step(ref, ref, x, grad)]
+    steps = [_train_step(lambda t: ours(t, grid), ours, x, grad, dtype), _train_step(ref, ref, x, grad, dtype)]
     # one untimed call of each sizes the number of rounds that fit in the budget
     pair_s = sum(sum(time_runs(step, 1, device)) for step in steps) / 1e3
     runs = min(max(int(time_budget_s / max(pair_s, 1e-6)) - warmup, min_runs), runs)
@@ -231,6 +250,7 @@ def run_attention_bench(
     references: bool = True,
     *,
     device: str = "cpu",
+    dtype: str = "float32",
     warmup: int = 3,
     runs: int = 15,
     min_runs: int = 3,
@@ -245,7 +265,8 @@ def run_attention_bench(
     ``memory_budget_mb`` defaults to half the memory free now. A point projected over either
     budget is not run and is recorded as "timeout" or "oom" with a ``message``, as is a
     point that ran out of memory; larger N of that module are then skipped. ``registry``
-    defaults to ``bench.models.attention.ATTENTION``.
+    defaults to ``bench.models.attention.ATTENTION``. ``dtype="bfloat16"`` runs every forward
+    under autocast; on a GPU, global softmax then runs through the flash kernel alone.
     """
     registry = registry if registry is not None else _default_registry()
     names = list(names) if names else registry.names()
@@ -256,7 +277,9 @@ def run_attention_bench(
         _grid(n)
     if memory_budget_mb is None:
         memory_budget_mb = default_memory_budget_mb(device)
-    common = {"channels": channels, "heads": heads, "batch_size": batch_size, "device": device}
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    common = {"channels": channels, "heads": heads, "batch_size": batch_size, "device": device, "dtype": dtype}
     allocator_cache = keep_freed_memory() if torch.device(device).type == "cpu" else None
     load_at_start = _rounded(warn_if_cpu_busy())
 
@@ -291,7 +314,7 @@ def run_attention_bench(
         "heads": heads,
         "batch_size": batch_size,
         "device": torch.device(device).type,
-        "dtype": "float32",
+        "dtype": dtype,
         "threads": torch.get_num_threads(),
         # competing processes inflate CPU timings many-fold; this says whether they were around
         "load_avg_1m": {"start": load_at_start, "end": _rounded(warn_if_cpu_busy())},
@@ -309,6 +332,8 @@ def run_attention_bench(
             "fit_points": FIT_POINTS,
             "glibc_keeps_freed_buffers": allocator_cache,
             "reference_tokens": list(reference_tokens),
+            "flash_only": [n for n in names if n in FLASH_MODULES]
+            if torch.device(device).type == "cuda" and dtype == "bfloat16" else [],
             "reference_setup": {name: REFERENCE_SETUP[name] for name in names if name in REFERENCES}
             if references else {},
         },

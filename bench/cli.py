@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--tokens", default="256,1024,4096,16384")
     p.add_argument("--no-references", action="store_true")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (the GPU when there is one)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="bfloat16: forwards under autocast; global softmax on a GPU then runs through flash alone")
 
     p = add("check-latency", cmd_check_latency, "compare our latency with torch.utils.benchmark", suite=False, dirs=False)
     p.add_argument("--models", default="resnet50,pyramid_softmax")

@@ -20,7 +20,8 @@ def cmd_bench_attention(args: argparse.Namespace) -> int:
 
     tokens = tuple(int(t) for t in _csv(args.tokens))
     metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,
-                                  heads=args.heads, tokens=tokens, references=not args.no_references)
+                                  heads=args.heads, tokens=tokens, references=not args.no_references,
+                                  device=_device(args.device), dtype=args.dtype)
     out = result_path(Path(args.results_dir) if args.results_dir else _paths(args).results,
                       env.machine_info()["id"], "attention", "attention", None, None)
     config = {"channels": args.channels, "heads": args.heads, "tokens": list(tokens), **metrics.get("settings", {})}
@@ -32,6 +33,15 @@ def cmd_bench_attention(args: argparse.Namespace) -> int:
                  ref["tokens"], ref["ours_ms"], ref["reference_ms"], ref["ratio"])
     log.info("wrote %s", out)
     return 0
+
+
+def _device(name: str) -> str:
+    """``auto``: the GPU when there is one."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def cmd_check_latency(args: argparse.Namespace) -> int:

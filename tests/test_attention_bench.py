@@ -155,6 +155,46 @@ def test_every_registered_module_runs_with_its_options() -> None:
     assert all(r["tokens"] == 64 and r["ratio"] > 0 for r in result["reference"])
 
 
+def test_every_registered_module_runs_in_bf16_and_the_run_says_so() -> None:
+    attention = pytest.importorskip("bench.models.attention")
+    result = ab.run_attention_bench(None, channels=16, heads=2, tokens=(16, 64), reference_tokens=(64,),
+                                    warmup=1, runs=3, dtype="bfloat16")
+    assert result["dtype"] == "bfloat16" and result["settings"]["flash_only"] == []  # no GPU: no flash
+    for name, entries in result["modules"].items():
+        assert [e["status"] for e in entries] == ["ok", "ok"], (name, entries)
+    assert {r["module"] for r in result["reference"]} == set(ab.REFERENCES) & set(attention.ATTENTION.names())
+
+
+def test_bf16_runs_the_forward_under_autocast_and_float32_does_not() -> None:
+    seen = []
+    layer = nn.Linear(4, 4)
+
+    def forward(t: torch.Tensor) -> torch.Tensor:
+        out = layer(t)
+        seen.append(out.dtype)
+        return out
+
+    x, grad = torch.randn(2, 3, 4, requires_grad=True), torch.randn(2, 3, 4)
+    for dtype in ("bfloat16", "float32"):
+        ab._train_step(forward, layer, x, grad, dtype)()
+        assert x.grad is not None and layer.weight.grad is not None
+    assert seen == [torch.bfloat16, torch.float32]
+
+
+def test_flash_only_applies_to_global_softmax_on_a_gpu_in_bf16() -> None:
+    import contextlib
+
+    assert isinstance(ab.flash_only("softmax", "cpu", "bfloat16"), contextlib.nullcontext)
+    assert isinstance(ab.flash_only("softmax", "cuda", "float32"), contextlib.nullcontext)
+    assert isinstance(ab.flash_only("swin", "cuda", "bfloat16"), contextlib.nullcontext)
+    assert not isinstance(ab.flash_only("softmax", "cuda", "bfloat16"), contextlib.nullcontext)
+
+
+def test_an_unknown_dtype_is_refused(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        run(registry, ["pointwise"], dtype="float16")
+
+
 # --- the references do the same work as ours ---------------------------------------------------------
 
 

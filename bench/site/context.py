@@ -139,6 +139,7 @@ class TrainGroup:
     findings: tuple[str, ...] = ()  # headline sentences computed from the results
     skipped_count: int = 0  # unreadable dataset files the runs skipped (--on-bad-file skip)
     skipped_files: tuple[tuple[str, str], ...] = ()  # (path under the dataset root, reason)
+    scale: str = ""  # the models' scale: "paper" groups lead the site, "quick" ones follow
 
     @property
     def key(self) -> str:

@@ -209,7 +209,8 @@ def _sort_key(row: LeaderRow) -> tuple[Any, ...]:
 
 def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
                  profiles: dict[tuple[str, str, str], ProfileModel]) -> tuple[TrainGroup, ...]:
-    """One leaderboard per (machine, suite) that has train results; baselines join as reference rows."""
+    """One leaderboard per (machine, suite) that has train results, paper-scale suites first;
+    baselines join as reference rows."""
     by_group: dict[tuple[str, str], dict[str, list[LoadedResult]]] = defaultdict(lambda: defaultdict(list))
     for r in scored:
         by_group[(r.machine_id, r.payload["suite"])][model_name(r.payload)].append(r)
@@ -259,5 +260,7 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
             calibration_chart=f"calibration-{key}" if any(r.reliability for r in models_only) else None,
             skipped_count=max((p["dataset"].get("skipped_count") or 0 for p in payloads), default=0),
             skipped_files=_skipped(payloads),
+            scale=first["model"]["scale"],
         ))
-    return tuple(groups)
+    # the paper-scale study is the headline wherever it ran; the quick suite is its companion
+    return tuple(sorted(groups, key=lambda g: (g.scale != "paper", g.machine, g.suite)))

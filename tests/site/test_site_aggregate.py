@@ -144,3 +144,16 @@ def test_a_result_missing_what_the_site_needs_names_its_file(results_copy: Path)
     with pytest.raises(ResultError, match="cannot summarise it for the site") as info:
         build_context(load_results(results_copy), [])
     assert info.value.path == path
+
+
+def test_a_paper_scale_suite_is_the_headline_wherever_it_ran(results_copy: Path) -> None:
+    paper = results_copy / GPU / "paper"
+    paper.mkdir(parents=True)
+    for path in sorted((results_copy / CPU / "quick").glob("train__*.json")):
+        payload = json.loads(path.read_text())
+        payload["suite"], payload["model"]["scale"] = "paper", "paper"
+        payload["machine"] = json.loads(next((results_copy / GPU / "quick").glob("*.json")).read_text())["machine"]
+        (paper / path.name).write_text(json.dumps(payload))
+    groups = build_context(load_results(results_copy), []).train_groups
+    assert [(g.machine, g.suite, g.scale) for g in groups][0] == (GPU, "paper", "paper")
+    assert [g.scale for g in groups[1:]] == ["quick"] * (len(groups) - 1) and len(groups) >= 2
