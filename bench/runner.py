@@ -140,6 +140,16 @@ def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunP
         return [f.result() for f in futures]
 
 
+def _compare(suite: SuiteConfig, paths: RunPaths, force: bool) -> Path | None:
+    from bench.compare import ComparisonError, compare_suite
+
+    try:
+        return compare_suite(suite, paths, force=force)
+    except ComparisonError as exc:  # a stale result must not cost the profiles
+        log.error("no comparison for suite %s: %s", suite.name, exc)
+        return None
+
+
 def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: list[int] | None = None,
               stages: tuple[str, ...] = STAGES, force: bool = False,
               paths: RunPaths = RunPaths(), progress: bool = True, jobs: int = 1) -> list[Path]:
@@ -152,6 +162,8 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
         raise ValueError(f"unknown stages {unknown}; valid stages: {', '.join(STAGES)}")
     models = models or list(suite.models)
     seeds = seeds if seeds is not None else list(suite.seeds)
+    if set(stages) <= {"compare"}:  # results in, results out: no dataset needed
+        return [p for p in [_compare(suite, paths, force)] if p is not None] if stages else []
     data = load_dataset(suite.data, progress=progress)
     if data.synthetic:
         write_sample_grid(data.root, paths.artifact_dir("dataset", data.name))
@@ -171,12 +183,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
 
         written += run_baselines(suite, data, paths, seed=suite.seeds[0], force=force)
     if "compare" in stages:
-        from bench.compare import ComparisonError, compare_suite
-
-        try:
-            written += [p for p in [compare_suite(suite, paths, force=force)] if p is not None]
-        except ComparisonError as exc:  # a stale result must not cost the profiles
-            log.error("no comparison for suite %s: %s", suite.name, exc)
+        written += [p for p in [_compare(suite, paths, force)] if p is not None]
     if "profile" in stages:
         written += profile_suite(suite, models, paths, seed=seeds[0], num_classes=len(data.class_names), force=force)
     if "explain" in stages:

@@ -171,3 +171,15 @@ def test_only_the_suites_own_runs_are_compared(tmp_path, monkeypatch, suite) -> 
     assert compare_suite(suite, paths).stat().st_mtime_ns == written  # unchanged inputs: skipped, not rewritten
     _write(paths, "train", "model_c", 0, _predictions(labels, 0.6, rng), labels)
     assert set(load_result(compare_suite(suite, paths))["metrics"]["models"]) == {"model_a", "model_c"}
+
+
+def test_a_compare_only_run_needs_no_dataset(compared, monkeypatch) -> None:
+    """Results merged from another machine are compared here without that machine's dataset."""
+    from bench import runner
+
+    paths, metrics = compared
+    out = result_path(paths.results, MACHINE, "cmp", "comparison", None, None)
+    out.unlink()
+    monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: pytest.fail("a comparison loaded the dataset"))
+    assert runner.run_suite(SUITE, stages=("compare",), paths=paths) == [out]
+    assert load_result(out)["metrics"]["best"] == metrics["best"]
