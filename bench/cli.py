@@ -140,6 +140,30 @@ def cmd_results_validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_results_pack(args: argparse.Namespace) -> int:
+    from bench.results_pack import pack_results
+
+    paths = _paths(args)
+    summary = pack_results(paths.results, Path(args.out), artifacts_root=None if args.no_artifacts else paths.artifacts,
+                           machines=_names(args.machines, "machine id"), suites=_names(args.suites, "suite name"))
+    log.info("packed %d result file(s) and %d artifact(s) into %s (%.1f MiB); %d artifact(s) left out", summary.results,
+             summary.artifacts, summary.archive, summary.bytes / 2**20, len(summary.skipped))
+    return 0
+
+
+def cmd_results_unpack(args: argparse.Namespace) -> int:
+    from bench.results_pack import unpack_results
+
+    paths = _paths(args)
+    summary = unpack_results(Path(args.archive), paths.results,
+                             artifacts_root=None if args.no_artifacts else paths.artifacts,
+                             force=args.force, dry_run=args.dry_run)
+    log.info("%s%s: %d written, %d unchanged, %d overwritten, %d skipped", "dry run, " if args.dry_run else "",
+             args.archive, len(summary.written), len(summary.unchanged), len(summary.overwritten),
+             len(summary.skipped))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medbench", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -256,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("table", cmd_results_table, "print a suite's leaderboard (its comparison) as Markdown",
             suite=False, parent=results)
     p.add_argument("--suite", default="quick", help="suite name")
+    p = add("pack", cmd_results_pack, "pack result files (and small artifacts) into one .tar.gz", suite=False,
+            parent=results)
+    p.add_argument("out", help="the archive to write, e.g. results.tar.gz")
+    p.add_argument("--machines", help="only these machine ids, comma-separated")
+    p.add_argument("--suites", help="only these suites, comma-separated")
+    p.add_argument("--no-artifacts", action="store_true", help="result files only")
+    p = add("unpack", cmd_results_unpack, "validate an archive and merge it into the results (all or nothing)",
+            suite=False, parent=results)
+    p.add_argument("archive")
+    p.add_argument("--force", action="store_true", help="overwrite files that differ from the archive's")
+    p.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+    p.add_argument("--no-artifacts", action="store_true", help="merge result files only")
     return parser
 
 

@@ -197,6 +197,31 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _size_error(source: Path | str, size: int) -> ResultError:
+    return ResultError(source, f"file is {size / 2**20:.1f} MiB, over the {MAX_RESULT_BYTES / 2**20:.0f} MiB "
+                               "limit for a result file; it is not one")
+
+
+def parse_json_object(data: bytes, source: Path | str) -> dict[str, Any]:
+    """``data`` as one JSON object; any problem (not UTF-8, malformed, nested too deeply, NaN or
+    Infinity) is one ResultError naming ``source``."""
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise ResultError(source, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultError(source, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except _NonFiniteNumber as exc:
+        raise ResultError(source, f"holds the non-finite number {exc}; result files hold finite numbers only") from None
+    except RecursionError:
+        raise ResultError(source, "JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ResultError(source, f"unreadable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ResultError(source, f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON file that must hold one object. Whatever the file holds (too large, not UTF-8,
     malformed, nested too deeply, NaN or Infinity), a problem is one ResultError naming it."""
@@ -204,47 +229,43 @@ def read_json_object(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > MAX_RESULT_BYTES:
-            raise ResultError(path, f"file is {size / 2**20:.1f} MiB, over the {MAX_RESULT_BYTES / 2**20:.0f} MiB "
-                                    "limit for a result file; it is not one")
-        text = path.read_bytes().decode("utf-8")
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+            raise _size_error(path, size)
+        data = path.read_bytes()
     except OSError as exc:
         raise ResultError(path, f"cannot read file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise ResultError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ResultError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except _NonFiniteNumber as exc:
-        raise ResultError(path, f"holds the non-finite number {exc}; result files hold finite numbers only") from None
-    except RecursionError:
-        raise ResultError(path, "JSON nested too deeply to read") from None
-    except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise ResultError(path, f"unreadable JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ResultError(path, f"expected a JSON object, found {type(value).__name__}")
-    return value
+    return parse_json_object(data, path)
 
 
-def load_result(path: Path | str) -> dict[str, Any]:
-    """Read, version-check and validate one result file; every problem names the file."""
-    path = Path(path)
-    payload = read_json_object(path)
+def check_result(payload: dict[str, Any], source: Path | str) -> dict[str, Any]:
+    """Version-check and validate a parsed result; every problem names ``source``."""
     version = payload.get("schema_version")
     if not isinstance(version, int):
-        raise ResultError(path, "no integer 'schema_version'; this is not a MedViT-Bench result file")
+        raise ResultError(source, "no integer 'schema_version'; this is not a MedViT-Bench result file")
     if version > SCHEMA_VERSION:
         raise ResultError(
-            path,
+            source,
             f"schema_version {version} is newer than this code understands ({SCHEMA_VERSION}); "
             "update MedViT-Bench (git pull && make install)",
         )
     if version < SCHEMA_VERSION:
         hint = "run `medbench results migrate`" if version in MIGRATIONS else "re-run the engine to regenerate it"
-        raise ResultError(path, f"schema_version {version} is older than this code ({SCHEMA_VERSION}); {hint}")
+        raise ResultError(source, f"schema_version {version} is older than this code ({SCHEMA_VERSION}); {hint}")
     problems = validation_errors(payload, check_finite=False)  # the parser refused NaN and Infinity
     if problems:
-        raise ResultError(path, "does not match the result schema:\n  " + "\n  ".join(problems[:20]))
+        raise ResultError(source, "does not match the result schema:\n  " + "\n  ".join(problems[:20]))
     return payload
+
+
+def load_result(path: Path | str) -> dict[str, Any]:
+    """Read, version-check and validate one result file; every problem names the file."""
+    return check_result(read_json_object(Path(path)), Path(path))
+
+
+def load_result_bytes(data: bytes, source: Path | str) -> dict[str, Any]:
+    """:func:`load_result` for a file's bytes read elsewhere (an archive member named ``source``)."""
+    if len(data) > MAX_RESULT_BYTES:
+        raise _size_error(source, len(data))
+    return check_result(parse_json_object(data, source), source)
 
 
 def migrate_payload(payload: dict[str, Any]) -> dict[str, Any]:
