@@ -109,6 +109,8 @@ def pack_results(results_root: Path, out: Path, *, artifacts_root: Path | None =
 
 def _member_path(archive: Path, name: str) -> PurePosixPath:
     path = PurePosixPath(name)
+    if str(path) != name:  # "./results/x", "results//x": spelled otherwise than it would be written
+        raise ResultError(archive, f"member {name!r} is not a normalised relative path; refusing the archive")
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise ResultError(archive, f"member {name!r}: an absolute path or one that climbs out; refusing the archive")
     if path.parts[0] not in ("results", "artifacts") or len(path.parts) < 2:
@@ -202,7 +204,9 @@ def unpack_results(archive: Path, results_root: Path, *, artifacts_root: Path | 
         target = inside(root, root / rest, f"{archive}: member {name!r}")
         if not target.exists():
             plan["written"].append((name, target, data))
-        elif target.is_file() and target.read_bytes() == data:
+        elif not target.is_file() or target.is_symlink():
+            raise ResultError(archive, f"member {name!r}: {target} exists and is not a regular file; nothing was written")
+        elif target.read_bytes() == data:
             plan["unchanged"].append((name, target, data))
         else:
             plan["overwritten"].append((name, target, data))

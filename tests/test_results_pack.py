@@ -124,6 +124,8 @@ VALID = sorted((FIXTURES / "cpu-fixture-2c" / "quick").glob("train__*.json"))[0]
     ("other/x.json", "outside results/ and artifacts/"),
     ("results/m/x.json", "results/<machine>/<suite>/<file>.json"),
     ("results/m/..hidden/x.json", "path component"),
+    ("./results/m/s/x.json", "not a normalised relative path"),
+    ("results//m/s/x.json", "not a normalised relative path"),
 ])
 def test_unsafe_member_paths_are_refused(tmp_path, name, problem):
     data = VALID.read_bytes()
@@ -174,3 +176,12 @@ def test_the_cli_packs_and_unpacks_between_two_trees(source, tmp_path, caplog):
     assert main(["results", "unpack", str(out), "--results-dir", str(tmp_path / "r")]) == 0
     assert _tree(tmp_path / "r") == {k: v for k, v in _tree(results).items() if k.split("/")[1] == "quick"}
     assert main(["results", "unpack", str(tmp_path / "missing.tar.gz"), "--results-dir", str(tmp_path / "r")]) == 2
+
+
+def test_a_folder_where_a_result_goes_is_refused_before_anything_is_written(archive, source, tmp_path):
+    results, _ = source
+    first = sorted(p.relative_to(results) for p in results.rglob("*.json"))
+    (tmp_path / "r" / first[-1]).mkdir(parents=True)
+    with pytest.raises(ResultError, match="is not a regular file; nothing was written"):
+        unpack_results(archive, tmp_path / "r", force=True)
+    assert not any(p.is_file() for p in (tmp_path / "r").rglob("*"))
