@@ -22,11 +22,11 @@ MfuKey = tuple[str, str, str]  # (machine, suite, model)
 def training_settings(payload: dict[str, Any]) -> tuple[str, str]:
     """(device, dtype) a train result computed in; results from before ``metrics.speed`` trained
     on the GPU when the machine had one, in bfloat16 there when ``amp_bf16`` was on."""
-    speed = payload["metrics"].get("speed")
-    if speed:
-        return speed["device"], speed["autocast"] or "float32"
     device = "cuda" if payload["machine"].get("gpu") else "cpu"
-    bf16 = device == "cuda" and payload["config"]["train"].get("amp_bf16", False)
+    speed = payload["metrics"].get("speed")
+    if isinstance(speed, dict):
+        return speed.get("device", device), speed.get("autocast") or "float32"
+    bf16 = device == "cuda" and (payload.get("config") or {}).get("train", {}).get("amp_bf16", False)
     return device, "bfloat16" if bf16 else "float32"
 
 

@@ -59,3 +59,10 @@ def test_no_peak_no_mfu_and_failed_or_uncounted_runs_are_left_out():
     assert set(rows) == {("cpu-2c", "s", "m")}
     assert rows[("cpu-2c", "s", "m")].seeds == 1
     assert rows[("cpu-2c", "s", "m")].peak_gflops_per_s is None and rows[("cpu-2c", "s", "m")].mfu is None
+
+
+def test_a_result_without_a_recorded_recipe_still_gets_a_row():
+    run = _train(GPU, 0, 10.0)
+    run.payload["config"] = {}
+    assert training_settings(run.payload) == ("cuda", "float32")
+    assert training_mfu([run], {"gpu-h100": {"cuda:float32": 60.0}}, {})[("gpu-h100", "s", "m")].mfu == pytest.approx(0.5)
