@@ -35,7 +35,7 @@ if [[ -d wheels ]] && compgen -G "wheels/*.whl" > /dev/null; then
     $PY -m pip install --quiet --no-index --find-links wheels/ wheels/*.whl
 fi
 marker=$(mktemp /tmp/gpu-piece.XXXX)  # result files newer than this are this piece's
-left() { echo $(( DEADLINE_S - ($(date +%s) - started) )); }
+left() { local s=$(( DEADLINE_S - ($(date +%s) - started) )); echo $(( s > 30 ? s : 30 )); }  # seconds, at least 30
 
 case $piece in
 train)
