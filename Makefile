@@ -13,21 +13,25 @@ PIP_EXTRA ?=
 export NO_MKDOCS_2_WARNING := 1
 PIP_FLAGS := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),) $(PIP_EXTRA)
 
-.PHONY: install install-site chromium dataset suite site report test serve clean-results
+.PHONY: install install-site lock chromium dataset suite site report test serve clean-results
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt requirements-site.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_FLAGS) -r requirements.txt
+# constraints.txt pins the whole dependency tree as tested (regenerate: make lock)
+$(VENV)/.installed: requirements.txt requirements-site.txt constraints.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_FLAGS) -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 install: $(VENV)/.installed
 
+lock: install
+	$(BIN)/python scripts/lock_requirements.py
+
 # The site alone (no torch): what the Pages workflow installs.
 install-site: | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-site.txt
+	$(BIN)/pip install --quiet -r requirements-site.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 
 chromium:
