@@ -28,8 +28,9 @@ test_mechanisms.py checks the built models):
   count (within 10%): quick patch 16, dim 128, depth 7, 4 heads (1.41M; patch 16 keeps
   its cost near the pyramids', 16 tokens where patch 8's 64 cost 4.5x); paper patch 16,
   dim 432, depth 12, 6 heads (27.1M; ViT-S/16, at 21.5M, would be 22% smaller). ViT-S/16
-  itself is ``timm:vit_small_patch16_224``. Being columnar, the quick ViT runs all 65
-  tokens through every block: 0.098 GMACs, 4.4x the quick pyramid's 0.022.
+  itself is ``timm:vit_small_patch16_224``. Being columnar, the quick ViT runs all 17
+  tokens (16 patches and the class token) through every block: 0.024 GMACs, beside the
+  quick pyramid's 0.022.
 
 ``timm:<name>`` builds any timm architecture (no pretrained weights).
 """
