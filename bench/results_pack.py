@@ -60,7 +60,8 @@ def _members(results_root: Path, artifacts_root: Path | None, machines: list[str
     files: dict[str, bytes] = {}
     for path in iter_result_files(results_root):
         rel = path.relative_to(results_root)
-        if len(rel.parts) != 3 or (machines and rel.parts[0] not in machines) or (suites and rel.parts[1] not in suites):
+        chosen = (not machines or rel.parts[0] in machines) and (not suites or rel.parts[1] in suites)
+        if len(rel.parts) != 3 or not chosen:
             continue
         load_result(path)  # an invalid file is refused, naming it, before anything is written
         files[f"results/{rel.as_posix()}"] = path.read_bytes()
@@ -205,7 +206,8 @@ def unpack_results(archive: Path, results_root: Path, *, artifacts_root: Path | 
         if not target.exists():
             plan["written"].append((name, target, data))
         elif not target.is_file() or target.is_symlink():
-            raise ResultError(archive, f"member {name!r}: {target} exists and is not a regular file; nothing was written")
+            raise ResultError(archive, f"member {name!r}: {target} exists and is not a regular file; "
+                                       "nothing was written")
         elif target.read_bytes() == data:
             plan["unchanged"].append((name, target, data))
         else:
