@@ -60,8 +60,9 @@ def _members(results_root: Path, artifacts_root: Path | None, machines: list[str
     files: dict[str, bytes] = {}
     for path in iter_result_files(results_root):
         rel = path.relative_to(results_root)
-        chosen = (not machines or rel.parts[0] in machines) and (not suites or rel.parts[1] in suites)
-        if len(rel.parts) != 3 or not chosen:
+        if len(rel.parts) != 3:
+            continue
+        if (machines and rel.parts[0] not in machines) or (suites and rel.parts[1] not in suites):
             continue
         load_result(path)  # an invalid file is refused, naming it, before anything is written
         files[f"results/{rel.as_posix()}"] = path.read_bytes()
