@@ -8,8 +8,12 @@ image and reduced to one (H, W) map at the input size:
   normalised value of pixel 0, the background of every slice), signed;
 - ``smoothgrad``: ``NoiseTunnel`` over ``Saliency``, Gaussian noise of a set share of the
   input's range, seeded so that the same input always gives the same map;
-- ``gradcam``: ``LayerGradCam`` on the last-stage feature map (B, C, H, W), ReLU,
-  upsampled bilinearly.
+- ``gradcam``: ``LayerGradCam`` on the feature map (B, C, H, W) whose stride is nearest
+  ``CAM_STRIDE``, ReLU, upsampled bilinearly. Every built-in model has one at or near stride
+  16 (the ViT's patch grid, ResNet-50's layer3, the pyramids' third stage at the quick scale
+  and second at the paper scale, whose patch is 7), so the maps have the same resolution and
+  the scores compare the models, not their grids. Another ``timm:`` model falls back to its
+  last-stage map; each result records its grid.
 
 Faithfulness scores compare a map with a lesion mask: the pointing game (is the map's
 maximum inside the mask, dilated by a tolerance?), relevance mass (the share of positive
@@ -29,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam")
+CAM_STRIDE = 16  # input pixels per Grad-CAM cell
 DELETION_FRACTIONS = tuple(i / 10 for i in range(11))
 
 
@@ -67,13 +72,50 @@ def _vit_tap(vit: nn.Module) -> _FeatureTap:
     return _FeatureTap(features, head)
 
 
-def feature_tap(model: nn.Module) -> _FeatureTap:
-    """The model with a hookable last-stage feature map, computing the same logits."""
+def _closest_stride(strides: list[int], stride: int) -> int:
+    """Index of the stride nearest ``stride`` by ratio; a tie goes to the coarser map."""
+    return min(range(len(strides)), key=lambda i: (abs(math.log(strides[i] / stride)), -i))
+
+
+def _resnet_tap(net: nn.Module, stride: int) -> _FeatureTap:
+    """A timm ResNet split after the layer whose stride is nearest ``stride``."""
+    layers = [f"layer{i}" for i in range(1, 5)]
+    reduction = {info["module"]: info["reduction"] for info in net.feature_info}
+    cut = _closest_stride([reduction[name] for name in layers], stride)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        x = net.maxpool(net.act1(net.bn1(net.conv1(x))))
+        for name in layers[:cut + 1]:
+            x = getattr(net, name)(x)
+        return x
+
+    def head(fmap: torch.Tensor) -> torch.Tensor:
+        for name in layers[cut + 1:]:
+            fmap = getattr(net, name)(fmap)
+        return net.forward_head(fmap)
+
+    return _FeatureTap(features, head)
+
+
+def _pyramid_tap(model: nn.Module, stride: int) -> _FeatureTap:
+    """The pyramid split after the stage whose stride is nearest ``stride``."""
+    strides = [model.cfg.image_size // stage.grid_size[0] for stage in model.stages]
+    stages = _closest_stride(strides, stride) + 1
+    return _FeatureTap(lambda x: model.stage_map(x, stages), lambda f: model.forward_from_stage_map(f, stages))
+
+
+def feature_tap(model: nn.Module, stride: int = CAM_STRIDE) -> _FeatureTap:
+    """The model with a hookable feature map at ``stride`` where it has one (its last-stage map
+    otherwise), computing the same logits."""
     inner = getattr(model, "model", None)  # timm adapters keep the timm model here
     if inner is not None and hasattr(inner, "blocks") and hasattr(inner, "cls_token"):
-        return _vit_tap(inner)
+        return _vit_tap(inner)  # one grid throughout: its patch size is its stride
+    if inner is not None and all(hasattr(inner, n) for n in ("layer4", "feature_info", "conv1")):
+        return _resnet_tap(inner, stride)
     if inner is not None:
         return _FeatureTap(inner.forward_features, inner.forward_head)
+    if hasattr(model, "stage_map"):
+        return _pyramid_tap(model, stride)
     return _FeatureTap(model.feature_map, model.forward_head)
 
 

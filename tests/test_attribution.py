@@ -88,6 +88,26 @@ def test_attribution_is_deterministic_and_the_feature_tap_keeps_the_logits(name:
         assert torch.equal(first, second), f"{name} {method}: the same input gave two maps"
 
 
+def test_gradcam_taps_every_model_at_the_same_stride():
+    """One map resolution for every model, so that Grad-CAM's scores compare models, not grids."""
+    from bench.attribution import CAM_STRIDE
+    from bench.config import load_suite
+
+    for name in load_suite("quick").models:
+        model = create_model(name, "quick", num_classes=10, in_chans=1, image_size=64).eval()
+        images = torch.randn(2, 1, 64, 64)
+        with torch.no_grad():
+            tap = feature_tap(model)
+            assert tuple(tap.features(images).shape[-2:]) == (64 // CAM_STRIDE,) * 2, name
+            assert torch.allclose(tap(images), model(images), atol=1e-5), name
+    grids = {}
+    for name in ("resnet50", "vit", "pyramid_softmax"):  # the pyramid's patch is 7 at this scale
+        model = create_model(name, "paper", num_classes=10, in_chans=1, image_size=224).eval()
+        with torch.no_grad():
+            grids[name] = feature_tap(model).features(torch.randn(1, 1, 224, 224)).shape[-1]
+    assert grids == {"resnet50": 14, "vit": 14, "pyramid_softmax": 16}
+
+
 def _explain_results() -> list[dict]:
     found = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*/quick/explain__*.json"))]
     return [r for r in found if r["error"] is None and r["model"] is not None and r["metrics"].get("faithfulness")]

@@ -210,18 +210,35 @@ class PyramidTransformer(nn.Module):
             values.append(per_block[0] if all(v == per_block[0] for v in per_block) else per_block)
         return values
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, in_chans, H, W) -> final-normed last-stage tokens (B, N, C)."""
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, in_chans, H, W) -> position-embedded patch tokens (B, N, C) on ``grid_size``."""
         x = self.patch_embed(x)
         if tuple(x.shape[-2:]) != self.grid_size:
             raise ValueError(f"{self.cfg.attention} pyramid was built for {self.cfg.image_size}px input, got "
                              f"{tuple(x.shape[-2:])} patches; create the model with image_size set")
-        x = self.pos_drop(self.embed_norm(x.flatten(2).transpose(1, 2)) + self.pos_embed)
-        grid = self.grid_size
-        for stage in self.stages:
+        return self.pos_drop(self.embed_norm(x.flatten(2).transpose(1, 2)) + self.pos_embed)
+
+    def _run_stages(self, x: torch.Tensor, grid: tuple[int, int], start: int, stop: int
+                    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        for stage in self.stages[start:stop]:
             x = stage(x, grid)
             grid = stage.grid_size
+        return x, grid
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, in_chans, H, W) -> final-normed last-stage tokens (B, N, C)."""
+        x, _ = self._run_stages(self._embed(x), self.grid_size, 0, len(self.stages))
         return self.norm(x)
+
+    def stage_map(self, x: torch.Tensor, stages: int) -> torch.Tensor:
+        """The tokens after the first ``stages`` stages, on their grid (B, C, H, W), before any norm."""
+        tokens, (h, w) = self._run_stages(self._embed(x), self.grid_size, 0, stages)
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
+
+    def forward_from_stage_map(self, fmap: torch.Tensor, stages: int) -> torch.Tensor:
+        """Logits from ``stage_map(x, stages)``: the remaining stages, the final norm and the head."""
+        tokens, _ = self._run_stages(fmap.flatten(2).transpose(1, 2), tuple(fmap.shape[-2:]), stages, len(self.stages))
+        return self.head(self.head_drop(self.norm(tokens).mean(dim=1)))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Feature map (B, C, H, W) -> logits, so that ``forward = forward_head(feature_map)``."""

@@ -126,16 +126,21 @@ def _gallery(model: str, entries: list[dict[str, Any]], present: frozenset[str] 
     return items
 
 
-def _coarse_gradcam(grids: dict[str, tuple[int, ...]]) -> str | None:
-    """A caveat where Grad-CAM's grid is so coarse that its maximum can only sit in a few places."""
-    coarse = sorted(m for m, g in grids.items() if g and max(g) <= 4)
+def _gradcam_grids(grids: dict[str, tuple[int, ...]]) -> str | None:
+    """A caveat where Grad-CAM's maps differ in resolution between models, or are so coarse that
+    their maximum can only sit in a few places."""
+    shapes = {m: "×".join(map(str, g)) for m, g in grids.items() if g}
+    if len(set(shapes.values())) > 1:
+        listed = "; ".join(f"{shape} for {', '.join(sorted(m for m in shapes if shapes[m] == shape))}"
+                           for shape in sorted(set(shapes.values())))
+        return (f"Grad-CAM's maps differ in resolution between models ({listed}): a finer grid can point "
+                "more precisely, so its Grad-CAM scores compare grids as well as models.")
+    coarse = [g for g in grids.values() if g and max(g) <= 4]
     if not coarse:
         return None
-    shapes = sorted({"×".join(map(str, grids[m])) for m in coarse})
-    return (f"Grad-CAM is computed on each model's last-stage feature map, which is {' or '.join(shapes)} "
-            f"for {', '.join(coarse)}: upsampled to the image, its maximum can only fall in a corner region of "
-            "one of a few cells, so its pointing game says little at this scale; its relevance rank, mass and "
-            "deletion scores still compare the models.")
+    return (f"Grad-CAM's map is {'×'.join(map(str, coarse[0]))} for every model: upsampled to the image, "
+            "its maximum can only fall near the centre of one of a few cells, so its pointing game "
+            "locates a lesion only coarsely. The models are still compared at one resolution.")
 
 
 def _findings(rows: list[FaithRow]) -> tuple[str, ...]:
@@ -218,7 +223,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
             misclassified=tuple(MisclassifiedImage(image, true, tuple(items))
                                 for (image, true), items in sorted(misclassified.items())),
             native=tuple(native), skipped=skipped, images_scored=scored_images,
-            findings=_findings(rows) + tuple(x for x in [_coarse_gradcam(grids)] if x),
+            findings=_findings(rows) + tuple(x for x in [_gradcam_grids(grids)] if x),
             tolerance=models[0].payload["config"].get("pointing_tolerance") if models else None,
             explain_seconds=round(seconds, 1) if models else None,
             chart=f"faithfulness-{slug(machine, suite)}" if rows else None,
