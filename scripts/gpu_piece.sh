@@ -4,6 +4,7 @@
 #
 #   scripts/gpu_piece.sh inventory                  python, torch, GPU and `pip freeze` into $OUT
 #   scripts/gpu_piece.sh train MODELS [SEEDS]       train, then profile, the listed models (comma-separated)
+#   scripts/gpu_piece.sh explain                    explain and export every model with a checkpoint here
 #   scripts/gpu_piece.sh attention                  attention scaling to N = 65,536, bf16 (flash for softmax)
 #   scripts/gpu_piece.sh latency                    check-latency, bf16 and fp32, resnet50 and pyramid_softmax
 #
@@ -13,7 +14,8 @@
 # (`medbench results unpack` merges it here; then `medbench --machine-id <gpu id> run --suite
 # paper --stages compare`). Results already committed travel with the tree, so a piece run
 # again, on this machine or a fresh one, skips what is done. Checkpoints stay on the GPU
-# machine: the stages that read them run in the same piece as the training.
+# machine: the stages that read them run in the same piece as the training, or in an `explain`
+# piece on the same machine while it stays warm (a fresh machine has none: it explains nothing).
 set -euo pipefail
 
 OUT=${OUT:?set OUT to the folder the results go to}
@@ -48,6 +50,12 @@ train)
     timeout --signal=INT "$(left)" $PY -m bench run --suite "$SUITE" --models "$models" --seeds "$seeds" \
         --stages train,baselines,profile || log "stopped at the deadline or failed: rc $?"
     ;;
+explain)
+    $PY -m bench data synth --suite "$SUITE" --if-absent
+    # the seed-0 checkpoints the train pieces left on this machine; a model without one is skipped
+    timeout --signal=INT "$(left)" $PY -m bench run --suite "$SUITE" --stages explain,export \
+        || log "stopped at the deadline or failed: rc $?"
+    ;;
 attention)
     timeout --signal=INT "$(left)" $PY -m bench bench-attention --device cuda --dtype bfloat16 \
         --tokens 256,1024,4096,16384,65536 || log "attention: rc $?"
@@ -66,5 +74,14 @@ staging=$(mktemp -d /tmp/gpu-results.XXXX)
 (cd data/results && find . -name '*.json' -newer "$marker" -exec cp --parents {} "$staging" \;)
 if compgen -G "$staging/*" > /dev/null; then
     $PY -m bench results pack "$OUT/results-$piece.tar.gz" --results-dir "$staging" --no-artifacts
+fi
+if [[ $piece == explain ]]; then  # the galleries, in an archive of their own: results come back even if it is too big
+    gallery=$(mktemp -d /tmp/gpu-artifacts.XXXX)
+    (cd data/artifacts && find "explain/$SUITE" -type f -newer "$marker" -exec cp --parents {} "$gallery" \; 2>/dev/null || true)
+    if compgen -G "$gallery/*" > /dev/null; then
+        $PY -m bench results pack "$OUT/artifacts-$piece.tar.gz" --results-dir "$(mktemp -d)" --artifacts-dir "$gallery"
+        size=$(stat -c %s "$OUT/artifacts-$piece.tar.gz")
+        (( size < 16 * 2**20 )) || log "artifacts-$piece.tar.gz is $(( size / 2**20 )) MiB, over the 16 MiB a file may bring back"
+    fi
 fi
 log "done"
