@@ -6,7 +6,7 @@
 The engine's dependencies are read from this venv's installed metadata (the pinned versions
 of requirements.txt and everything they pull in), minus PyTorch and its CUDA packages, which
 the GPU machine brings, and minus every package ``--have`` (``pip freeze`` from that machine)
-lists. Each is fetched as a wheel for that machine's Python and Linux; a package published
+lists, except those in ``PINNED``, always carried at this venv's version. Each is fetched as a wheel for that machine's Python and Linux; a package published
 only as source (fvcore, iopath) is built here into a pure-Python wheel. There:
 
     python -m pip install --no-index --find-links wheels/ wheels/*.whl
@@ -24,6 +24,9 @@ from pathlib import Path
 # what the train, profile and attention stages import (captum and onnx only for explain / export)
 ROOTS = ("timm", "scikit-learn", "fvcore", "pydicom", "jsonschema", "tqdm", "numpy", "pillow")
 OPTIONAL = {"explain": ("captum",), "export": ("onnx", "onnxscript", "onnxruntime")}
+# carried even where the GPU machine has them: their versions define the models (timm) and the
+# pixel baseline (scikit-learn), so the paper results are built by the code tested here
+PINNED = ("timm", "scikit-learn")
 # the GPU machine's own PyTorch stack, never replaced
 EXCLUDE = re.compile(r"^(torch|torchvision|torchaudio|triton|nvidia-.*|setuptools|pip|wheel)$")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     roots = ROOTS + tuple(p for extra in args.extras for p in OPTIONAL[extra])
     present = have(args.have)
-    wanted = {n: v for n, v in sorted(closure(roots).items()) if n not in present}
+    wanted = {n: v for n, v in sorted(closure(roots).items()) if n not in present or n in PINNED}
     args.out.mkdir(parents=True, exist_ok=True)
     for name, version in wanted.items():
         print(f"{name}=={version}: {fetch(name, version, args.python, args.out)}")
