@@ -23,8 +23,8 @@ EXPECTED = {
     "pyramid_swin": (["window attention rollout, stage 1"], None, None),
     "pyramid_linformer": (["effective token mixing, stage 1"], None, None),
     "pyramid_fastformer": (["alpha (query pooling), stage 1", "beta (key pooling), stage 1"], None, None),
-    "pyramid_xca": ([], "between channels, not tokens", (2, 8, 32, 32)),
-    "pyramid_xca_nolpi": ([], "between channels, not tokens", (2, 8, 32, 32)),
+    "pyramid_xca": ([], "between channels, not tokens", (2, 8, 24, 24)),
+    "pyramid_xca_nolpi": ([], "between channels, not tokens", (2, 8, 24, 24)),
     "resnet50": ([], NO_ATTENTION_NOTE, None),
     "vit": (["CLS attention rollout"], None, None),
 }
