@@ -119,7 +119,8 @@ class Trainer:
         self.model = create_model(model_name, suite.scale, num_classes=self.num_classes,
                                   in_chans=suite.data.in_chans, image_size=suite.data.image_size).to(self.device)
         self.memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        if self.cfg.channels_last:  # otherwise the zoo's layout stays (ResNet's CPU convolutions are channels-last)
+            self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
         if self.ctx.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
