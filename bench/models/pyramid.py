@@ -73,9 +73,10 @@ class PyramidConfig:
             ATTENTION.get(self.attention)  # raises KeyError listing the valid names
 
     def options(self, stage: int, block: int) -> dict[str, Any]:
-        """Options of block ``block`` (counted through the network): shared, then the stage's, then the block's."""
+        """Options of block ``block`` of stage ``stage``: shared, then the stage's, then the block's."""
         per_stage = self.stage_options[stage] if self.stage_options else {}
-        return {**self.attention_options, **per_stage, **ATTENTION.get(self.attention).block_options(block)}
+        block_options = ATTENTION.get(self.attention).block_options(block, self.depths[stage])
+        return {**self.attention_options, **per_stage, **block_options}
 
     @property
     def grid_sizes(self) -> list[tuple[int, int]]:
@@ -126,13 +127,12 @@ class Stage(nn.Module):
 def _attention_params(cfg: PyramidConfig) -> int:
     """Parameters of all attention modules of ``cfg``, counted on the meta device."""
     cls = ATTENTION.get(cfg.attention)
-    total, k = 0, 0
+    total = 0
     with torch.device("meta"):
         for s, (dim, depth, heads, grid) in enumerate(zip(cfg.dims, cfg.depths, cfg.heads, cfg.grid_sizes)):
-            for _ in range(depth):
-                module = cls(dim, heads, grid_size=grid, qkv_bias=cfg.qkv_bias, **cfg.options(s, k))
+            for i in range(depth):
+                module = cls(dim, heads, grid_size=grid, qkv_bias=cfg.qkv_bias, **cfg.options(s, i))
                 total += sum(p.numel() for p in module.parameters())
-                k += 1
     return total
 
 
@@ -178,7 +178,7 @@ class PyramidTransformer(nn.Module):
             blocks = []
             for i in range(depth):
                 attention = attention_cls(dim, heads, grid_size=grid, qkv_bias=cfg.qkv_bias,
-                                          attn_drop=cfg.attn_drop_rate, proj_drop=cfg.drop_rate, **cfg.options(s, k))
+                                          attn_drop=cfg.attn_drop_rate, proj_drop=cfg.drop_rate, **cfg.options(s, i))
                 blocks.append(Block(attention, dim, hidden[s][i], cfg.drop_rate, drop_paths[k]))
                 k += 1
             downsample = PatchMerging(cfg.dims[s - 1], dim) if s > 0 else None

@@ -19,9 +19,9 @@ test_mechanisms.py checks the built models):
   grid, the last stage one global window. Quick: windows 4/4/2/2; paper: 4/4/4/4. All
   tile their grids (no padding). At paper scale this is Swin-T's layout in pixels and in
   windows (28 px windows; 8x8, 4x4, 2x2, 1x1 windows per stage), where window 8 would
-  leave stage 3, half the blocks, one global window. Shifted and regular blocks alternate
-  through the network, so 2 of the quick pyramid's 4 windowed blocks shift (stage 4's
-  2x2 grid is one window and cannot) and 5 of the paper pyramid's 10.
+  leave stage 3, half the blocks, one global window. Within a stage regular and shifted
+  blocks alternate, ending on a shifted one, so 3 of the quick pyramid's 5 blocks shift
+  (stage 4's 2x2 grid is one window and cannot) and 5 of the paper pyramid's 10 windowed ones.
 - Linformer: k = min(64 quick / 256 paper, N // 2) per stage (``linformer_proj_lens``):
   quick 64/32/8/2, paper 256/128/32/8; param-matched by narrowing the MLPs.
 - Performer: random features redrawn every 100 training forwards, never in eval.

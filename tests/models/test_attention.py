@@ -193,9 +193,11 @@ def test_fastformer_follows_the_paper_equations() -> None:
 
 
 def test_swin_shift_alternates_and_map_stays_in_windows() -> None:
-    assert WindowAttention.block_options(0) == {"shift": False}
-    assert WindowAttention.block_options(1) == {"shift": True}
-    assert WindowAttention.block_options(3) == {"shift": True}  # counted through the network
+    # within a stage: regular, shifted, ..., ending on a shifted block
+    assert [WindowAttention.block_options(i, 2)["shift"] for i in range(2)] == [False, True]
+    assert [WindowAttention.block_options(i, 6)["shift"] for i in range(6)] == [False, True] * 3
+    assert WindowAttention.block_options(0, 1) == {"shift": True}
+    assert [WindowAttention.block_options(i, 3)["shift"] for i in range(3)] == [True, False, True]
     module: WindowAttention = build("swin", grid=(8, 8))
     module.keep_attention = True
     with torch.no_grad():

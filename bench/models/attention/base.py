@@ -61,8 +61,8 @@ class TokenAttention(nn.Module):
         self.last_attention: torch.Tensor | None = None
 
     @classmethod
-    def block_options(cls, index: int) -> dict[str, Any]:
-        """Options that vary with a block's index in the network (Swin's shift); none by default."""
+    def block_options(cls, block: int, depth: int) -> dict[str, Any]:
+        """Options that vary with a block's place in its stage of ``depth`` blocks (Swin's shift); none by default."""
         return {}
 
     def _check_input(self, x: torch.Tensor, grid_size: tuple[int, int]) -> None:

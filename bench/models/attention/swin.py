@@ -106,14 +106,15 @@ class WindowAttention(TokenAttention):
         self.last_window_attention: torch.Tensor | None = None
 
     @classmethod
-    def block_options(cls, index: int) -> dict[str, Any]:
-        """Every second block of the network uses shifted windows.
+    def block_options(cls, block: int, depth: int) -> dict[str, Any]:
+        """Blocks alternate regular and shifted windows, and every stage ends on a shifted one.
 
-        Swin alternates regular and shifted blocks; its stage depths are even, so counting
-        through the network or within each stage is the same. Counting through the network
-        also shifts stages of odd depth (the quick pyramid's stage 2 has one block).
+        For Swin's even stage depths this is its regular, shifted, ... pattern. A stage of odd
+        depth (the quick pyramid's one-block stages) also ends shifted: patch merging nests
+        each window inside one window of the next stage, so a stage that ended on regular
+        windows would hand on features that never crossed its window borders.
         """
-        return {"shift": index % 2 == 1}
+        return {"shift": (depth - 1 - block) % 2 == 0}
 
     @property
     def padded_size(self) -> tuple[int, int]:
