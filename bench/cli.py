@@ -53,6 +53,16 @@ def _one_stage(args: argparse.Namespace, stage: str) -> int:
     return 0
 
 
+def cmd_budget(args: argparse.Namespace) -> int:
+    from bench.runner import run_suite
+
+    written = run_suite(_suite(args), models=_names(args.models, "model name"), stages=("budget",),
+                        force=args.force, paths=_paths(args), jobs=args.jobs)
+    log.info("%d budget-study results up to date; `medbench run --stages compare` sets them beside the suite's",
+             len(written))
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     return _one_stage(args, "explain")
 
@@ -205,7 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
     p.add_argument("--stages", default="train,baselines,compare,profile,explain,export",
-                   help="comma-separated subset of train,baselines,compare,profile,explain,export")
+                   help="comma-separated subset of train,baselines,compare,profile,explain,export; "
+                        "also budget (the budget study, never run by default)")
+    p.add_argument("--force", action="store_true", help="redo finished work")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="train this many runs at once on CPU, sharing the cores (default 1)")
+
+    p = add("budget", cmd_budget, "the budget study: each model's first seed trained again under twice the "
+            "epoch cap, to show whether more training changes its validation score", data=True)
+    p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--force", action="store_true", help="redo finished work")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="train this many runs at once on CPU, sharing the cores (default 1)")

@@ -20,8 +20,10 @@ _SUBSET_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*(/[A-Za-z0-9_][A-Za-z0
 # defaults, so the fingerprints of existing results and checkpoints stay what they were.
 _DATA_FIELDS_OMITTED_AT_DEFAULT = {"subset": "", "on_bad_file": "skip", "load_workers": 0, "frames": "middle",
                                   "max_pixels": 0}
-_TRAIN_FIELDS_OMITTED_AT_DEFAULT = {"device_data": False, "channels_last": False, "compile": False}
+_TRAIN_FIELDS_OMITTED_AT_DEFAULT = {"device_data": False, "channels_last": False, "compile": False,
+                                    "schedule": "cosine", "decay_epochs": 0}
 BALANCE_MODES = ("none", "sampler", "loss")
+SCHEDULES = ("cosine", "plateau")
 DTYPES = ("float32", "bfloat16")
 
 
@@ -89,14 +91,22 @@ class DataConfig:
 class TrainConfig:
     """The training recipe: recorded in full in every train result.
 
-    ``epochs`` is a cap: training stops early once validation balanced accuracy has not
-    improved by more than ``min_delta`` for ``patience`` epochs (0 trains every epoch), but
-    not before ``min_epochs``. The LR schedule spans the cap, so where a run stops never
-    changes the steps before it: linear warm-up, cosine decay to ``min_lr_ratio`` x ``lr``,
-    then ``cooldown_epochs`` at that floor, where a run shows whether it has converged.
+    ``epochs`` is a cap. A validation plateau is ``patience`` epochs (not before ``min_epochs``)
+    in which balanced accuracy gained no more than ``min_delta``. Two schedules:
+
+    - ``cosine``: the LR schedule spans the cap (linear warm-up, cosine decay to
+      ``min_lr_ratio`` x ``lr``, then ``cooldown_epochs`` at that floor) and a plateau stops
+      the run; the decay itself flattens the curve, so a stop may be the schedule's doing.
+    - ``plateau``: after warm-up the LR stays constant until a plateau, then decays (cosine,
+      to ``min_lr_ratio`` x ``lr``) over ``decay_epochs`` and the run ends. The plateau is the
+      model's, not the schedule's; a cap reached first starts the decay instead, and the run
+      records that the cap, not a plateau, ended it. Raising the cap never changes a run that
+      plateaued below it.
     """
 
     epochs: int = 10
+    schedule: str = "cosine"
+    decay_epochs: int = 0  # plateau schedule: the decay after the plateau
     patience: int = 0
     min_delta: float = 0.0  # a val gain at or below this is a tie: the earlier epoch stays the best
     min_epochs: int = 0  # never stop before this: early plateaus precede the late gains of transformers
@@ -136,6 +146,11 @@ class TrainConfig:
         _check(self.patience >= 0, f"train.patience must be >= 0 (0: no early stopping), got {self.patience}")
         _check(0 <= self.min_delta < 1, f"train.min_delta must be in [0, 1), got {self.min_delta}")
         _check(self.min_epochs >= 0, f"train.min_epochs must be >= 0, got {self.min_epochs}")
+        _check(self.schedule in SCHEDULES, f"train.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _check(self.decay_epochs >= 0, f"train.decay_epochs must be >= 0, got {self.decay_epochs}")
+        _check(self.schedule != "plateau" or (self.patience >= 1 and 1 <= self.decay_epochs < self.epochs),
+               f"train.schedule 'plateau' needs patience >= 1 and decay_epochs in [1, epochs), "
+               f"got patience {self.patience}, decay_epochs {self.decay_epochs}")
         _check(self.cooldown_epochs >= 0, f"train.cooldown_epochs must be >= 0, got {self.cooldown_epochs}")
         _check(0 <= self.min_lr_ratio < 1, f"train.min_lr_ratio must be in [0, 1), got {self.min_lr_ratio}")
         _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1,

@@ -25,6 +25,16 @@ from bench.results import exclusive_lock, result_path, write_result
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
+# Stages run only when asked for (``--stages budget``, ``medbench budget``), never by default.
+# budget: the first seed of every model trained again under BUDGET_FACTOR x the epoch cap;
+# the comparison sets each model's validation score at both budgets side by side.
+STUDIES = ("budget",)
+BUDGET_FACTOR = 2
+
+
+def budget_suite(suite: SuiteConfig) -> SuiteConfig:
+    """The suite with BUDGET_FACTOR x its epoch cap: everything else, the plateau rule included, as it is."""
+    return dataclasses.replace(suite, train=dataclasses.replace(suite.train, epochs=suite.train.epochs * BUDGET_FACTOR))
 
 
 @functools.lru_cache(maxsize=None)
@@ -43,20 +53,21 @@ def model_gmacs(name: str, scale: str, image_size: int, in_chans: int, num_class
 
 
 def train_one(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
-              ctx: DistContext | None = None, force: bool = False, progress: bool = True) -> Path:
-    """Train and evaluate one (model, seed) and write its result; rank 0 writes, others return."""
+              ctx: DistContext | None = None, force: bool = False, progress: bool = True, kind: str = "train") -> Path:
+    """Train and evaluate one (model, seed) and write its result; rank 0 writes, others return.
+    ``kind`` "budget" writes a budget-study run beside the suite's own, with its own checkpoint."""
     ctx = ctx or init_from_env()
-    out = result_path(paths.results, env.machine_info()["id"], suite.name, "train", model_name, seed)
+    out = result_path(paths.results, env.machine_info()["id"], suite.name, kind, model_name, seed)
     # Under torchrun the launcher owns the job; alone, a lock keeps concurrent runs from duplicating it.
     with contextlib.nullcontext() if ctx.enabled else exclusive_lock(paths.lock_for(out)):
-        return _train_one_locked(suite, model_name, seed, data, paths, out, ctx, force, progress)
+        return _train_one_locked(suite, model_name, seed, data, paths, out, ctx, force, progress, kind)
 
 
 def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
-                      out: Path, ctx: DistContext, force: bool, progress: bool) -> Path:
+                      out: Path, ctx: DistContext, force: bool, progress: bool, kind: str) -> Path:
     from bench.train import Trainer, config_fingerprint
 
-    ckpt = paths.checkpoint(suite.name, model_name, seed)
+    ckpt = paths.checkpoint(suite.name if kind == "train" else f"{suite.name}-{kind}", model_name, seed)
     config_id = config_fingerprint(suite, model_name, seed)
     if not force and is_done(out, config_id):
         log.info("skip %s seed %d: %s exists", model_name, seed, out)
@@ -77,11 +88,11 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
         metrics, error = {}, error_record(exc, "train")
         if ctx.enabled:  # the other ranks wait in a collective: end the job, after recording why
             if ctx.is_main:
-                write_result(out, payload("train", suite.name, info, seed, config, metrics, error,
+                write_result(out, payload(kind, suite.name, info, seed, config, metrics, error,
                                           dataset=dataset_info(data)))
             raise
     if ctx.is_main:
-        write_result(out, payload("train", suite.name, info, seed, config, metrics, error, dataset=dataset_info(data)))
+        write_result(out, payload(kind, suite.name, info, seed, config, metrics, error, dataset=dataset_info(data)))
         log.info("wrote %s", out)
     return out
 
@@ -116,12 +127,12 @@ def _worker_init(suite: SuiteConfig, threads: int, level: int, parent: int) -> N
     _WORKER["data"] = load_dataset(data_cfg, progress=False)
 
 
-def _worker_train(suite: SuiteConfig, name: str, seed: int, paths: RunPaths, force: bool) -> Path:
-    return train_one(suite, name, seed, _WORKER["data"], paths, force=force, progress=False)
+def _worker_train(suite: SuiteConfig, name: str, seed: int, paths: RunPaths, force: bool, kind: str) -> Path:
+    return train_one(suite, name, seed, _WORKER["data"], paths, force=force, progress=False, kind=kind)
 
 
 def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunPaths, jobs: int,
-                   force: bool = False) -> list[Path]:
+                   force: bool = False, kind: str = "train") -> list[Path]:
     """Train (model, seed) tasks in ``jobs`` processes sharing the cores evenly.
 
     Small models use two threads poorly: on 2 cores, two one-thread runs side by side train
@@ -136,7 +147,7 @@ def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunP
     log.info("training %d runs in %d processes of %d thread(s)", len(tasks), jobs, threads)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                              initargs=(suite, threads, logging.getLogger().getEffectiveLevel(), os.getpid())) as pool:
-        futures = [pool.submit(_worker_train, suite, name, seed, paths, force) for name, seed in tasks]
+        futures = [pool.submit(_worker_train, suite, name, seed, paths, force, kind) for name, seed in tasks]
         return [f.result() for f in futures]
 
 
@@ -157,9 +168,9 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     from bench.data.synthetic import write_sample_grid
     from bench.profile_run import ensure_machine_record, profile_suite
 
-    unknown = sorted(set(stages) - set(STAGES))
+    unknown = sorted(set(stages) - set(STAGES) - set(STUDIES))
     if unknown:
-        raise ValueError(f"unknown stages {unknown}; valid stages: {', '.join(STAGES)}")
+        raise ValueError(f"unknown stages {unknown}; valid stages: {', '.join(STAGES + STUDIES)}")
     models = models or list(suite.models)
     seeds = seeds if seeds is not None else list(suite.seeds)
     if set(stages) <= {"compare"}:  # results in, results out: no dataset needed
@@ -171,12 +182,14 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     written: list[Path] = []
     if "profile" in stages:
         written.append(ensure_machine_record(paths, force=force))
-    if "train" in stages:
-        tasks = [(name, seed) for name in models for seed in seeds]
+    trainings = [("train", suite, [(name, seed) for seed in seeds for name in models])] if "train" in stages else []
+    if "budget" in stages:
+        trainings.append(("budget", budget_suite(suite), [(name, seeds[0]) for name in models]))
+    for kind, recipe, tasks in trainings:
         if jobs > 1 and ctx.device.type == "cpu" and not ctx.enabled:
-            written += train_parallel(suite, tasks, paths, jobs, force)
+            written += train_parallel(recipe, tasks, paths, jobs, force, kind=kind)
         else:
-            written += [train_one(suite, name, seed, data, paths, ctx=ctx, force=force, progress=progress)
+            written += [train_one(recipe, name, seed, data, paths, ctx=ctx, force=force, progress=progress, kind=kind)
                         for name, seed in tasks]
     if "baselines" in stages:
         from bench.baseline_run import run_baselines

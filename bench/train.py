@@ -1,4 +1,5 @@
-"""The training recipe: AdamW, warm-up then cosine, label smoothing, clipping, best-on-val.
+"""The training recipe: AdamW, warm-up, a cosine or plateau-triggered decay, label smoothing,
+clipping, best-on-val.
 
 One ``Trainer`` trains one (model, seed). It checkpoints after every epoch and resumes
 from the last one, reseeding each epoch from (seed, epoch) so that a resumed run
@@ -70,6 +71,17 @@ def cosine_with_warmup(step: int, warmup_steps: int, decay_steps: int, min_ratio
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def plateau_then_decay(step: int, warmup_steps: int, decay_start: int | None, decay_steps: int,
+                       min_ratio: float = 0.0) -> float:
+    """LR multiplier: linear warm-up to 1, constant until ``decay_start`` (None: not yet),
+    then a cosine decay to ``min_ratio`` over ``decay_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if decay_start is None or step < decay_start:
+        return 1.0
+    return cosine_with_warmup(step - decay_start, 0, decay_steps, min_ratio)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``); raise ValueError naming the file if unusable."""
     try:
@@ -139,10 +151,10 @@ class Trainer:
         self.train_set = TensorDataset(train.images, train.labels)
         per_rank = math.ceil(len(self.train_set) / self.ctx.world_size)
         self.steps_per_epoch = math.ceil(per_rank / self.cfg.batch_size)
-        warmup = self.steps_per_epoch * self.cfg.warmup_epochs
-        decay = self.steps_per_epoch * max(1, self.cfg.epochs - self.cfg.cooldown_epochs - self.cfg.warmup_epochs)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: cosine_with_warmup(step, warmup, decay, self.cfg.min_lr_ratio))
+        # plateau schedule: the epochs run when the decay began, and what began it ("plateau" or "cap")
+        self.decay_start_epoch: int | None = None
+        self.decay_trigger: str | None = None
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self.lr_multiplier(step))
 
         counts = torch.bincount(train.labels, minlength=self.num_classes).double().clamp_min(1)
         self.sample_weights = (1.0 / counts)[train.labels]
@@ -157,6 +169,16 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.train_seconds = 0.0
         self.train_images = 0
+
+    def lr_multiplier(self, step: int) -> float:
+        """The schedule's LR multiplier at an optimizer step (see ``TrainConfig``)."""
+        warmup = self.steps_per_epoch * self.cfg.warmup_epochs
+        if self.cfg.schedule == "plateau":
+            start = None if self.decay_start_epoch is None else self.decay_start_epoch * self.steps_per_epoch
+            return plateau_then_decay(step, warmup, start, self.steps_per_epoch * self.cfg.decay_epochs,
+                                      self.cfg.min_lr_ratio)
+        decay = self.steps_per_epoch * max(1, self.cfg.epochs - self.cfg.cooldown_epochs - self.cfg.warmup_epochs)
+        return cosine_with_warmup(step, warmup, decay, self.cfg.min_lr_ratio)
 
     # ---- checkpoints -------------------------------------------------------------------
     def resume(self) -> bool:
@@ -174,6 +196,7 @@ class Trainer:
         self.start_epoch = ckpt["epoch"] + 1
         self.best_score, self.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
         self.best_state = ckpt["best_state"]
+        self.decay_start_epoch, self.decay_trigger = ckpt.get("decay_start_epoch"), ckpt.get("decay_trigger")
         self.train_seconds, self.train_images = ckpt["train_seconds"], ckpt["train_images"]
         log.info("resumed %s seed %d after epoch %d from %s", self.model_name, self.seed, ckpt["epoch"],
                  self.checkpoint_path)
@@ -187,7 +210,8 @@ class Trainer:
                 "suite": self.suite.name, "class_names": list(self.data.class_names),
                 "in_chans": self.suite.data.in_chans, "image_size": self.suite.data.image_size,
                 "epoch": epoch, "epochs": self.cfg.epochs,
-                "finished": epoch + 1 >= self.cfg.epochs or self.plateaued(),
+                "finished": self.finished(), "decay_start_epoch": self.decay_start_epoch,
+                "decay_trigger": self.decay_trigger,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "history": self.history.as_dict(),
                 "best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state,
@@ -285,15 +309,33 @@ class Trainer:
         return self.cfg.patience > 0 and self.epochs_run() - self.best_epoch >= self.cfg.patience
 
     def plateaued(self) -> bool:
-        """Time to stop: a plateau, once ``min_epochs`` have run."""
+        """A plateau, once ``min_epochs`` have run."""
         return self.epochs_run() >= self.cfg.min_epochs and self.reached_plateau()
 
+    def after_epoch(self) -> None:
+        """Plateau schedule: start the decay at a plateau, or when the cap leaves only its length."""
+        if self.cfg.schedule != "plateau" or self.decay_start_epoch is not None:
+            return
+        if self.plateaued():
+            self.decay_start_epoch, self.decay_trigger = self.epochs_run(), "plateau"
+        elif self.epochs_run() >= self.cfg.epochs - self.cfg.decay_epochs:
+            self.decay_start_epoch, self.decay_trigger = self.epochs_run(), "cap"
+
+    def finished(self) -> bool:
+        """Time to stop: the cap; a plateau (cosine schedule); the end of the decay (plateau schedule)."""
+        if self.epochs_run() >= self.cfg.epochs:
+            return True
+        if self.cfg.schedule == "plateau":
+            return (self.decay_start_epoch is not None
+                    and self.epochs_run() >= self.decay_start_epoch + self.cfg.decay_epochs)
+        return self.plateaued()
+
     def fit(self) -> None:
-        """Train until validation balanced accuracy plateaus (or the epoch cap), keeping the best epoch."""
+        """Train until the schedule ends the run (see ``finished``), keeping the best epoch."""
         from sklearn.metrics import balanced_accuracy_score
 
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            if self.plateaued():
+            if self.finished():
                 break
             train_loss, seen, seconds = self.train_epoch(epoch)
             self.train_seconds += seconds
@@ -311,19 +353,28 @@ class Trainer:
             if val_bacc > self.best_score + self.cfg.min_delta or self.best_state is None:
                 self.best_score, self.best_epoch = val_bacc, epoch + 1
                 self.best_state = copy.deepcopy(self.model.state_dict())
+            self.after_epoch()
             if self.ctx.is_main:
                 log.info("%s seed %d epoch %d/%d: train loss %.4f, val loss %.4f, val bal-acc %.4f (%.0f img/s)",
                          self.model_name, self.seed, epoch + 1, self.cfg.epochs, train_loss, val_loss, val_bacc,
                          seen / max(seconds, 1e-9))
             self.save_checkpoint(epoch)
-        if self.ctx.is_main and self.plateaued():
+        if self.ctx.is_main and self.decay_trigger is not None:
+            log.info("%s seed %d: LR decay from epoch %d (%s); stopped after epoch %d (best %d)", self.model_name,
+                     self.seed, self.decay_start_epoch + 1, self.decay_trigger, self.epochs_run(), self.best_epoch)
+        elif self.ctx.is_main and self.plateaued():
             log.info("%s seed %d: no val improvement for %d epochs; stopped after epoch %d (best %d)",
                      self.model_name, self.seed, self.cfg.patience, self.epochs_run(), self.best_epoch)
 
     def convergence(self) -> dict[str, Any]:
-        """How training ended. ``converged``: the best epoch lies at least ``patience`` epochs
-        before the last, so the run reached a validation plateau rather than the cap."""
+        """How training ended. ``converged``: under the plateau schedule, a validation plateau
+        at constant LR started the decay (not the cap); under the cosine schedule, the best
+        epoch lies at least ``patience`` epochs before the last (a plateau the decaying LR may
+        have made). ``final_train_loss``: the last epoch's mean training loss."""
         epochs_run = self.epochs_run()
+        ended = ({"schedule": "plateau", "decay_start_epoch": self.decay_start_epoch, "decay_trigger": self.decay_trigger,
+                  "converged": self.decay_trigger == "plateau"}
+                 if self.cfg.schedule == "plateau" else {"converged": self.reached_plateau()})
         return {
             "best_epoch": self.best_epoch,
             "epochs_run": epochs_run,
@@ -331,7 +382,9 @@ class Trainer:
             "patience": self.cfg.patience,
             "min_delta": self.cfg.min_delta,
             "optimizer_steps": epochs_run * self.steps_per_epoch,
-            "converged": self.reached_plateau(),
+            "final_train_loss": self.history.train_loss[-1] if self.history.train_loss else None,
+            "best_val_balanced_accuracy": round(self.best_score, 6) if self.best_state is not None else None,
+            **ended,
         }
 
     def evaluate(self) -> dict[str, Any]:

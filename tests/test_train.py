@@ -191,6 +191,44 @@ def test_early_stopping_records_steps_best_epoch_and_convergence(suite_file, tmp
     assert _only_result(tmp_path / "late")["metrics"]["epochs_run"] == 5  # not stopped before min_epochs
 
 
+def test_plateau_schedule_decays_after_a_plateau_and_a_higher_cap_changes_nothing(suite_file, tmp_path, monkeypatch):
+    """Plateau schedule: a frozen model plateaus at constant LR, the decay follows and ends the
+    run; the run counts as converged, and the same run under twice the cap is identical."""
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    suite = load_suite(str(suite_file))
+    frozen = dataclasses.replace(suite, train=dataclasses.replace(
+        suite.train, schedule="plateau", epochs=8, decay_epochs=2, patience=2, min_delta=0.01, min_epochs=0,
+        lr=1e-12, warmup_epochs=0))
+    data = load_dataset(suite.data, progress=False)
+    train_one(frozen, "pyramid_softmax", 0, data, _paths(tmp_path / "b"), progress=False)
+    metrics = _only_result(tmp_path / "b")["metrics"]
+    assert (metrics["decay_start_epoch"], metrics["decay_trigger"], metrics["epochs_run"]) == (3, "plateau", 5)
+    assert metrics["converged"] is True and metrics["final_train_loss"] == metrics["curves"]["train_loss"][-1]
+    lrs = metrics["curves"]["lr"]
+    assert lrs[:3] == [pytest.approx(1e-12)] * 3 and lrs[3] < lrs[2] and lrs[4] == pytest.approx(0.0, abs=1e-20)
+
+    doubled = dataclasses.replace(frozen, train=dataclasses.replace(frozen.train, epochs=16))
+    train_one(doubled, "pyramid_softmax", 0, data, _paths(tmp_path / "2b"), progress=False)
+    again = _only_result(tmp_path / "2b")["metrics"]
+    assert comparable(again) == comparable({**metrics, "max_epochs": 16})
+
+    capped = dataclasses.replace(frozen, train=dataclasses.replace(frozen.train, epochs=3, decay_epochs=1, patience=5))
+    train_one(capped, "pyramid_softmax", 0, data, _paths(tmp_path / "cap"), progress=False)
+    metrics = _only_result(tmp_path / "cap")["metrics"]
+    assert (metrics["decay_start_epoch"], metrics["decay_trigger"], metrics["epochs_run"]) == (2, "cap", 3)
+    assert metrics["converged"] is False
+
+
+def test_plateau_schedule_is_constant_after_warm_up_then_decays():
+    from bench.train import plateau_then_decay
+
+    ratios = [plateau_then_decay(step, 2, None, 4) for step in range(6)]
+    assert ratios == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
+    decayed = [plateau_then_decay(step, 2, 6, 4, min_ratio=0.1) for step in range(12)]
+    assert decayed[:7] == [0.5] + [1.0] * 6 and decayed[8] == pytest.approx(0.55)
+    assert decayed[10:] == [pytest.approx(0.1)] * 2
+
+
 def test_schedule_warms_up_decays_to_the_floor_then_cools_down():
     from bench.train import cosine_with_warmup
 

@@ -27,12 +27,13 @@ test_mechanisms.py checks the built models):
 - Performer: random features redrawn every 100 training forwards, never in eval.
 - XCA: ``pyramid_xca`` has LPI, ``pyramid_xca_nolpi`` is the ablation without it.
 - ``vit``: a timm VisionTransformer with a CLS token, sized to the pyramids' parameter
-  count (within 10%): quick patch 16, dim 96, depth 7, 4 heads (0.81M; patch 16 keeps
-  its cost near the pyramids', 16 tokens where patch 8's 64 cost 4.5x); paper patch 16,
-  dim 432, depth 12, 6 heads (27.1M; ViT-S/16, at 21.5M, would be 22% smaller). ViT-S/16
-  itself is ``timm:vit_small_patch16_224``. Being columnar, the quick ViT runs all 17
-  tokens (16 patches and the class token) through every block: 0.014 GMACs, beside the
-  quick pyramid's 0.013.
+  count (within 10%): quick patch 8, dim 96, depth 7, 4 heads (0.80M): an 8x8 grid of 64
+  patch tokens, the fewest that still lets global attention see the image at a resolution
+  near the pyramids' (their first stage has 256); paper patch 16, dim 432, depth 12, 6
+  heads (27.1M; ViT-S/16, at 21.5M, would be 22% smaller). ViT-S/16 itself is
+  ``timm:vit_small_patch16_224``. Being columnar, the quick ViT runs all 65 tokens (64
+  patches and the class token) through every block, so it costs several times the quick
+  pyramid's GMACs at the same parameter count (``medbench models`` prints both).
 
 ``timm:<name>`` builds any timm architecture (no pretrained weights).
 """
@@ -72,7 +73,7 @@ _LINFORMER_K = {"quick": 64, "paper": 256}
 # training forwards per draw of the random features, both scales: tens of draws in a quick run
 _PERFORMER_REDRAW = 100
 _VIT = {
-    "quick": dict(patch_size=16, embed_dim=96, depth=7, num_heads=4),
+    "quick": dict(patch_size=8, embed_dim=96, depth=7, num_heads=4),
     "paper": dict(patch_size=16, embed_dim=432, depth=12, num_heads=6),
 }
 _RESNET_CHANNELS = {"quick": (12, 24, 48, 96), "paper": (64, 128, 256, 512)}
