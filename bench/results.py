@@ -73,7 +73,7 @@ def _bulk_errors(payload: dict[str, Any], version: int) -> list[str]:
         return []
     minimum = _schema(version)["$defs"]["class_ids"]["items"]["minimum"]
     errors = []
-    for key in ("test_predictions", "test_labels"):
+    for key in ("test_predictions", "test_labels", "val_predictions", "val_labels"):
         values = metrics.get(key)
         if isinstance(values, list):
             bad = next((i for i, v in enumerate(values)

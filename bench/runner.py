@@ -141,14 +141,48 @@ def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunP
     """
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, env.cpu_cores() // jobs)
     log.info("training %d runs in %d processes of %d thread(s)", len(tasks), jobs, threads)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                              initargs=(suite, threads, logging.getLogger().getEffectiveLevel(), os.getpid())) as pool:
         futures = [pool.submit(_worker_train, suite, name, seed, paths, force, kind) for name, seed in tasks]
+        with RunProgress(len(tasks), kind) as progress:
+            for future in as_completed(futures):
+                progress.done(future.result())
         return [f.result() for f in futures]
+
+
+class RunProgress:
+    """Runs finished out of all, with an ETA: a bar on a terminal, and a log line per run for logs."""
+
+    def __init__(self, total: int, kind: str, enabled: bool = True) -> None:
+        import sys
+        import time
+
+        from tqdm import tqdm
+
+        self.total, self.kind, self.enabled, self.clock, self.start = total, kind, enabled, time.monotonic, time.monotonic()
+        self.finished = 0
+        self.bar = tqdm(total=total, desc=f"{kind} runs", unit="run",
+                        disable=not enabled or not sys.stderr.isatty())
+
+    def done(self, path: Path) -> Path:
+        self.finished += 1
+        self.bar.update()
+        if self.enabled:
+            elapsed = self.clock() - self.start
+            eta = elapsed / self.finished * (self.total - self.finished)
+            log.info("%s runs: %d/%d done (%s), %.0f s elapsed, ETA %.0f s", self.kind, self.finished, self.total,
+                     path.name, elapsed, eta)
+        return path
+
+    def __enter__(self) -> "RunProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
 
 
 def _compare(suite: SuiteConfig, paths: RunPaths, force: bool) -> Path | None:
@@ -189,8 +223,10 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
         if jobs > 1 and ctx.device.type == "cpu" and not ctx.enabled:
             written += train_parallel(recipe, tasks, paths, jobs, force, kind=kind)
         else:
-            written += [train_one(recipe, name, seed, data, paths, ctx=ctx, force=force, progress=progress, kind=kind)
-                        for name, seed in tasks]
+            with RunProgress(len(tasks), kind, enabled=ctx.is_main) as bar:
+                for name, seed in tasks:
+                    written.append(bar.done(train_one(recipe, name, seed, data, paths, ctx=ctx, force=force,
+                                                      progress=progress, kind=kind)))
     if "baselines" in stages:
         from bench.baseline_run import run_baselines
 

@@ -392,6 +392,7 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         probs, labels, _ = self.predict("test")
+        val_probs, val_labels, _ = self.predict("val")  # the chosen weights on val: for val-only studies
         report = {}
         if self.ctx.is_main:
             report = classification_report(probs, labels, self.data.class_names,
@@ -400,6 +401,8 @@ class Trainer:
                 **self.convergence(),
                 "curves": self.history.as_dict(),
                 "test_labels": labels.tolist(),
+                "val_predictions": val_probs.argmax(axis=1).astype(int).tolist(),
+                "val_labels": val_labels.tolist(),
                 "train_time_s": round(self.train_seconds, 3),
                 "train_images_per_s": round(self.train_images / max(self.train_seconds, 1e-9), 2),
                 "speed": self.speed_settings(),
