@@ -124,14 +124,17 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench import env
-    from bench.compare import leaderboard_markdown, load_comparison
+    from bench.compare import budget_markdown, leaderboard_markdown, load_comparison, validation_comparison
     from bench.results import result_path
 
     machine = args.machine_id or env.machine_info()["id"]
     path = result_path(_paths(args).results, machine, check_name(args.suite, "suite name"), "comparison", None, None)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no comparison; run `medbench run --suite {args.suite}` first")
-    sys.stdout.write(leaderboard_markdown(*load_comparison(path)))
+    comparison, runs = validation_comparison(path) if args.split == "val" else load_comparison(path)
+    sys.stdout.write(leaderboard_markdown(comparison, runs))
+    if args.budget:
+        sys.stdout.write("\n" + budget_markdown(comparison))
     return 0
 
 
@@ -221,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="train this many runs at once on CPU, sharing the cores (default 1)")
 
-    p = add("budget", cmd_budget, "the budget study: each model's first seed trained again under twice the "
-            "epoch cap, to show whether more training changes its validation score", data=True)
+    p = add("budget", cmd_budget, "the budget study: each model's first seed trained again with every length "
+            "of the recipe doubled (cap, least epochs, patience, decay), to show whether more training changes "
+            "its validation score", data=True)
     p.add_argument("--models", help="comma-separated subset of the suite's models")
     p.add_argument("--force", action="store_true", help="redo finished work")
     p.add_argument("--jobs", type=_positive_int, default=1,
@@ -298,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("table", cmd_results_table, "print a suite's leaderboard (its comparison) as Markdown",
             suite=False, parent=results)
     p.add_argument("--suite", default="quick", help="suite name")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="the split to rank on: val for recipe, width and ablation choices (test never picks anything)")
+    p.add_argument("--budget", action="store_true", help="also print the budget study")
     p = add("pack", cmd_results_pack, "pack result files (and small artifacts) into one .tar.gz", suite=False,
             parent=results)
     p.add_argument("out", help="the archive to write, e.g. results.tar.gz")

@@ -26,15 +26,9 @@ log = logging.getLogger(__name__)
 
 STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
 # Stages run only when asked for (``--stages budget``, ``medbench budget``), never by default.
-# budget: the first seed of every model trained again under BUDGET_FACTOR x the epoch cap;
-# the comparison sets each model's validation score at both budgets side by side.
+# budget: the first seed of every model trained again with a recipe twice as long (see
+# ``bench.train.budget_suite``); the comparison sets its validation score beside the suite's.
 STUDIES = ("budget",)
-BUDGET_FACTOR = 2
-
-
-def budget_suite(suite: SuiteConfig) -> SuiteConfig:
-    """The suite with BUDGET_FACTOR x its epoch cap: everything else, the plateau rule included, as it is."""
-    return dataclasses.replace(suite, train=dataclasses.replace(suite.train, epochs=suite.train.epochs * BUDGET_FACTOR))
 
 
 @functools.lru_cache(maxsize=None)
@@ -218,6 +212,8 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
         written.append(ensure_machine_record(paths, force=force))
     trainings = [("train", suite, [(name, seed) for seed in seeds for name in models])] if "train" in stages else []
     if "budget" in stages:
+        from bench.train import budget_suite
+
         trainings.append(("budget", budget_suite(suite), [(name, seeds[0]) for name in models]))
     for kind, recipe, tasks in trainings:
         if jobs > 1 and ctx.device.type == "cpu" and not ctx.enabled:

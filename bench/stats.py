@@ -11,8 +11,16 @@ the drawn seeds' balanced accuracies. It therefore covers both sources of variat
 — which seed you trained, and which images you tested on — instead of averaging
 per-seed endpoints (which ignores seed spread) or pooling seeds as if they were images.
 
+A plain bootstrap over S seeds shrinks the seed variance by (S - 1)/S (two seeds: half
+of it). Each resample's seed draw is therefore stretched about the mean of all S seeds
+by sqrt(S/(S - 1)), which makes the bootstrap variance of the seed mean s²/S, with s the
+usual (n - 1) seed standard deviation. One seed carries no seed variance at all: its
+interval covers the test images only, and the comparison says so (``num_seeds``).
+
 Model comparisons are *paired*: both models are scored on the same image draw in each
-resample, so the difficulty of the drawn images cancels in the difference.
+resample, so the difficulty of the drawn images cancels in the difference. Against the
+best model, the p-values of all comparisons are adjusted together by Holm's step-down
+method, so that "tied with the best" holds the family-wise error at 5%.
 
 Neither torch nor scikit-learn is imported: the static site builder uses this module.
 """
@@ -85,12 +93,18 @@ def _rngs(seed: int, n_models: int) -> tuple[np.random.Generator, list[np.random
     return np.random.default_rng(children[0]), [np.random.default_rng(c) for c in children[1:]]
 
 
+def seed_stretch(num_seeds: int) -> float:
+    """How far a resample's seed draw is stretched about the all-seed mean: sqrt(S/(S-1)), 0 for one seed."""
+    return float(np.sqrt(num_seeds / (num_seeds - 1))) if num_seeds > 1 else 0.0
+
+
 def _resampled_means(
-    preds: list[np.ndarray], labels: np.ndarray, n_resamples: int, seed: int
+    preds: list[np.ndarray], labels: np.ndarray, n_resamples: int, seed: int, seeds: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point mean balanced accuracy per model (M,) and its two-level bootstrap replicates (M, B).
 
     All models share each resample's image draw, which is what makes differences paired.
+    ``seeds=False`` keeps every seed in every resample: the images-only interval.
     """
     labels = np.asarray(labels, dtype=np.int64)
     preds = [np.atleast_2d(np.asarray(p)) for p in preds]
@@ -110,8 +124,30 @@ def _resampled_means(
         w = resample_counts(n, stop - start, image_rng)
         for m, c in enumerate(correct):
             per_seed = weighted_balanced_accuracy(c, labels, w)  # (b, S)
-            reps[m, start:stop] = np.einsum("bs,bs->b", per_seed, seed_weights[m][start:stop])
+            all_seeds = per_seed.mean(axis=1)
+            drawn = np.einsum("bs,bs->b", per_seed, seed_weights[m][start:stop])
+            reps[m, start:stop] = all_seeds + (seed_stretch(len(c)) * (drawn - all_seeds) if seeds else 0.0)
     return point, reps
+
+
+def seed_sd(preds_by_seed: np.ndarray, labels: np.ndarray) -> float | None:
+    """The (n - 1) standard deviation of balanced accuracy across seeds; None for one seed."""
+    preds_by_seed = np.atleast_2d(np.asarray(preds_by_seed))
+    if len(preds_by_seed) < 2:
+        return None
+    scores = weighted_balanced_accuracy(preds_by_seed == np.asarray(labels), labels, np.ones((1, len(labels))))[0]
+    return float(np.std(scores, ddof=1))
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given: the family-wise error stays at
+    the level of the test when every adjusted p-value is compared with it."""
+    order = np.argsort(p_values, kind="stable")
+    m, running, adjusted = len(p_values), 0.0, [0.0] * len(p_values)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
@@ -128,6 +164,15 @@ def seed_image_bootstrap(
     N test images. See the module docstring for the resampling scheme.
     """
     point, reps = _resampled_means([preds_by_seed], labels, n_resamples, seed)
+    return (float(point[0]), *_interval(reps[0]))
+
+
+def image_bootstrap(
+    preds_by_seed: np.ndarray, labels: np.ndarray, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, lo, hi) as :func:`seed_image_bootstrap`, with every seed kept in every resample:
+    the interval the test images alone would give, blind to seed-to-seed variation."""
+    point, reps = _resampled_means([preds_by_seed], labels, n_resamples, seed, seeds=False)
     return (float(point[0]), *_interval(reps[0]))
 
 
@@ -174,6 +219,7 @@ def compare_models(
     seed: int = 0,
     reference: str | None = None,
     candidates: Sequence[str] | None = None,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
     """Mean, 95% interval and paired comparisons of several models on one test set.
 
@@ -182,8 +228,11 @@ def compare_models(
 
     ``preds`` maps a model name to its (S, N) predictions (S may differ between models).
     Returns ``{"best": name, "reference": name|None, "models": {name: {...}}}`` where each
-    model has ``mean``, ``ci95``, ``num_seeds``, ``is_best``, ``tied_with_best`` and (except
-    the best) ``vs_best`` — the paired difference model − best. With a ``reference`` that
+    model has ``mean``, ``ci95`` (seeds and images), ``ci95_images`` (images only),
+    ``seed_sd``, ``num_seeds``, ``is_best``, ``tied_with_best`` and (except the best)
+    ``vs_best`` — the paired difference model − best, whose ``p_holm`` is its p-value
+    adjusted by Holm over every comparison with the best; ``tied_with_best`` is
+    ``p_holm > alpha``. With a ``reference`` that
     is one of ``preds`` (a baseline), every other model also gets ``vs_reference``,
     ``better_than_reference`` (the lower end of model − reference is above 0) and
     ``ci_overlaps_reference`` (whether the two models' own intervals overlap, which is a
@@ -197,6 +246,8 @@ def compare_models(
     names = list(preds)
     point, reps = _resampled_means([preds[n] for n in names], labels, n_resamples, seed)
     ci = [_interval(r) for r in reps]
+    ci_images = [_interval(r) for r in _resampled_means([preds[n] for n in names], labels, n_resamples, seed,
+                                                        seeds=False)[1]]
     eligible = [i for i, n in enumerate(names) if candidates is None or n in candidates]
     best = max(eligible, key=lambda i: point[i]) if eligible else None  # ties resolve to the first listed
     ref = names.index(reference) if reference is not None else None
@@ -205,6 +256,8 @@ def compare_models(
         entry: dict[str, Any] = {
             "mean": _r(point[i]),
             "ci95": [_r(ci[i][0]), _r(ci[i][1])],
+            "ci95_images": [_r(ci_images[i][0]), _r(ci_images[i][1])],
+            "seed_sd": None if (sd := seed_sd(preds[name], labels)) is None else _r(sd),
             "num_seeds": int(np.atleast_2d(preds[name]).shape[0]),
             "is_best": i == best,
         }
@@ -214,10 +267,13 @@ def compare_models(
             entry["tied_with_best"] = False
         else:
             entry["vs_best"] = _difference(point, reps, i, best)
-            entry["tied_with_best"] = entry["vs_best"]["tied"]
         if ref is not None and i != ref:
             entry["vs_reference"] = _difference(point, reps, i, ref)
             entry["better_than_reference"] = entry["vs_reference"]["lo"] > 0
             entry["ci_overlaps_reference"] = bool(ci[i][0] <= ci[ref][1] and ci[ref][0] <= ci[i][1])
         models[name] = entry
+    family = [name for name in names if "vs_best" in models[name]]
+    for name, p_holm in zip(family, holm_adjust([models[n]["vs_best"]["p_value"] for n in family])):
+        models[name]["vs_best"]["p_holm"] = _r(p_holm)
+        models[name]["tied_with_best"] = bool(p_holm > alpha)
     return {"best": None if best is None else names[best], "reference": reference, "n_resamples": int(n_resamples), "models": models}

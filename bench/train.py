@@ -10,6 +10,7 @@ DistributedDataParallel; only rank 0 writes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -60,6 +61,20 @@ def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
     train = {k: v for k, v in values["train"].items() if k not in NOT_TRAINING}
     data = {k: v for k, v in values["data"].items() if k not in NOT_DATA}
     return fingerprint({"model": model_name, "seed": seed, "scale": suite.scale, "data": data, "train": train})
+
+
+# The budget study trains a suite's first seed again with this many times every length of its recipe.
+BUDGET_FACTOR = 2
+
+
+def budget_suite(suite: SuiteConfig) -> SuiteConfig:
+    """The same recipe at BUDGET_FACTOR x its length: the cap, the least epochs, the patience
+    (so the constant-LR phase waits that much longer for a gain), the decay and cool-down.
+    Only raising the cap would change nothing in a run that plateaued below it."""
+    t, k = suite.train, BUDGET_FACTOR
+    longer = dataclasses.replace(t, epochs=t.epochs * k, min_epochs=t.min_epochs * k, patience=t.patience * k,
+                                 decay_epochs=t.decay_epochs * k, cooldown_epochs=t.cooldown_epochs * k)
+    return dataclasses.replace(suite, train=longer)
 
 
 def cosine_with_warmup(step: int, warmup_steps: int, decay_steps: int, min_ratio: float = 0.0) -> float:

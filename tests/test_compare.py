@@ -27,22 +27,26 @@ def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) 
 
 def _fingerprint(suite, kind: str, name: str, seed: int) -> str:
     from bench.baseline_run import baseline_fingerprint
-    from bench.train import config_fingerprint
+    from bench.train import budget_suite, config_fingerprint
 
+    if kind == "budget":
+        return config_fingerprint(budget_suite(suite), name, seed)
     return config_fingerprint(suite, name, seed) if kind == "train" else baseline_fingerprint(suite, name, seed)
 
 
 def _write(paths: RunPaths, kind: str, name: str, seed: int, preds: np.ndarray, labels: np.ndarray,
-           suite=None) -> Path:
+           suite=None, val: tuple[np.ndarray, np.ndarray] | None = None, **extra) -> Path:
     probs = np.full((len(labels), len(CLASSES)), 0.1)
     probs[np.arange(len(labels)), preds] = 0.7
     metrics = classification_report(probs, labels, CLASSES, n_bootstrap=20, seed=seed)
     metrics["test_labels"] = labels.tolist()
-    if kind == "train":
+    if kind in ("train", "budget"):
         metrics.update({"curves": {"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.4], "val_loss": [2.0, 1.6, 1.6],
                                    "val_balanced_accuracy": [0.3, 0.6, 0.6]},
                         "best_epoch": 2, "epochs_run": 3, "max_epochs": 10, "patience": 1, "optimizer_steps": 30,
-                        "converged": True})
+                        "converged": True, **extra})
+    if val is not None:
+        metrics["val_predictions"], metrics["val_labels"] = val[0].tolist(), val[1].tolist()
     model = {"name": name, "scale": "quick", "params": 10, "gmacs": None, "image_size": 32, "in_chans": 1,
              "num_classes": len(CLASSES)}
     out = result_path(paths.results, MACHINE, "cmp", kind, name, seed)
@@ -144,11 +148,53 @@ def test_results_table_prints_the_leaderboard(compared) -> None:
 
     paths, metrics = compared
     table = leaderboard_markdown(*load_comparison(next(paths.results.rglob("comparison.json")))).splitlines()
-    assert table[0].startswith("| model | balanced accuracy | 95% CI")
+    assert table[0].startswith("| model | test balanced accuracy (mean ± seed SD) | 95% CI")
     rows = {line.split("|")[1].strip(): line for line in table[2:]}
     assert "| best |" in rows[f"`{metrics['best']}`"] and "| < |" in rows["`model_c`"]
-    assert "| 30 / 30 | 2 / 2 | yes | yes |" in rows["`model_c`"]
+    assert "| 30 / 30 | 2 / 2 | — | yes (budget unchecked) | yes |" in rows["`model_c`"]
+    sd = metrics["models"]["model_c"]["seed_sd"]
+    assert f"{metrics['models']['model_c']['mean']:.3f} ± {sd:.3f}" in rows["`model_c`"]
     assert list(rows)[-1] == "*pixel_logreg* (baseline)"
+
+
+def test_budget_study_flags_a_model_that_gains_from_twice_the_cap(tmp_path, monkeypatch, suite) -> None:
+    """Seed 0 of each model again with a recipe twice as long: a gain above min_delta flags the model
+    budget-limited (not converged) with its gain; an equal score leaves it converged. The
+    validation leaderboard ranks on the val predictions alone."""
+    from bench.compare import budget_markdown, leaderboard_markdown, load_comparison, validation_comparison
+
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", MACHINE)
+    suite = suite_from_dict({**SUITE.to_dict(), "models": ["steady", "hungry"], "seeds": [0],
+                             "train": {"bootstrap": 200, "min_delta": 0.01}})
+    paths = RunPaths(results=tmp_path / "r", checkpoints=tmp_path / "c", artifacts=tmp_path / "a", locks=tmp_path / "l")
+    rng = np.random.default_rng(5)
+    labels, val_labels = rng.integers(0, len(CLASSES), N_TEST), np.repeat(np.arange(len(CLASSES)), 100)
+    steady_val, hungry_val = val_labels.copy(), val_labels.copy()
+    steady_val[:40] = (val_labels[:40] + 1) % len(CLASSES)  # class 0: 60% right
+    hungry_val[:80] = (val_labels[:80] + 1) % len(CLASSES)  # class 0: 20% right
+    for name, val in (("steady", steady_val), ("hungry", hungry_val)):
+        _write(paths, "train", name, 0, _predictions(labels, 0.7, rng), labels, suite=suite, val=(val, val_labels),
+               final_train_loss=0.9)
+    _write(paths, "budget", "steady", 0, _predictions(labels, 0.7, rng), labels, suite=suite,
+           val=(steady_val, val_labels), max_epochs=20, epochs_run=3)
+    _write(paths, "budget", "hungry", 0, _predictions(labels, 0.7, rng), labels, suite=suite,
+           val=(steady_val, val_labels), max_epochs=20, epochs_run=9)
+    out = compare_suite(suite, paths)
+    metrics = load_result(out)["metrics"]
+    budget = metrics["budget"]["models"]
+    assert budget["steady"]["gain"] == 0 and budget["steady"]["budget_limited"] is False
+    assert budget["hungry"]["gain"] == pytest.approx(0.1) and budget["hungry"]["budget_limited"] is True
+    assert (budget["hungry"]["epochs_cap"], budget["hungry"]["doubled_epochs_cap"]) == (10, 20)
+    assert metrics["models"]["steady"]["converged"] is True
+    assert metrics["models"]["hungry"]["converged"] is False and metrics["models"]["hungry"]["plateaued"] is True
+    rows = {line.split("|")[1].strip(): line for line in leaderboard_markdown(*load_comparison(out)).splitlines()[2:]}
+    assert "**budget-limited** (+0.100)" in rows["`hungry`"] and "| yes |" in rows["`steady`"]
+    assert "| `hungry` | 10 | 3 | 0.800 | 20 | 9 | 0.900 | +0.100 | **yes** |" in budget_markdown(load_result(out))
+
+    val_comparison, _ = validation_comparison(out)
+    val = val_comparison["metrics"]
+    assert val["split"] == "val" and val["best"] == "steady" and val["num_test"] == len(val_labels)
+    assert val["models"]["steady"]["mean"] == pytest.approx(0.9) and val["models"]["hungry"]["mean"] == pytest.approx(0.8)
 
 
 def test_only_the_suites_own_runs_are_compared(tmp_path, monkeypatch, suite) -> None:

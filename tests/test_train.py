@@ -193,7 +193,7 @@ def test_early_stopping_records_steps_best_epoch_and_convergence(suite_file, tmp
 
 def test_plateau_schedule_decays_after_a_plateau_and_a_higher_cap_changes_nothing(suite_file, tmp_path, monkeypatch):
     """Plateau schedule: a frozen model plateaus at constant LR, the decay follows and ends the
-    run; the run counts as converged, and the same run under twice the cap is identical."""
+    run; the run counts as converged, and the same run under twice the cap (alone) is identical."""
     monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
     suite = load_suite(str(suite_file))
     frozen = dataclasses.replace(suite, train=dataclasses.replace(
@@ -211,6 +211,12 @@ def test_plateau_schedule_decays_after_a_plateau_and_a_higher_cap_changes_nothin
     train_one(doubled, "pyramid_softmax", 0, data, _paths(tmp_path / "2b"), progress=False)
     again = _only_result(tmp_path / "2b")["metrics"]
     assert comparable(again) == comparable({**metrics, "max_epochs": 16})
+
+    from bench.train import budget_suite
+
+    longer = budget_suite(frozen).train
+    assert (longer.epochs, longer.min_epochs, longer.patience, longer.decay_epochs) == (16, 0, 4, 4)
+    assert (longer.lr, longer.warmup_epochs, longer.schedule) == (frozen.train.lr, 0, "plateau")
 
     capped = dataclasses.replace(frozen, train=dataclasses.replace(frozen.train, epochs=3, decay_epochs=1, patience=5))
     train_one(capped, "pyramid_softmax", 0, data, _paths(tmp_path / "cap"), progress=False)
