@@ -7,7 +7,8 @@ predictions plus the configuration it used, so results record how a baseline was
 - ``chance_majority``: always the most frequent training class; its probabilities are the
   training class frequencies (the same for every image), so AUC is exactly 0.5 and its
   balanced accuracy is exactly 1/K over the classes present in the test split.
-- ``chance_uniform``: uniform random guessing from a seeded generator (probabilities 1/K).
+- ``chance_uniform``: uniform random guessing, scored by its expected values (balanced
+  accuracy exactly 1/K, AUC 0.5, kappa 0) rather than one random draw of guesses.
 - ``pixel_logreg``: multinomial logistic regression on area-downsampled, standardised
   pixels with balanced class weights. Resolution and regularisation are picked on the
   validation split (never on test) from a small grid; see :func:`pixel_logistic_regression`.
@@ -44,7 +45,7 @@ class BaselineOutput:
     """Test-set probabilities (N, K), predicted class ids (N,) and the settings used."""
 
     probs: np.ndarray
-    preds: np.ndarray
+    preds: np.ndarray | None  # None: scored by expected values, not by one draw of predictions
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,11 +59,9 @@ def majority_class(train_labels: np.ndarray, n_test: int, num_classes: int) -> B
     return BaselineOutput(probs, preds, {"predicts": majority, "train_frequencies": frequencies})
 
 
-def uniform_random(n_test: int, num_classes: int, seed: int) -> BaselineOutput:
-    """Guess uniformly at random (seeded); probabilities are 1/K, so AUC is exactly 0.5."""
-    preds = np.random.default_rng(seed).integers(0, num_classes, n_test)
-    probs = np.full((n_test, num_classes), 1.0 / num_classes)
-    return BaselineOutput(probs, preds, {"seed": int(seed)})
+def uniform_random(n_test: int, num_classes: int) -> BaselineOutput:
+    """Guess each class with probability 1/K; scored by expected values (no draw of guesses)."""
+    return BaselineOutput(np.full((n_test, num_classes), 1.0 / num_classes), None, {"scored_by": "expected values"})
 
 
 def _area_matrix(src: int, dst: int) -> np.ndarray:
@@ -170,7 +169,7 @@ def _chance_majority(splits: Splits, num_classes: int, seed: int) -> BaselineOut
 
 
 def _chance_uniform(splits: Splits, num_classes: int, seed: int) -> BaselineOutput:
-    return uniform_random(len(splits["test"][1]), num_classes, seed)
+    return uniform_random(len(splits["test"][1]), num_classes)
 
 
 def _pixel_logreg(splits: Splits, num_classes: int, seed: int) -> BaselineOutput:
@@ -200,8 +199,13 @@ def baseline_report(
 
     if name not in BASELINES:
         raise KeyError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
+    from bench.metrics import expected_uniform_report
+
     out = BASELINES[name](splits, len(class_names), seed)
-    report = classification_report(out.probs, splits["test"][1], class_names, n_bootstrap, seed, preds=out.preds)
+    if out.preds is None:
+        report = expected_uniform_report(splits["test"][1], class_names)
+    else:
+        report = classification_report(out.probs, splits["test"][1], class_names, n_bootstrap, seed, preds=out.preds)
     report["baseline"] = {"name": name, **out.config}
     report["test_labels"] = np.asarray(splits["test"][1]).tolist()
     return report

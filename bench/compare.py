@@ -76,12 +76,13 @@ def scored_results(results_dir: Path, expected: set[str] | None = None, split: s
             continue
         metrics = result["metrics"]
         preds, labels = f"{split}_predictions", f"{split}_labels"
-        if result["error"] is not None or preds not in metrics or labels not in metrics:
+        expected_values = metrics.get("expected") is True and split == "test"  # exact: nothing to resample
+        if result["error"] is not None or labels not in metrics or preds not in metrics and not expected_values:
             continue
         if expected is not None and result["config"].get("fingerprint") not in expected:
             log.warning("%s was made with another config than the suite's; left out of the comparison", path)
             continue
-        if len(metrics[preds]) != len(metrics[labels]):
+        if not expected_values and len(metrics[preds]) != len(metrics[labels]):
             raise ComparisonError(f"{path}: {len(metrics[preds])} {split} predictions for "
                                   f"{len(metrics[labels])} {split} labels")
         scored.append((path, result))
@@ -117,7 +118,8 @@ def compare_results(scored: list[tuple[Path, dict[str, Any]]], n_resamples: int,
     """The ``metrics`` of a comparison result (see the module docstring)."""
     from bench.stats import compare_models
 
-    preds, labels = gather_predictions(scored, split)
+    exact = [(path, r) for path, r in scored if r["metrics"].get("expected") is True]
+    preds, labels = gather_predictions([item for item in scored if item not in exact], split)
     runs: dict[str, list[dict[str, Any]]] = {}
     for _, result in scored:
         runs.setdefault(result["model"]["name"], []).append(result)
@@ -125,6 +127,11 @@ def compare_results(scored: list[tuple[Path, dict[str, Any]]], n_resamples: int,
     trained = [name for name, group in runs.items() if group[0]["kind"] == "train"]
     compared = compare_models(preds, labels, n_resamples=n_resamples, seed=seed, reference=reference,
                               candidates=trained)
+    for _, result in exact:  # a baseline scored by its expected values: a line, not a sample
+        value = result["metrics"]["balanced_accuracy"]["value"]
+        compared["models"][result["model"]["name"]] = {
+            "mean": value, "ci95": [value, value], "ci95_images": [value, value], "seed_sd": None, "num_seeds": 1,
+            "is_best": False, "tied_with_best": False, "expected": True}
     for name, entry in compared["models"].items():
         group = runs[name]
         entry["baseline"] = group[0]["kind"] == "baseline"

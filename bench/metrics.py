@@ -212,6 +212,30 @@ def per_class_rates(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, dic
     return out
 
 
+def expected_uniform_report(labels: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """The expected test metrics of guessing each of K classes with probability 1/K: exact
+    values, so every interval is the value itself. Each class's expected recall is 1/K, so
+    balanced accuracy is 1/K; constant probabilities rank nothing (AUC 0.5); the expected
+    confusion matrix has independent rows and columns (kappa 0); a constant confidence of
+    1/K equals the expected accuracy (ECE 0)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    k = len(class_names)
+    note = "expected value of uniform random guessing: exact, no sampling"
+    values = {"top1": 1 / k, "top5": min(5, k) / k, "balanced_accuracy": 1 / k, "macro_auc": 0.5,
+              "cohen_kappa": 0.0, "ece": 0.0}
+    reasons = undefined_reasons(k, labels)
+    report: dict[str, Any] = {name: _entry(None, [None, None], reasons[name]) if name in reasons else
+                              {"value": round(v, 6), "ci95": [round(v, 6), round(v, 6)], "note": note}
+                              for name, v in values.items()}
+    support = np.bincount(labels, minlength=k)
+    report["per_class"] = {name: {"sensitivity": round(1 / k, 6), "specificity": round(1 - 1 / k, 6),
+                                  "support": int(n)} for name, n in zip(class_names, support)}
+    report["classes_absent_from_test"] = [name for name, n in zip(class_names, support) if n == 0]
+    report["num_test"] = int(len(labels))
+    report["expected"] = True
+    return report
+
+
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 

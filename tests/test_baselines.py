@@ -15,7 +15,6 @@ from bench.baselines import (
     pixel_logistic_regression,
     pool_pixels,
     baseline_report,
-    uniform_random,
 )
 from bench.metrics import classification_report
 from bench.stats import balanced_accuracy
@@ -68,12 +67,17 @@ def test_majority_with_a_class_missing_from_test():
     assert balanced_accuracy(out.preds, test_y) == pytest.approx(1 / 2)
 
 
-def test_uniform_random_is_seeded(splits):
-    n = len(splits["test"][1])
-    a, b, c = uniform_random(n, K, 1), uniform_random(n, K, 1), uniform_random(n, K, 2)
-    assert a.probs.shape == (n, K) and np.allclose(a.probs, 1 / K)
-    assert np.array_equal(a.preds, b.preds) and not np.array_equal(a.preds, c.preds)
-    assert set(np.unique(a.preds)) <= set(range(K))
+def test_uniform_chance_is_scored_by_its_expected_values(splits):
+    """Balanced accuracy exactly 1/K, AUC 0.5, kappa 0, every interval the value itself: no draw."""
+    test_y = splits["test"][1]
+    report = baseline_report("chance_uniform", splits, CLASSES, seed=3, n_bootstrap=100)
+    assert report["expected"] is True and "test_predictions" not in report
+    assert report["balanced_accuracy"] == {"value": round(1 / K, 6), "ci95": [round(1 / K, 6)] * 2,
+                                           "note": "expected value of uniform random guessing: exact, no sampling"}
+    assert report["macro_auc"]["value"] == 0.5 and report["cohen_kappa"]["value"] == 0.0
+    assert report["top1"]["value"] == round(1 / K, 6)
+    assert baseline_report("chance_uniform", splits, CLASSES, seed=4)["balanced_accuracy"] == report["balanced_accuracy"]
+    assert [c["support"] for c in report["per_class"].values()] == np.bincount(test_y, minlength=K).tolist()
 
 
 def test_logreg_beats_chance_and_selects_on_val(splits):
@@ -104,7 +108,7 @@ def test_registry_reports_are_strict_json(splits, name):
     report = baseline_report(name, small, CLASSES, seed=0, n_bootstrap=100)
     report = json.loads(json.dumps(report, allow_nan=False))
     assert report["baseline"]["name"] == name and report["num_test"] == len(splits["test"][1])
-    assert len(report["test_predictions"]) == len(splits["test"][1])
+    assert report.get("expected") or len(report["test_predictions"]) == len(splits["test"][1])
     assert report["top5"]["value"] is None  # three classes
 
 

@@ -197,6 +197,26 @@ def test_budget_study_flags_a_model_that_gains_from_twice_the_cap(tmp_path, monk
     assert val["models"]["steady"]["mean"] == pytest.approx(0.9) and val["models"]["hungry"]["mean"] == pytest.approx(0.8)
 
 
+def test_a_baseline_scored_by_expected_values_joins_as_an_exact_line(tmp_path, monkeypatch, suite) -> None:
+    from bench.metrics import expected_uniform_report
+
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", MACHINE)
+    paths = RunPaths(results=tmp_path / "r", checkpoints=tmp_path / "c", artifacts=tmp_path / "a", locks=tmp_path / "l")
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, len(CLASSES), N_TEST)
+    _write(paths, "train", "model_a", 0, _predictions(labels, 0.8, rng), labels)
+    metrics = {**expected_uniform_report(labels, CLASSES), "test_labels": labels.tolist()}
+    model = {"name": "chance_uniform", "scale": "quick", "params": 0, "gmacs": None, "image_size": 32, "in_chans": 1,
+             "num_classes": len(CLASSES)}
+    config = {"fingerprint": _fingerprint(SUITE, "baseline", "chance_uniform", 0)}
+    write_result(result_path(paths.results, MACHINE, "cmp", "baseline", "chance_uniform", 0),
+                 payload("baseline", "cmp", model, 0, config, metrics,
+                         dataset={"name": "fixture", "synthetic": True, "class_names": CLASSES}))
+    entry = load_result(compare_suite(suite, paths))["metrics"]["models"]["chance_uniform"]
+    assert entry["mean"] == 0.25 and entry["ci95"] == [0.25, 0.25] and entry["expected"] is True
+    assert entry["baseline"] is True and entry["tied_with_best"] is False
+
+
 def test_only_the_suites_own_runs_are_compared(tmp_path, monkeypatch, suite) -> None:
     """A run made with another recipe (say --set train.epochs=2) or a model outside the suite
     is left out; a new input redoes the comparison, an unchanged set skips it."""
