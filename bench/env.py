@@ -150,18 +150,3 @@ def git_state() -> tuple[str, bool]:
 
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
-def provenance() -> dict[str, Any]:
-    """The fields every result file shares: when, what code, which machine and libraries."""
-    from bench.results import utc_now
-
-    sha, dirty = git_state()
-    return {
-        "created_utc": utc_now(),
-        "git_sha": sha,
-        "git_dirty": dirty,
-        "command": command_line(),
-        "machine": machine_info(),
-        "environment": environment(),
-    }

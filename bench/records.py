@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import env
 from bench.paths import check_name, inside, safe_name
-from bench.results import DATA_DIR, RESULTS_DIR, ResultError, load_result
+from bench.results import DATA_DIR, RESULTS_DIR, ResultError, load_result, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,24 @@ def is_done(path: Path, expected_fingerprint: str) -> bool:
     return result["error"] is None
 
 
+def provenance() -> dict[str, Any]:
+    """The fields every result file shares: when, what code, which machine and libraries."""
+    sha, dirty = env.git_state()
+    return {
+        "created_utc": utc_now(),
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "command": env.command_line(),
+        "machine": env.machine_info(),
+        "environment": env.environment(),
+    }
+
+
 def payload(kind: str, suite: str, model: dict[str, Any] | None, seed: int | None,
             config: dict[str, Any], metrics: dict[str, Any], error: dict[str, Any] | None = None,
             **extra: Any) -> dict[str, Any]:
     """A result payload with this run's provenance; ``write_result`` validates it."""
-    return {**env.provenance(), "kind": kind, "suite": suite, "model": model, "seed": seed,
+    return {**provenance(), "kind": kind, "suite": suite, "model": model, "seed": seed,
             "config": config, "metrics": metrics, "error": error, **extra}
 
 
