@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from bench.attention_refs import MODULE_OPTIONS, REFERENCE_SETUP, REFERENCES
 from bench.attention_refs import square_grid as _grid
-from bench.config import DTYPES
+from bench.core.config import DTYPES
 from bench.timing import (
     free_memory,
     is_out_of_memory,

@@ -33,7 +33,7 @@ def square_grid(tokens: int) -> tuple[int, int]:
 
 
 def _timm_xca(channels: int, heads: int, tokens: int) -> nn.Module:
-    from bench._compat import import_timm
+    from bench.core.compat import import_timm
 
     import_timm()
     from timm.models.xcit import XCA
@@ -42,7 +42,7 @@ def _timm_xca(channels: int, heads: int, tokens: int) -> nn.Module:
 
 
 def _timm_window(channels: int, heads: int, tokens: int) -> nn.Module:
-    from bench._compat import import_timm
+    from bench.core.compat import import_timm
 
     import_timm()
     from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import env
-from bench.config import SuiteConfig
+from bench.core import env
+from bench.core.config import SuiteConfig
 from bench.data import LoadedDataset
 from bench.records import RunPaths, dataset_info, error_record, fingerprint, is_done, payload
 from bench.results import exclusive_lock, result_path, write_result

@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from bench.stats import balanced_accuracy
+from bench.core.stats import balanced_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def baseline_report(
 ) -> dict[str, Any]:
     """One baseline's test report (same shape as a model's, test labels included) with its
     config under ``"baseline"``."""
-    from bench.metrics import classification_report  # lazy: keeps this module light to import
+    from bench.core.metrics import classification_report  # lazy: keeps this module light to import
 
     if name not in BASELINES:
         raise KeyError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
+from bench.core.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
 from bench.cli_args import _csv, _names, _paths, _positive_int, _suite
 from bench.cli_bench import (
     cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
 )
-from bench.paths import check_name
+from bench.core.paths import check_name
 from bench.results import ResultError
 
 log = logging.getLogger("bench")
@@ -64,7 +64,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from bench.data import load_dataset
     from bench.data.synthetic import ensure_dataset
-    from bench.distributed import barrier, init_from_env, shutdown
+    from bench.core.distributed import barrier, init_from_env, shutdown
     from bench.runner import train_one
 
     suite = _suite(args)
@@ -113,7 +113,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 def cmd_results_table(args: argparse.Namespace) -> int:
-    from bench import env
+    from bench.core import env
     from bench.compare import leaderboard_markdown, load_comparison
     from bench.results import result_path
 

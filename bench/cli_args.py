@@ -8,8 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError, SuiteConfig, load_suite, suite_from_dict
-from bench.paths import check_name
+from bench.core.config import ConfigError, SuiteConfig, load_suite, suite_from_dict
+from bench.core.paths import check_name
 
 log = logging.getLogger("bench")
 

@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 
 from bench.cli_args import _csv, _paths, _suite
-from bench.paths import check_name
+from bench.core.paths import check_name
 
 log = logging.getLogger("bench")
 
 
 def cmd_bench_attention(args: argparse.Namespace) -> int:
-    from bench import env
+    from bench.core import env
     from bench.attention_bench import run_attention_bench
     from bench.results import result_path, write_result
     from bench.records import payload

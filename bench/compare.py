@@ -4,7 +4,7 @@ Reads the train and baseline results of one (machine, suite), which carry their 
 predictions, and writes ``comparison.json``:
 
 - per model, the across-seed mean balanced accuracy with a 95% interval from a bootstrap
-  over seeds and test images together (:func:`bench.stats.seed_image_bootstrap`);
+  over seeds and test images together (:func:`bench.core.stats.seed_image_bootstrap`);
 - the best model, and for every other one the paired bootstrap of its difference from the
   best on the same test images; ``tied_with_best`` when that interval holds 0;
 - against the pixel baseline, the same paired test, and ``better_than_pixel_baseline``
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import env
-from bench.config import SuiteConfig
+from bench.core import env
+from bench.core.config import SuiteConfig
 from bench.records import RunPaths, fingerprint, is_done, payload
 from bench.results import ResultError, exclusive_lock, load_result, result_path, write_result
 
@@ -92,7 +92,7 @@ def gather_predictions(scored: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[
 
 def compare_results(scored: list[tuple[Path, dict[str, Any]]], n_resamples: int, seed: int = 0) -> dict[str, Any]:
     """The ``metrics`` of a comparison result (see the module docstring)."""
-    from bench.stats import compare_models
+    from bench.core.stats import compare_models
 
     preds, labels = gather_predictions(scored)
     runs: dict[str, list[dict[str, Any]]] = {}

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench import env
+from bench.core import env
 from bench.attribution import (
     DELETION_FRACTIONS, METHODS, attribute, bootstrap_mean, deletion_auc, deletion_inputs, dilate, paired_tied, pointing_hit,
     feature_tap, relevance_mass, relevance_rank, spearman,
 )
-from bench.config import SuiteConfig
+from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.explain_images import write_strip
 from bench.records import RunPaths, error_record, fingerprint, is_done, model_info, payload

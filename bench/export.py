@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench import env
-from bench.config import SuiteConfig
+from bench.core import env
+from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.data.loading import load_image
 from bench.onnx_weights import WeightConverter, strip_metadata

@@ -126,7 +126,7 @@ _FVCORE_HANDLES = {
 
 def fvcore_macs(model: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of ``model(x)`` by fvcore's ``FlopCountAnalysis`` (a jit trace)."""
-    from bench._compat import ensure_torchvision
+    from bench.core.compat import ensure_torchvision
 
     ensure_torchvision()
     try:

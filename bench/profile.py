@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.config import DTYPES
+from bench.core.config import DTYPES
 from bench.results import atomic_write_text
 from bench.timing import (
     free_memory,

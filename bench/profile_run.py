@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from bench import env
-from bench.config import SuiteConfig
+from bench.core import env
+from bench.core.config import SuiteConfig
 from bench.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
 from bench.results import exclusive_lock, load_result, result_path, write_result
 from bench.timing import strict_fp32

@@ -81,7 +81,7 @@ class TrainerProbe:
     def __init__(self, suite_name: str = "quick", model_name: str = "pyramid_softmax", batches: int = 12) -> None:
         import torch
 
-        from bench.config import load_suite
+        from bench.core.config import load_suite
         from bench.data.datasets import LoadedDataset, SplitTensors
         from bench.data.synthetic import CLASS_NAMES
         from bench.train import Trainer

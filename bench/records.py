@@ -11,8 +11,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import env
-from bench.paths import check_name, inside, safe_name
+from bench.core import env
+from bench.core.paths import check_name, inside, safe_name
 from bench.results import DATA_DIR, RESULTS_DIR, ResultError, load_result, utc_now
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from bench.paths import check_name, inside, safe_name  # safe_name: re-exported for the stages
+from bench.core.paths import check_name, inside, safe_name  # safe_name: re-exported for the stages
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def result_path(root: Path, machine_id: str, suite: str, kind: str, model: str |
     """Where one run's JSON lives: ``<root>/<machine>/<suite>/<kind>__<model>[__seed<k>].json``.
 
     Every name must be a safe path component and the path must resolve under ``root``;
-    otherwise :class:`~bench.paths.UnsafePathError`.
+    otherwise :class:`~bench.core.paths.UnsafePathError`.
     """
     check_name(machine_id, "machine id")
     check_name(suite, "suite name")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bench.paths import check_name, inside
+from bench.core.paths import check_name, inside
 from bench.results import MAX_RESULT_BYTES, ResultError, atomic_write, iter_result_files, load_result, \
     load_result_bytes, utc_now
 

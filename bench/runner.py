@@ -15,10 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bench import env
-from bench.config import SuiteConfig
+from bench.core import env
+from bench.core.config import SuiteConfig
 from bench.data import LoadedDataset, load_dataset
-from bench.distributed import DistContext, barrier, init_from_env
+from bench.core.distributed import DistContext, barrier, init_from_env
 from bench.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
 from bench.results import exclusive_lock, result_path, write_result
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from bench.env import cpu_cores
+from bench.core.env import cpu_cores
 
 log = logging.getLogger(__name__)
 

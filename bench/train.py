@@ -24,12 +24,12 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 from tqdm import tqdm
 
-from bench.config import SuiteConfig
+from bench.core.config import SuiteConfig
 from bench.data import LoadedDataset
 from bench.data.device_batches import DeviceSplit, device_batches, rank_shard
 from bench.data.transforms import augment_batch
-from bench.distributed import DistContext, barrier, broadcast_object, gather_objects
-from bench.metrics import classification_report
+from bench.core.distributed import DistContext, barrier, broadcast_object, gather_objects
+from bench.core.metrics import classification_report
 from bench.models import create_model
 from bench.records import fingerprint
 from bench.results import atomic_write

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.config import SuiteConfig
+from bench.core.config import SuiteConfig
 from bench.data import load_dataset
 from bench.models import create_model
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bench import attention_bench as ab
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -17,8 +17,8 @@ from bench.baselines import (
     baseline_report,
     uniform_random,
 )
-from bench.metrics import classification_report
-from bench.stats import balanced_accuracy
+from bench.core.metrics import classification_report
+from bench.core.stats import balanced_accuracy
 
 K = 3
 CLASSES = ["a", "b", "c"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.compare import ComparisonError, compare_suite
-from bench.config import suite_from_dict
-from bench.metrics import classification_report
+from bench.core.config import suite_from_dict
+from bench.core.metrics import classification_report
 from bench.records import RunPaths, payload
 from bench.results import load_result, result_path, write_result
 

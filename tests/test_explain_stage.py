@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import load_suite
+from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.explain import explain_suite

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import load_suite
+from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.export import ExportSettings, export_suite, sample_indices, use_unfused_attention

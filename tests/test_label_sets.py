@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import load_suite
+from bench.core.config import load_suite
 from bench.data import DatasetError, load_dataset
 from bench.records import RunPaths
 from bench.runner import run_suite

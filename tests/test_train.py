@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import load_suite
+from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.results import ResultError, load_result

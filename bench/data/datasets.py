@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
 from bench.data.policy import (DatasetError, Sample, canonical_class, check_class_spellings, check_datalist,
                                log_aliases, relative_inside)
 from bench.data.loading import load_image, read_images

@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from bench.data.samples import render
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
-from bench.env import cpu_cores
+from bench.core.env import cpu_cores
 from bench.results import exclusive_lock
 
 if TYPE_CHECKING:
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
 
 log = logging.getLogger(__name__)
 

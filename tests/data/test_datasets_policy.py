@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import ConfigError, DataConfig, load_suite
+from bench.core.config import ConfigError, DataConfig, load_suite
 from bench.data import ImageReadError, load_dataset
 from bench.data.datasets import folder_datalist, manifest_datalist
 from bench.data.policy import DatasetError, relative_inside

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from bench.config import load_suite
+from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.datasets import SplitTensors
 from bench.data.device_batches import LEVELS, DeviceSplit, device_batches, rank_shard

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
 
-from bench.stats import resample_counts, weighted_balanced_accuracy
+from bench.core.stats import resample_counts, weighted_balanced_accuracy
 
 log = logging.getLogger(__name__)
 

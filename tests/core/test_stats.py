@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from bench.stats import (
+from bench.core.stats import (
     balanced_accuracy,
     compare_models,
     paired_difference,
@@ -137,6 +137,6 @@ def test_fast_enough():
 
 
 def test_imports_neither_torch_nor_sklearn():
-    code = "import sys, bench.stats; print(any(m in sys.modules for m in ('torch', 'sklearn')))"
+    code = "import sys, bench.core.stats; print(any(m in sys.modules for m in ('torch', 'sklearn')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

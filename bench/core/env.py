@@ -15,7 +15,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MACHINE_ID_ENV = "MEDBENCH_MACHINE_ID"
 
 
@@ -116,9 +116,9 @@ def environment() -> dict[str, Any]:
     import numpy
     import torch
 
-    from bench import _compat
+    from bench.core import compat
 
-    _compat.ensure_torchvision()
+    compat.ensure_torchvision()
     cudnn = torch.backends.cudnn.version() if torch.cuda.is_available() else None
     return {
         "python": platform.python_version(),

@@ -3,7 +3,7 @@
 Machine ids, suite names and model names are chosen by the user (``--machine-id``,
 ``--set name=...``, ``--models``) and end up as folder and file names. A name such as
 ``..`` or ``/etc`` would move a write out of ``data/``; these checks refuse it with a
-one-line :class:`UnsafePathError` (a :class:`~bench.config.ConfigError`, which the CLI
+one-line :class:`UnsafePathError` (a :class:`~bench.core.config.ConfigError`, which the CLI
 prints without a traceback).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 
 # timm:foo is a model name; ':' is mapped to '-' by safe_name, so the raw check lets it through
 _ALLOWED_HINT = "use letters, digits, '.', '_', '-' (and ':' in model names)"

@@ -8,7 +8,7 @@ import sys
 
 def test_timm_imports_through_compat_in_a_fresh_interpreter():
     code = (
-        "from bench._compat import import_timm; timm = import_timm(); "
+        "from bench.core.compat import import_timm; timm = import_timm(); "
         "m = timm.create_model('resnet18', pretrained=False, num_classes=10, in_chans=1).eval(); "
         "import torch; print(tuple(m(torch.zeros(1, 1, 32, 32)).shape))"
     )
@@ -17,11 +17,11 @@ def test_timm_imports_through_compat_in_a_fresh_interpreter():
 
 
 def test_schemas_are_declared_only_when_missing():
-    from bench import _compat
+    from bench.core import compat
 
-    _compat.ensure_torchvision()
+    compat.ensure_torchvision()
     import torch
 
     for name in ("nms", "qnms"):
         torch._C._dispatch_find_schema_or_throw(f"torchvision::{name}", "")
-    assert _compat._register_missing_schemas() == []  # already present: nothing added twice
+    assert compat._register_missing_schemas() == []  # already present: nothing added twice

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.paths import UnsafePathError, check_name, inside, safe_name
+from bench.core.paths import UnsafePathError, check_name, inside, safe_name
 from bench.records import RunPaths
 from bench.results import result_path
 from engine_helpers import REPO, tiny_suite

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, roc_auc_score, top_k_accuracy_score
 
-from bench.metrics import classification_report, expected_calibration_error, weighted_metrics
+from bench.core.metrics import classification_report, expected_calibration_error, weighted_metrics
 
 CLASSES = [f"c{i}" for i in range(10)]
 pytestmark = pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
