@@ -18,8 +18,8 @@ import numpy as np
 from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.data import LoadedDataset
-from bench.records import RunPaths, dataset_info, error_record, fingerprint, is_done, payload
-from bench.results import exclusive_lock, result_path, write_result
+from bench.results.records import RunPaths, dataset_info, error_record, fingerprint, is_done, payload
+from bench.results.store import exclusive_lock, result_path, write_result
 
 log = logging.getLogger(__name__)
 

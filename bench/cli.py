@@ -15,7 +15,7 @@ from bench.cli_bench import (
     cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
 )
 from bench.core.paths import check_name
-from bench.results import ResultError
+from bench.results.store import ResultError
 
 log = logging.getLogger("bench")
 
@@ -115,7 +115,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench.core import env
     from bench.compare import leaderboard_markdown, load_comparison
-    from bench.results import result_path
+    from bench.results.store import result_path
 
     machine = args.machine_id or env.machine_info()["id"]
     path = result_path(_paths(args).results, machine, check_name(args.suite, "suite name"), "comparison", None, None)
@@ -126,7 +126,7 @@ def cmd_results_table(args: argparse.Namespace) -> int:
 
 
 def cmd_results_validate(args: argparse.Namespace) -> int:
-    from bench.results import iter_result_files, load_result
+    from bench.results.store import iter_result_files, load_result
 
     files = [Path(p) for p in args.paths] or list(iter_result_files(_paths(args).results))
     bad = 0
@@ -141,7 +141,7 @@ def cmd_results_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_results_pack(args: argparse.Namespace) -> int:
-    from bench.results_pack import pack_results
+    from bench.results.pack import pack_results
 
     paths = _paths(args)
     summary = pack_results(paths.results, Path(args.out), artifacts_root=None if args.no_artifacts else paths.artifacts,
@@ -152,7 +152,7 @@ def cmd_results_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_results_unpack(args: argparse.Namespace) -> int:
-    from bench.results_pack import unpack_results
+    from bench.results.pack import unpack_results
 
     paths = _paths(args)
     summary = unpack_results(Path(args.archive), paths.results,

@@ -88,7 +88,7 @@ def _overridden_suite(args: argparse.Namespace) -> SuiteConfig:
 
 
 def _paths(args: argparse.Namespace):  # noqa: ANN202
-    from bench.records import RunPaths
+    from bench.results.records import RunPaths
 
     base = RunPaths()
     return RunPaths(

@@ -15,8 +15,8 @@ log = logging.getLogger("bench")
 def cmd_bench_attention(args: argparse.Namespace) -> int:
     from bench.core import env
     from bench.attention_bench import run_attention_bench
-    from bench.results import result_path, write_result
-    from bench.records import payload
+    from bench.results.store import result_path, write_result
+    from bench.results.records import payload
 
     tokens = tuple(int(t) for t in _csv(args.tokens))
     metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,

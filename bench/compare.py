@@ -24,8 +24,8 @@ import numpy as np
 
 from bench.core import env
 from bench.core.config import SuiteConfig
-from bench.records import RunPaths, fingerprint, is_done, payload
-from bench.results import ResultError, exclusive_lock, load_result, result_path, write_result
+from bench.results.records import RunPaths, fingerprint, is_done, payload
+from bench.results.store import ResultError, exclusive_lock, load_result, result_path, write_result
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from bench.attribution import (
 from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.explain_images import write_strip
-from bench.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
-from bench.results import exclusive_lock, load_result, result_path, safe_name, write_result
+from bench.results.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
+from bench.results.store import exclusive_lock, load_result, result_path, safe_name, write_result
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.core.config import DTYPES
-from bench.results import atomic_write_text
+from bench.results.store import atomic_write_text
 from bench.timing import (
     free_memory,
     is_out_of_memory,

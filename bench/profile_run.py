@@ -15,8 +15,8 @@ import torch
 
 from bench.core import env
 from bench.core.config import SuiteConfig
-from bench.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
-from bench.results import exclusive_lock, load_result, result_path, write_result
+from bench.results.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
+from bench.results.store import exclusive_lock, load_result, result_path, write_result
 from bench.timing import strict_fp32
 
 log = logging.getLogger(__name__)

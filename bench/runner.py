@@ -19,8 +19,8 @@ from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.data import LoadedDataset, load_dataset
 from bench.core.distributed import DistContext, barrier, init_from_env
-from bench.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
-from bench.results import exclusive_lock, result_path, write_result
+from bench.results.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
+from bench.results.store import exclusive_lock, result_path, write_result
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.results import ResultError, iter_result_files, load_result, result_path, write_result
+from bench.results.store import ResultError, iter_result_files, load_result, result_path, write_result
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from bench.data.transforms import augment_batch
 from bench.core.distributed import DistContext, barrier, broadcast_object, gather_objects
 from bench.core.metrics import classification_report
 from bench.models import create_model
-from bench.records import fingerprint
-from bench.results import atomic_write
+from bench.results.records import fingerprint
+from bench.results.store import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import pytest
 from bench.compare import ComparisonError, compare_suite
 from bench.core.config import suite_from_dict
 from bench.core.metrics import classification_report
-from bench.records import RunPaths, payload
-from bench.results import load_result, result_path, write_result
+from bench.results.records import RunPaths, payload
+from bench.results.store import load_result, result_path, write_result
 
 CLASSES = ["a", "b", "c", "d"]
 N_TEST = 800

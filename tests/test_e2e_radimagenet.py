@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.results import load_result
+from bench.results.store import load_result
 from bench.train import load_checkpoint
 from data.dicom_files import write_dicom
 from engine_helpers import medbench

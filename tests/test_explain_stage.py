@@ -12,8 +12,8 @@ from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.explain import explain_suite
 from bench.attribution import METHODS
-from bench.records import RunPaths
-from bench.results import load_result
+from bench.results.records import RunPaths
+from bench.results.store import load_result
 from bench.runner import train_one
 from engine_helpers import tiny_suite
 

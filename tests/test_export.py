@@ -19,8 +19,8 @@ from bench.data.synthetic import ensure_dataset
 from bench.export import ExportSettings, export_suite, sample_indices, use_unfused_attention
 from bench.models import create_model
 from bench.onnx_weights import quantize_int8
-from bench.records import RunPaths
-from bench.results import load_result
+from bench.results.records import RunPaths
+from bench.results.store import load_result
 from bench.site.demo import demo_assets, demo_context
 from bench.site.load import LoadedResult
 from bench.site.render import make_environment

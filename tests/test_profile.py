@@ -12,7 +12,7 @@ from torch import nn
 
 import bench.models
 from bench import profile, timing
-from bench.results import SCHEMA_DIR
+from bench.results.store import SCHEMA_DIR
 from bench.timing import is_out_of_memory, summarize_ms, track_peak_memory
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bench.results import load_result
+from bench.results.store import load_result
 from engine_helpers import medbench, tiny_suite
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ import torch
 from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
-from bench.results import ResultError, load_result
-from bench.records import RunPaths
+from bench.results.store import ResultError, load_result
+from bench.results.records import RunPaths
 from bench.runner import train_one
 from engine_helpers import REPO, comparable, medbench, tiny_suite
 

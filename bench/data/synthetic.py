@@ -29,7 +29,7 @@ from tqdm import tqdm
 from bench.data.samples import render
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 from bench.core.env import cpu_cores
-from bench.results import exclusive_lock
+from bench.results.store import exclusive_lock
 
 if TYPE_CHECKING:
     from bench.core.config import DataConfig

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from bench.results import safe_name
+from bench.results.store import safe_name
 from bench.site.context import (
     SPLITS, AttentionBench, AttentionModule, AttentionPoint, ComplexityRow, DatasetClass, DatasetInfo, FailedRun, LatencyRow,
     MachineInfo, ModelInfo, ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SiteContext,

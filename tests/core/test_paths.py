@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench.core.paths import UnsafePathError, check_name, inside, safe_name
-from bench.records import RunPaths
-from bench.results import result_path
+from bench.results.records import RunPaths
+from bench.results.store import result_path
 from engine_helpers import REPO, tiny_suite
 
 UNSAFE = ["..", ".", "", "/", "/tmp/elsewhere", "a/b", "..\\x", "-rf", ".hidden", "a\x00b", "C:evil"]

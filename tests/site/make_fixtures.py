@@ -3,7 +3,7 @@
     .venv/bin/python tests/site/make_fixtures.py
 
 The numbers are invented but shaped exactly like the engine's output, and every file
-goes through ``bench.results.write_result``, so it validates against the schema. The
+goes through ``bench.results.store.write_result``, so it validates against the schema. The
 seed values are round on purpose: tests check the leaderboard arithmetic against them.
 """
 
@@ -14,7 +14,7 @@ import random
 import shutil
 from pathlib import Path
 
-from bench.results import result_path, write_result
+from bench.results.store import result_path, write_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RESULTS = FIXTURES / "results"

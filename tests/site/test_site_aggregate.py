@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.results import ResultError
+from bench.results.store import ResultError
 from bench.site.aggregate import build_context
 from bench.site.leaderboard import mean_std
 from bench.site.context import SiteContext, slug

@@ -25,7 +25,7 @@ from bench.core.paths import check_name, inside, safe_name  # safe_name: re-expo
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"
 SCHEMA_DIR = DATA_DIR / "schema"
 RESULTS_DIR = DATA_DIR / "results"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
-from bench.results import ResultError, load_result, result_path, validation_errors, write_result
+from bench.results import store
+from bench.results.store import ResultError, load_result, result_path, validation_errors, write_result
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 
 
@@ -29,7 +29,7 @@ def test_golden_fixtures_exist_and_validate():
 
 
 def test_committed_results_validate():
-    files = list(results.iter_result_files())
+    files = list(store.iter_result_files())
     for path in files:
         load_result(path)  # raises with the file name on any problem
 
@@ -74,7 +74,7 @@ def test_overwrite_keeps_old_file_until_new_one_is_complete(tmp_path, monkeypatc
     def boom(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", boom)
+    monkeypatch.setattr(store.os, "replace", boom)
     changed = copy.deepcopy(payload)
     changed["seed"] = 99
     with pytest.raises(OSError):
@@ -131,5 +131,5 @@ def test_per_image_class_ids_are_checked_item_by_item(bad):
     payload = _a_train_payload()
     payload["metrics"]["test_predictions"] = [0, 1, bad, 2]
     payload["metrics"]["test_labels"] = [0, 1, 2, 2]
-    problems = validation_errors({"schema_version": results.SCHEMA_VERSION, **payload})
+    problems = validation_errors({"schema_version": store.SCHEMA_VERSION, **payload})
     assert problems == [f"metrics/test_predictions/2: {bad!r} is not a class id (an integer >= 0)"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.core import env
 from bench.core.paths import check_name, inside, safe_name
-from bench.results import DATA_DIR, RESULTS_DIR, ResultError, load_result, utc_now
+from bench.results.store import DATA_DIR, RESULTS_DIR, ResultError, load_result, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bench.core.paths import check_name, inside
-from bench.results import MAX_RESULT_BYTES, ResultError, atomic_write, iter_result_files, load_result, \
+from bench.results.store import MAX_RESULT_BYTES, ResultError, atomic_write, iter_result_files, load_result, \
     load_result_bytes, utc_now
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.results import ResultError
-from bench.results_pack import MANIFEST, pack_results, read_archive, unpack_results
+from bench.results.store import ResultError
+from bench.results.pack import MANIFEST, pack_results, read_archive, unpack_results
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "results"
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
-from bench.results import ResultError, load_result, read_json_object, validation_errors, write_result
+from bench.results import store
+from bench.results.store import ResultError, load_result, read_json_object, validation_errors, write_result
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "results"
 DEPTH = 100_000  # far past the JSON decoder's recursion limit
 
@@ -58,7 +58,7 @@ def test_a_bad_file_is_one_result_error_naming_it(tmp_path: Path, name: str) -> 
 def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "big.json"
     path.write_text(json.dumps({"schema_version": 1, "pad": "x" * 2000}))
-    monkeypatch.setattr(results, "MAX_RESULT_BYTES", 1024)
+    monkeypatch.setattr(store, "MAX_RESULT_BYTES", 1024)
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read a file over the limit"))
     with pytest.raises(ResultError, match=r"big.json: file is 0.0 MiB, over the 0 MiB limit"):
         read_json_object(path)
