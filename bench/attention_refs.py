@@ -79,7 +79,7 @@ def _pypi_linformer(channels: int, heads: int, tokens: int) -> nn.Module:
     (values = keys), skipping the N C^2 of the value projection that ours computes; its
     default keeps separate E and F, which is the same work but twice the N x k
     parameters. So it is built with ``share_kv=False`` and F tied to E: one N x k
-    parameter, the same matrix products as ours (see ``bench.flops_formulas``). k is
+    parameter, the same matrix products as ours (see ``bench.models.flops_formulas``). k is
     capped at N, as ours is.
     """
     from linformer import LinformerSelfAttention

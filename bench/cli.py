@@ -96,7 +96,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from bench.models_table import models_table
+    from bench.models.table import models_table
 
     sys.stdout.write(models_table(args.scale, _csv(args.models) if args.models else None))
     return 0

@@ -31,7 +31,7 @@ STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
 def model_gmacs(name: str, scale: str, image_size: int, in_chans: int, num_classes: int) -> float | None:
     """GMACs of the benchmarked model (its head included) from two agreeing counters, or
     None when they cannot count it: a missing count must not cost the training run."""
-    from bench.flops import count_flops
+    from bench.models.flops import count_flops
     from bench.models import create_model
 
     model = create_model(name, scale, num_classes=num_classes, in_chans=in_chans, image_size=image_size)

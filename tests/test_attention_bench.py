@@ -234,8 +234,8 @@ def test_linformer_reference_equals_ours_given_our_weights() -> None:
 @pytest.mark.parametrize("name", ["linformer", "performer"])
 def test_reference_counts_the_same_macs_as_ours(name: str) -> None:
     pytest.importorskip(name if name == "linformer" else "performer_pytorch")
-    from bench.flops import torch_macs
-    from bench.flops_formulas import attention_macs
+    from bench.models.flops import torch_macs
+    from bench.models.flops_formulas import attention_macs
 
     channels, heads, tokens = 16, 2, 1024
     ours = _ours(name, channels, heads, tokens)

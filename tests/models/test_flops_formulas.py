@@ -1,4 +1,4 @@
-"""Closed-form attention MACs against the counters of bench.flops, and against the papers."""
+"""Closed-form attention MACs against the counters of bench.models.flops, and against the papers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from bench import flops_formulas as ff
-from bench.flops import count_attention_flops, count_flops
+from bench.models import flops_formulas as ff
+from bench.models.flops import count_attention_flops, count_flops
 from bench.models import create_model
 from bench.models.attention import ATTENTION
 

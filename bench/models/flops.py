@@ -13,7 +13,7 @@ matmuls. It does not check attention: neither knows fused attention out of the b
 ``aten._scaled_dot_product_flash_attention_for_cpu``, fvcore lacks
 ``aten::scaled_dot_product_attention``), and both are taught the same L x S x (E + Ev)
 formula here, so a wrong attention cost would be wrong in both alike. Attention is
-checked instead against the closed forms in ``bench.flops_formulas``
+checked instead against the closed forms in ``bench.models.flops_formulas``
 (tests/test_flops_formulas.py); with the formula registered, a fused forward counts
 exactly what the explicit softmax(QK^T)V path counts.
 """

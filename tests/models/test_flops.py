@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import flops
-from bench.flops import FlopMismatchError, count_flops
+from bench.models import flops
+from bench.models.flops import FlopMismatchError, count_flops
 from bench.models import create_model, list_models
 
 
@@ -105,11 +105,11 @@ def test_count_attention_flops_binds_the_grid_and_scales_with_batch() -> None:
 def test_counters_agreeing_does_not_check_attention(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both counters use one SDPA formula: get it wrong in both and they still agree.
 
-    That is why attention is checked against ``bench.flops_formulas`` instead.
+    That is why attention is checked against ``bench.models.flops_formulas`` instead.
     """
     from torch.utils import flop_counter
 
-    from bench.flops_formulas import attention_macs
+    from bench.models.flops_formulas import attention_macs
 
     sdpa_count = flop_counter.sdpa_flop_count
     monkeypatch.setattr(flop_counter, "sdpa_flop_count", lambda *a, **k: 2 * sdpa_count(*a, **k))

@@ -1,6 +1,6 @@
 """Closed-form multiply-accumulates of each attention module and of a pyramid model.
 
-These are the figures ``bench.flops`` must reproduce. Its two counters are taught the
+These are the figures ``bench.models.flops`` must reproduce. Its two counters are taught the
 same scaled-dot-product-attention formula, so their agreement cannot catch a wrong
 attention cost; these formulas, written from the papers' cost analyses and the modules'
 code, can. Like the counters they count matrix products and convolutions only: no
