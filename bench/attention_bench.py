@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from bench.attention_refs import MODULE_OPTIONS, REFERENCE_SETUP, REFERENCES
 from bench.attention_refs import square_grid as _grid
 from bench.core.config import DTYPES
-from bench.timing import (
+from bench.stages.timing import (
     free_memory,
     is_out_of_memory,
     keep_freed_memory,

@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from bench.profile_run import profile_from_checkpoints, profile_suite
+    from bench.stages.profile_run import profile_from_checkpoints, profile_suite
 
     suite, paths = _suite(args), _paths(args)
     if args.from_checkpoints:
@@ -114,7 +114,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench.core import env
-    from bench.compare import leaderboard_markdown, load_comparison
+    from bench.stages.compare import leaderboard_markdown, load_comparison
     from bench.results.store import result_path
 
     machine = args.machine_id or env.machine_info()["id"]

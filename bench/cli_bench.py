@@ -45,7 +45,7 @@ def _device(name: str) -> str:
 
 
 def cmd_check_latency(args: argparse.Namespace) -> int:
-    from bench.profile import check_latency_main
+    from bench.stages.profile import check_latency_main
 
     check_latency_main(_csv(args.models), args.scale, device=args.device, dtype=args.dtype,
                        out=Path(args.json) if args.json else None)

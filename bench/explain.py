@@ -207,7 +207,7 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model info, metrics) of one model's explanations."""
     from bench.models import create_model
-    from bench.train import load_checkpoint
+    from bench.stages.train import load_checkpoint
 
     cfg = suite.explain
     start = time.perf_counter()
@@ -253,7 +253,7 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
         log.warning("no checkpoint %s: %s is not explained", checkpoint, name)
         return None
     out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", name, None)
-    from bench.train import config_fingerprint
+    from bench.stages.train import config_fingerprint
 
     config = {**suite.to_dict()["explain"], "seed_explained": seed, "images": chosen,
               "trained": config_fingerprint(suite, name, seed)}

@@ -245,7 +245,7 @@ def export_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoin
     import onnxscript
 
     from bench.models import create_model
-    from bench.train import load_checkpoint
+    from bench.stages.train import load_checkpoint
 
     start = time.perf_counter()
     size, chans = suite.data.image_size, suite.data.in_chans
@@ -344,7 +344,7 @@ def _artifacts_intact(out: Path, artifacts: Path) -> bool:
 def export_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPaths, seed: int, indices: list[int],
                settings: ExportSettings, force: bool = False) -> Path | None:
     """Export one model (the checkpoint of ``seed``) and write ``export__<model>.json``."""
-    from bench.train import config_fingerprint
+    from bench.stages.train import config_fingerprint
 
     checkpoint = paths.checkpoint(suite.name, name, seed)
     if not checkpoint.exists():

@@ -74,7 +74,7 @@ def write_images(root: Path, n_images: int, size: int, seed: int = 0) -> dict[st
 
 
 class TrainerProbe:
-    """The suite's trainer (:meth:`bench.train.Trainer.train_epoch`: the suite's recipe, augmentation
+    """The suite's trainer (:meth:`bench.stages.train.Trainer.train_epoch`: the suite's recipe, augmentation
     and sampler included) on ``batches`` batches of random in-memory images of the suite's shape,
     with torch's default threads; each :meth:`epoch` returns its images/s."""
 
@@ -84,7 +84,7 @@ class TrainerProbe:
         from bench.core.config import load_suite
         from bench.data.datasets import LoadedDataset, SplitTensors
         from bench.data.synthetic import CLASS_NAMES
-        from bench.train import Trainer
+        from bench.stages.train import Trainer
 
         suite = load_suite(suite_name)
         n, side = suite.train.batch_size * batches, suite.data.image_size

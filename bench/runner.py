@@ -54,7 +54,7 @@ def train_one(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDatase
 
 def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset, paths: RunPaths,
                       out: Path, ctx: DistContext, force: bool, progress: bool) -> Path:
-    from bench.train import Trainer, config_fingerprint
+    from bench.stages.train import Trainer, config_fingerprint
 
     ckpt = paths.checkpoint(suite.name, model_name, seed)
     config_id = config_fingerprint(suite, model_name, seed)
@@ -141,7 +141,7 @@ def train_parallel(suite: SuiteConfig, tasks: list[tuple[str, int]], paths: RunP
 
 
 def _compare(suite: SuiteConfig, paths: RunPaths, force: bool) -> Path | None:
-    from bench.compare import ComparisonError, compare_suite
+    from bench.stages.compare import ComparisonError, compare_suite
 
     try:
         return compare_suite(suite, paths, force=force)
@@ -155,7 +155,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
               paths: RunPaths = RunPaths(), progress: bool = True, jobs: int = 1) -> list[Path]:
     """Run the suite's stages for the chosen models and seeds; returns the result files."""
     from bench.data.synthetic import write_sample_grid
-    from bench.profile_run import ensure_machine_record, profile_suite
+    from bench.stages.profile_run import ensure_machine_record, profile_suite
 
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -179,7 +179,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
             written += [train_one(suite, name, seed, data, paths, ctx=ctx, force=force, progress=progress)
                         for name, seed in tasks]
     if "baselines" in stages:
-        from bench.baseline_run import run_baselines
+        from bench.stages.baseline_run import run_baselines
 
         written += run_baselines(suite, data, paths, seed=suite.seeds[0], force=force)
     if "compare" in stages:

@@ -41,7 +41,7 @@ def minimal_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, imag
 
 def run_trainer_bench(suite: SuiteConfig, model_name: str, epochs: int = 3) -> dict[str, Any]:
     """Median images/s of both over ``epochs`` alternating epochs (after one warm-up each)."""
-    from bench.train import Trainer
+    from bench.stages.train import Trainer
 
     suite = dataclasses.replace(suite, train=dataclasses.replace(suite.train, augment=False, epochs=epochs + 1))
     data = load_dataset(suite.data)

@@ -298,7 +298,7 @@ def write_explain() -> None:
 
 def write_comparison() -> None:
     """The comparison stage's output, computed by the engine from the files above."""
-    from bench.compare import scored_results, compare_results
+    from bench.stages.compare import scored_results, compare_results
 
     folder = RESULTS / CPU["id"] / "quick"
     scored = scored_results(folder)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.baselines import (
+from bench.stages.baselines import (
     BASELINES,
     dataset_splits,
     majority_class,

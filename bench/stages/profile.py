@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from bench.core.config import DTYPES
 from bench.results.store import atomic_write_text
-from bench.timing import (
+from bench.stages.timing import (
     free_memory,
     is_out_of_memory,
     strict_fp32,

@@ -192,7 +192,7 @@ def test_early_stopping_records_steps_best_epoch_and_convergence(suite_file, tmp
 
 
 def test_schedule_warms_up_decays_to_the_floor_then_cools_down():
-    from bench.train import cosine_with_warmup
+    from bench.stages.train import cosine_with_warmup
 
     ratios = [cosine_with_warmup(step, warmup_steps=2, decay_steps=10, min_ratio=0.01) for step in range(16)]
     assert ratios[:2] == [0.5, 1.0] and ratios[2] == 1.0

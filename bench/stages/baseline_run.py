@@ -1,6 +1,6 @@
 """The baselines stage: trivial classifiers scored on the same splits as the models.
 
-Every leaderboard needs its floor. Each baseline of :data:`bench.baselines.BASELINES`
+Every leaderboard needs its floor. Each baseline of :data:`bench.stages.baselines.BASELINES`
 (majority class, uniform random, pixel logistic regression) is fitted on the train split,
 tuned on val where it has anything to tune, and scored on test with the same metrics and
 bootstrap as a trained model. Results are ``baseline__<name>__seed<k>.json``; like every
@@ -33,7 +33,7 @@ def baseline_fingerprint(suite: SuiteConfig, name: str, seed: int) -> str:
 def run_baseline(suite: SuiteConfig, name: str, seed: int, data: LoadedDataset, paths: RunPaths,
                  arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, force: bool = False) -> Path:
     """Fit, score and write one baseline; a failure is written as a result with ``error``."""
-    from bench.baselines import baseline_report, dataset_splits
+    from bench.stages.baselines import baseline_report, dataset_splits
 
     out = result_path(paths.results, env.machine_info()["id"], suite.name, "baseline", name, seed)
     config_id = baseline_fingerprint(suite, name, seed)
@@ -61,7 +61,7 @@ def run_baseline(suite: SuiteConfig, name: str, seed: int, data: LoadedDataset, 
 def run_baselines(suite: SuiteConfig, data: LoadedDataset, paths: RunPaths, seed: int,
                   force: bool = False) -> list[Path]:
     """Every registered baseline, once, with the suite's first seed."""
-    from bench.baselines import BASELINES, dataset_splits
+    from bench.stages.baselines import BASELINES, dataset_splits
 
     arrays = dataset_splits(data)
     return [run_baseline(suite, name, seed, data, paths, arrays, force) for name in BASELINES]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.train import CHECKPOINT_FORMAT, cosine_with_warmup, load_checkpoint
+from bench.stages.train import CHECKPOINT_FORMAT, cosine_with_warmup, load_checkpoint
 
 
 class _NotAllowed:

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 import bench.models
-from bench import profile, timing
 from bench.results.store import SCHEMA_DIR
-from bench.timing import is_out_of_memory, summarize_ms, track_peak_memory
+from bench.stages import profile, timing
+from bench.stages.timing import is_out_of_memory, summarize_ms, track_peak_memory
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -171,7 +171,7 @@ def test_check_latency_main_builds_through_the_zoo(monkeypatch: pytest.MonkeyPat
 def test_busy_cpu_is_warned_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(timing, "_last_busy_warning", -float("inf"))
     monkeypatch.setattr(timing.os, "getloadavg", lambda: (99.0, 0.0, 0.0))
-    with caplog.at_level("WARNING", logger="bench.timing"):
+    with caplog.at_level("WARNING", logger="bench.stages.timing"):
         assert timing.warn_if_cpu_busy() == 99.0
         timing.warn_if_cpu_busy()
     assert len([r for r in caplog.records if "CPU busy" in r.message]) == 1

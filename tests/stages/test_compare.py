@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.compare import ComparisonError, compare_suite
+from bench.stages.compare import ComparisonError, compare_suite
 from bench.core.config import suite_from_dict
 from bench.core.metrics import classification_report
 from bench.results.records import RunPaths, payload
@@ -26,8 +26,8 @@ def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) 
 
 
 def _fingerprint(suite, kind: str, name: str, seed: int) -> str:
-    from bench.baseline_run import baseline_fingerprint
-    from bench.train import config_fingerprint
+    from bench.stages.baseline_run import baseline_fingerprint
+    from bench.stages.train import config_fingerprint
 
     return config_fingerprint(suite, name, seed) if kind == "train" else baseline_fingerprint(suite, name, seed)
 
@@ -131,7 +131,7 @@ def test_leaderboard_shows_ties_baselines_and_the_across_seed_interval(compared,
     assert rows["model_c"].tied_with_best is False
     assert (rows["model_c"].ci95.lo, rows["model_c"].ci95.hi) == tuple(metrics["models"]["model_c"]["ci95"])
     assert group.best == metrics["best"] and group.not_better_than_pixel == ()
-    index = render_pages(ctx, Path(__file__).resolve().parent.parent / "templates")["index.md"]
+    index = render_pages(ctx, Path(__file__).resolve().parents[2] / "templates")["index.md"]
     line = {name: next(ln for ln in index.splitlines() if ln.startswith(f"| [{name}](")) for name in rows}
     assert "| best |" in line[metrics["best"]]
     tied = next(n for n in ("model_a", "model_b") if n != metrics["best"])
@@ -140,7 +140,7 @@ def test_leaderboard_shows_ties_baselines_and_the_across_seed_interval(compared,
 
 
 def test_results_table_prints_the_leaderboard(compared) -> None:
-    from bench.compare import leaderboard_markdown, load_comparison
+    from bench.stages.compare import leaderboard_markdown, load_comparison
 
     paths, metrics = compared
     table = leaderboard_markdown(*load_comparison(next(paths.results.rglob("comparison.json")))).splitlines()

@@ -38,9 +38,9 @@ class ComparisonError(ValueError):
 
 def expected_fingerprints(suite: SuiteConfig) -> set[str]:
     """The config fingerprints of the suite's own runs: its models × seeds and its baselines."""
-    from bench.baseline_run import baseline_fingerprint
-    from bench.baselines import BASELINES
-    from bench.train import config_fingerprint
+    from bench.stages.baseline_run import baseline_fingerprint
+    from bench.stages.baselines import BASELINES
+    from bench.stages.train import config_fingerprint
 
     return ({config_fingerprint(suite, m, s) for m in suite.models for s in suite.seeds}
             | {baseline_fingerprint(suite, name, suite.seeds[0]) for name in BASELINES})

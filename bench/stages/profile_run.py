@@ -17,7 +17,7 @@ from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.results.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, write_result
-from bench.timing import strict_fp32
+from bench.stages.timing import strict_fp32
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def first_grid_tokens(model: torch.nn.Module, image_size: int, in_chans: int) ->
 
 def ensure_machine_record(paths: RunPaths, force: bool = False) -> Path:
     """Measure this machine's matmul peak per device and dtype once, and store it."""
-    from bench.profile import matmul_peak_gflops
+    from bench.stages.profile import matmul_peak_gflops
 
     machine_id = env.machine_info()["id"]
     out = result_path(paths.results, machine_id, "hardware", "machine", None, None)
@@ -71,8 +71,8 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
     """(model info, metrics) of one model on this machine."""
     from bench.models.flops import count_flops
     from bench.models import create_model
-    from bench.profile import measure_latency, resolution_sweep, roofline
-    from bench.train import load_checkpoint
+    from bench.stages.profile import measure_latency, resolution_sweep, roofline
+    from bench.stages.train import load_checkpoint
 
     cfg, size, chans = suite.profile, suite.data.image_size, suite.data.in_chans
 
@@ -141,7 +141,7 @@ def profile_one(suite: SuiteConfig, name: str, num_classes: int, paths: RunPaths
 def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, seed: int, num_classes: int,
                   force: bool = False) -> list[Path]:
     """Profile each model with the checkpoint of ``seed`` when one exists (random weights otherwise)."""
-    from bench.train import load_checkpoint
+    from bench.stages.train import load_checkpoint
 
     written = []
     for name in models:
@@ -155,7 +155,7 @@ def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, see
 def profile_from_checkpoints(suite: SuiteConfig, checkpoint_dir: Path, paths: RunPaths,
                              force: bool = False) -> list[Path]:
     """Profile every model with a finished checkpoint of ``suite`` under ``checkpoint_dir`` (any depth)."""
-    from bench.train import load_checkpoint
+    from bench.stages.train import load_checkpoint
 
     found: dict[str, tuple[Path, int]] = {}
     for ckpt_path in sorted(Path(checkpoint_dir).rglob("*.pt")):
