@@ -187,7 +187,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     if "profile" in stages:
         written += profile_suite(suite, models, paths, seed=seeds[0], num_classes=len(data.class_names), force=force)
     if "explain" in stages:
-        from bench.explain import explain_suite
+        from bench.explain.stage import explain_suite
 
         written += explain_suite(suite, models, data, paths, seed=seeds[0], force=force)
     if "export" in stages:

@@ -251,7 +251,7 @@ def write_explain() -> None:
     """Explain results of two models (two gallery images each, one misclassified), their strips and the summary."""
     import numpy as np
 
-    from bench.explain_images import write_strip
+    from bench.explain.images import write_strip
 
     methods = ["saliency", "integrated_gradients", "smoothgrad", "gradcam"]
     folder = RESULTS / CPU["id"] / "quick"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.attribution import (
+from bench.explain.attribution import (
     METHODS, attribute, deletion_auc, deletion_inputs, dilate, feature_tap, pointing_hit, relevance_mass,
     relevance_rank, spearman,
 )
 from bench.models import create_model
 
-RESULTS = Path(__file__).resolve().parents[1] / "data" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "data" / "results"
 
 
 def _mask() -> np.ndarray:
@@ -90,7 +90,7 @@ def test_attribution_is_deterministic_and_the_feature_tap_keeps_the_logits(name:
 
 def test_gradcam_taps_every_model_at_the_same_stride():
     """One map resolution for every model, so that Grad-CAM's scores compare models, not grids."""
-    from bench.attribution import CAM_STRIDE
+    from bench.explain.attribution import CAM_STRIDE
     from bench.core.config import load_suite
 
     for name in load_suite("quick").models:

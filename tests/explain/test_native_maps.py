@@ -9,11 +9,13 @@ import functools
 import pytest
 import torch
 
-from bench import native_maps as native_module
+from bench.explain import native_maps as native_module
 from bench.models import create_model, list_models
 from bench.models.adapters import TimmAdapter
 from bench.models.attention import FastformerAttention, PerformerAttention, TokenAttention
-from bench.native_maps import NO_ATTENTION_NOTE, NativeMaps, native_maps, received, rollout, to_image
+from bench.explain.native_maps import NO_ATTENTION_NOTE, NativeMaps, native_maps, received, rollout, to_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # as every model test (tests/models/conftest.py)
 
 NAMES = list_models()
 # model -> (map names, words the note must hold or None, channel_map shape or None); batch of 2

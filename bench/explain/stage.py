@@ -4,7 +4,7 @@ For each model (the kept checkpoint of the suite's first seed) it:
 
 - explains fixed, seeded test images (``gallery_per_class`` per class, plus the
   ``gallery_misclassified`` images the most models got wrong, the same for every model)
-  with the four methods of ``bench.attribution`` and the model's native attention maps,
+  with the four methods of ``bench.explain.attribution`` and the model's native attention maps,
   each for the predicted class and, where it differs, the true class; the strips go to
   ``data/artifacts/explain/<suite>/<model>/``;
 - scores the maps of seeded lesion images (true class) against their masks: pointing game,
@@ -30,13 +30,13 @@ import torch
 from PIL import Image
 
 from bench.core import env
-from bench.attribution import (
+from bench.explain.attribution import (
     DELETION_FRACTIONS, METHODS, attribute, bootstrap_mean, deletion_auc, deletion_inputs, dilate, paired_tied, pointing_hit,
     feature_tap, relevance_mass, relevance_rank, spearman,
 )
 from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
-from bench.explain_images import write_strip
+from bench.explain.images import write_strip
 from bench.results.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, safe_name, write_result
 
@@ -173,7 +173,7 @@ def _display(image: torch.Tensor, data: LoadedDataset) -> np.ndarray:
 def gallery(model: torch.nn.Module, name: str, data: LoadedDataset, chosen: dict[str, list[int]], cfg: Any,
             baseline: float, folder: Path, artifacts: Path) -> tuple[list[dict[str, Any]], Any]:
     """Strips for the gallery images: each method (predicted class, and true class where it differs) and native maps."""
-    from bench.native_maps import native_maps
+    from bench.explain.native_maps import native_maps
 
     test = data.splits["test"]
     indices = chosen["samples"] + chosen["misclassified"]

@@ -10,8 +10,8 @@ import pytest
 from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
-from bench.explain import explain_suite
-from bench.attribution import METHODS
+from bench.explain.stage import explain_suite
+from bench.explain.attribution import METHODS
 from bench.results.records import RunPaths
 from bench.results.store import load_result
 from bench.runner import train_one
