@@ -191,7 +191,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
 
         written += explain_suite(suite, models, data, paths, seed=seeds[0], force=force)
     if "export" in stages:
-        from bench.export import export_suite
+        from bench.export.stage import export_suite
 
         written += export_suite(suite, models, data, paths, seed=seeds[0], force=force)
     return written
