@@ -14,7 +14,7 @@ log = logging.getLogger("bench")
 
 def cmd_bench_attention(args: argparse.Namespace) -> int:
     from bench.core import env
-    from bench.attention_bench import run_attention_bench
+    from bench.benchmarks.attention import run_attention_bench
     from bench.results.store import result_path, write_result
     from bench.results.records import payload
 
@@ -53,14 +53,14 @@ def cmd_check_latency(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_trainer(args: argparse.Namespace) -> int:
-    from bench.trainer_bench import run_trainer_bench
+    from bench.benchmarks.trainer import run_trainer_bench
 
     run_trainer_bench(_suite(args), check_name(args.model, "model name"), epochs=args.epochs)
     return 0
 
 
 def cmd_bench_site(args: argparse.Namespace) -> int:
-    from bench.site_bench import run_site_bench
+    from bench.benchmarks.site import run_site_bench
 
     paths = _paths(args)
     repo = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def cmd_bench_site(args: argparse.Namespace) -> int:
 
 def cmd_bench_readers(args: argparse.Namespace) -> int:
     from bench.data.loading import resolve_workers
-    from bench.reader_bench import run_reader_bench
+    from bench.benchmarks.readers import run_reader_bench
 
     run_reader_bench(n_images=args.images, workers=resolve_workers(args.workers, args.images), repeats=args.repeats,
                      trainer=args.trainer_images_per_s)

@@ -8,7 +8,7 @@ import pytest
 
 from bench.data import loading
 from bench.data.loading import read_images
-from bench.reader_bench import TrainerProbe, run_reader_bench, write_images
+from bench.benchmarks.readers import TrainerProbe, run_reader_bench, write_images
 
 
 def test_written_images_load_as_the_dataset_loader_loads_them(tmp_path: Path) -> None:

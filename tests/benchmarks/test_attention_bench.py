@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench import attention_bench as ab
+from bench.benchmarks import attention as ab
 from bench.core.registry import Registry
 
 

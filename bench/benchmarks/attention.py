@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.attention_refs import MODULE_OPTIONS, REFERENCE_SETUP, REFERENCES
-from bench.attention_refs import square_grid as _grid
+from bench.benchmarks.attention_refs import MODULE_OPTIONS, REFERENCE_SETUP, REFERENCES
+from bench.benchmarks.attention_refs import square_grid as _grid
 from bench.core.config import DTYPES
 from bench.stages.timing import (
     free_memory,
