@@ -14,7 +14,7 @@ from bench.explain.stage import explain_suite
 from bench.explain.attribution import METHODS
 from bench.results.records import RunPaths
 from bench.results.store import load_result
-from bench.runner import train_one
+from bench.cli.runner import train_one
 from engine_helpers import tiny_suite
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.results.store import ResultError
 from bench.results.pack import MANIFEST, pack_results, read_archive, unpack_results
 

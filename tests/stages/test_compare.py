@@ -175,7 +175,7 @@ def test_only_the_suites_own_runs_are_compared(tmp_path, monkeypatch, suite) -> 
 
 def test_a_compare_only_run_needs_no_dataset(compared, monkeypatch) -> None:
     """Results merged from another machine are compared here without that machine's dataset."""
-    from bench import runner
+    from bench.cli import runner
 
     paths, metrics = compared
     out = result_path(paths.results, MACHINE, "cmp", "comparison", None, None)

@@ -19,7 +19,7 @@ from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.results.store import ResultError, load_result
 from bench.results.records import RunPaths
-from bench.runner import train_one
+from bench.cli.runner import train_one
 from engine_helpers import REPO, comparable, medbench, tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -203,7 +203,7 @@ def test_schedule_warms_up_decays_to_the_floor_then_cools_down():
 
 def test_parallel_jobs_train_every_run_once(suite_file, tmp_path, monkeypatch):
     """``--jobs 2``: two worker processes share the runs; each result is written once, error-free."""
-    from bench.runner import run_suite
+    from bench.cli.runner import run_suite
 
     monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
     suite = dataclasses.replace(load_suite(str(suite_file)), seeds=(0, 1))

@@ -17,7 +17,7 @@ from PIL import Image
 from bench.core.config import load_suite
 from bench.data import DatasetError, load_dataset
 from bench.results.records import RunPaths
-from bench.runner import run_suite
+from bench.cli.runner import run_suite
 from engine_helpers import REPO
 
 pytestmark = pytest.mark.slow

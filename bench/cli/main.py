@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bench.core.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
-from bench.cli_args import _csv, _names, _paths, _positive_int, _suite
-from bench.cli_bench import (
+from bench.cli.args import _csv, _names, _paths, _positive_int, _suite
+from bench.cli.benchmarks import (
     cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
 )
 from bench.core.paths import check_name
@@ -35,7 +35,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import run_suite
+    from bench.cli.runner import run_suite
 
     seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
     written = run_suite(_suite(args), models=_names(args.models, "model name"), seeds=seeds,
@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _one_stage(args: argparse.Namespace, stage: str) -> int:
-    from bench.runner import run_suite
+    from bench.cli.runner import run_suite
 
     written = run_suite(_suite(args), models=_names(args.models, "model name"), stages=(stage,),
                         force=args.force, paths=_paths(args))
@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bench.data import load_dataset
     from bench.data.synthetic import ensure_dataset
     from bench.core.distributed import barrier, init_from_env, shutdown
-    from bench.runner import train_one
+    from bench.cli.runner import train_one
 
     suite = _suite(args)
     check_name(args.model, "model name")
@@ -106,7 +106,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     from bench.site.render import render_site
 
     paths = _paths(args)
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     written = render_site(paths.results, paths.artifacts, repo / "templates", Path(args.out))
     log.info("rendered %d files into %s", len(written), args.out)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.cli_args import _csv, _paths, _suite
+from bench.cli.args import _csv, _paths, _suite
 from bench.core.paths import check_name
 
 log = logging.getLogger("bench")
@@ -63,7 +63,7 @@ def cmd_bench_site(args: argparse.Namespace) -> int:
     from bench.benchmarks.site import run_site_bench
 
     paths = _paths(args)
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     run_site_bench(paths.results, paths.artifacts, repo / "templates", models=args.models, seeds=args.seeds,
                    machines=args.machines, repeats=args.repeats)
     return 0
