@@ -13,10 +13,10 @@ log = logging.getLogger("bench")
 
 
 def cmd_bench_attention(args: argparse.Namespace) -> int:
-    from bench.core import env
     from bench.benchmarks.attention import run_attention_bench
-    from bench.results.store import result_path, write_result
+    from bench.core import env
     from bench.results.records import payload
+    from bench.results.store import result_path, write_result
 
     tokens = tuple(int(t) for t in _csv(args.tokens))
     metrics = run_attention_bench(_csv(args.modules) if args.modules else None, channels=args.channels,
@@ -70,8 +70,8 @@ def cmd_bench_site(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_readers(args: argparse.Namespace) -> int:
-    from bench.data.loading import resolve_workers
     from bench.benchmarks.readers import run_reader_bench
+    from bench.data.loading import resolve_workers
 
     run_reader_bench(n_images=args.images, workers=resolve_workers(args.workers, args.images), repeats=args.repeats,
                      trainer=args.trainer_images_per_s)

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.core.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
 from bench.cli.args import _csv, _names, _paths, _positive_int, _suite
 from bench.cli.benchmarks import (
     cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
 )
+from bench.core.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
 from bench.core.paths import check_name
 from bench.results.store import ResultError
 
@@ -62,10 +62,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from bench.cli.runner import train_one
+    from bench.core.distributed import barrier, init_from_env, shutdown
     from bench.data import load_dataset
     from bench.data.synthetic import ensure_dataset
-    from bench.core.distributed import barrier, init_from_env, shutdown
-    from bench.cli.runner import train_one
 
     suite = _suite(args)
     check_name(args.model, "model name")
@@ -114,8 +114,8 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 def cmd_results_table(args: argparse.Namespace) -> int:
     from bench.core import env
-    from bench.stages.compare import leaderboard_markdown, load_comparison
     from bench.results.store import result_path
+    from bench.stages.compare import leaderboard_markdown, load_comparison
 
     machine = args.machine_id or env.machine_info()["id"]
     path = result_path(_paths(args).results, machine, check_name(args.suite, "suite name"), "comparison", None, None)

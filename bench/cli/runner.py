@@ -17,8 +17,8 @@ from typing import Any
 
 from bench.core import env
 from bench.core.config import SuiteConfig
-from bench.data import LoadedDataset, load_dataset
 from bench.core.distributed import DistContext, barrier, init_from_env
+from bench.data import LoadedDataset, load_dataset
 from bench.results.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
 from bench.results.store import exclusive_lock, result_path, write_result
 
@@ -31,8 +31,8 @@ STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
 def model_gmacs(name: str, scale: str, image_size: int, in_chans: int, num_classes: int) -> float | None:
     """GMACs of the benchmarked model (its head included) from two agreeing counters, or
     None when they cannot count it: a missing count must not cost the training run."""
-    from bench.models.flops import count_flops
     from bench.models import create_model
+    from bench.models.flops import count_flops
 
     model = create_model(name, scale, num_classes=num_classes, in_chans=in_chans, image_size=image_size)
     try:

@@ -26,9 +26,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from bench.core.env import cpu_cores
 from bench.data.samples import render
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
-from bench.core.env import cpu_cores
 from bench.results.store import exclusive_lock
 
 if TYPE_CHECKING:

@@ -30,12 +30,12 @@ import torch
 from PIL import Image
 
 from bench.core import env
+from bench.core.config import SuiteConfig
+from bench.data.datasets import LoadedDataset
 from bench.explain.attribution import (
     DELETION_FRACTIONS, METHODS, attribute, bootstrap_mean, deletion_auc, deletion_inputs, dilate, paired_tied, pointing_hit,
     feature_tap, relevance_mass, relevance_rank, spearman,
 )
-from bench.core.config import SuiteConfig
-from bench.data.datasets import LoadedDataset
 from bench.explain.images import write_strip
 from bench.results.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, safe_name, write_result

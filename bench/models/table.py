@@ -11,8 +11,8 @@ log = logging.getLogger(__name__)
 
 def models_table(scale: str, names: list[str] | None = None, num_classes: int = 10, in_chans: int = 1) -> str:
     """Measured on the model actually built (``num_classes`` head, ``in_chans`` input)."""
-    from bench.models.flops import count_flops
     from bench.models import create_model, default_image_size, list_models
+    from bench.models.flops import count_flops
 
     size = default_image_size(scale)
     measured = {}

@@ -47,9 +47,9 @@ import torch
 from torch import nn
 
 from bench.core.compat import import_timm
+from bench.core.registry import Registry
 from bench.models.adapters import TimmAdapter
 from bench.models.pyramid import PyramidConfig, PyramidTransformer
-from bench.core.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -69,8 +69,8 @@ def ensure_machine_record(paths: RunPaths, force: bool = False) -> Path:
 def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint: Path | None,
                     peaks: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model info, metrics) of one model on this machine."""
-    from bench.models.flops import count_flops
     from bench.models import create_model
+    from bench.models.flops import count_flops
     from bench.stages.profile import measure_latency, resolution_sweep, roofline
     from bench.stages.train import load_checkpoint
 

@@ -25,11 +25,11 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDatas
 from tqdm import tqdm
 
 from bench.core.config import SuiteConfig
+from bench.core.distributed import DistContext, barrier, broadcast_object, gather_objects
+from bench.core.metrics import classification_report
 from bench.data import LoadedDataset
 from bench.data.device_batches import DeviceSplit, device_batches, rank_shard
 from bench.data.transforms import augment_batch
-from bench.core.distributed import DistContext, barrier, broadcast_object, gather_objects
-from bench.core.metrics import classification_report
 from bench.models import create_model
 from bench.results.records import fingerprint
 from bench.results.store import atomic_write

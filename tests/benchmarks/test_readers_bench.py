@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.benchmarks.readers import TrainerProbe, run_reader_bench, write_images
 from bench.data import loading
 from bench.data.loading import read_images
-from bench.benchmarks.readers import TrainerProbe, run_reader_bench, write_images
 
 
 def test_written_images_load_as_the_dataset_loader_loads_them(tmp_path: Path) -> None:

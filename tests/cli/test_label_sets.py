@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.cli.runner import run_suite
 from bench.core.config import load_suite
 from bench.data import DatasetError, load_dataset
 from bench.results.records import RunPaths
-from bench.cli.runner import run_suite
 from engine_helpers import REPO
 
 pytestmark = pytest.mark.slow

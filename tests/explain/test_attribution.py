@@ -90,8 +90,8 @@ def test_attribution_is_deterministic_and_the_feature_tap_keeps_the_logits(name:
 
 def test_gradcam_taps_every_model_at_the_same_stride():
     """One map resolution for every model, so that Grad-CAM's scores compare models, not grids."""
-    from bench.explain.attribution import CAM_STRIDE
     from bench.core.config import load_suite
+    from bench.explain.attribution import CAM_STRIDE
 
     for name in load_suite("quick").models:
         model = create_model(name, "quick", num_classes=10, in_chans=1, image_size=64).eval()

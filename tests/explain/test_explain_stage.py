@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli.runner import train_one
 from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
-from bench.explain.stage import explain_suite
 from bench.explain.attribution import METHODS
+from bench.explain.stage import explain_suite
 from bench.results.records import RunPaths
 from bench.results.store import load_result
-from bench.cli.runner import train_one
 from engine_helpers import tiny_suite
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from bench.explain import native_maps as native_module
+from bench.explain.native_maps import NO_ATTENTION_NOTE, NativeMaps, native_maps, received, rollout, to_image
 from bench.models import create_model, list_models
 from bench.models.adapters import TimmAdapter
 from bench.models.attention import FastformerAttention, PerformerAttention, TokenAttention
-from bench.explain.native_maps import NO_ATTENTION_NOTE, NativeMaps, native_maps, received, rollout, to_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # as every model test (tests/models/conftest.py)
 

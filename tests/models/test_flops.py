@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.models import flops
-from bench.models.flops import FlopMismatchError, count_flops
 from bench.models import create_model, list_models
+from bench.models.flops import FlopMismatchError, count_flops
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from bench.models import flops_formulas as ff
-from bench.models.flops import count_attention_flops, count_flops
 from bench.models import create_model
 from bench.models.attention import ATTENTION
+from bench.models.flops import count_attention_flops, count_flops
 
 TOLERANCE = 0.02  # formula vs counter
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli.main import main
-from bench.results.store import ResultError
 from bench.results.pack import MANIFEST, pack_results, read_archive, unpack_results
+from bench.results.store import ResultError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "results"
 

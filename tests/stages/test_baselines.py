@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.core.metrics import classification_report
+from bench.core.stats import balanced_accuracy
 from bench.stages.baselines import (
     BASELINES,
     dataset_splits,
@@ -17,8 +19,6 @@ from bench.stages.baselines import (
     baseline_report,
     uniform_random,
 )
-from bench.core.metrics import classification_report
-from bench.core.stats import balanced_accuracy
 
 K = 3
 CLASSES = ["a", "b", "c"]

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.stages.compare import ComparisonError, compare_suite
 from bench.core.config import suite_from_dict
 from bench.core.metrics import classification_report
 from bench.results.records import RunPaths, payload
 from bench.results.store import load_result, result_path, write_result
+from bench.stages.compare import ComparisonError, compare_suite
 
 CLASSES = ["a", "b", "c", "d"]
 N_TEST = 800

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.cli.runner import train_one
 from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
-from bench.results.store import ResultError, load_result
 from bench.results.records import RunPaths
-from bench.cli.runner import train_one
+from bench.results.store import ResultError, load_result
 from engine_helpers import REPO, comparable, medbench, tiny_suite
 
 pytestmark = pytest.mark.slow
