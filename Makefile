@@ -60,7 +60,9 @@ ACTIONLINT := $(BIN)/actionlint
 lint-workflows: install
 	$(ACTIONLINT) .github/workflows/*.yml
 
+# lint-imports holds bench/ to its layers: the import-linter contracts in pyproject.toml.
 test: install chromium lint-workflows
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 clean-results:

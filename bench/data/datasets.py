@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
+from bench.data.loading import load_image, read_images
 from bench.data.policy import (DatasetError, Sample, canonical_class, check_class_spellings, check_datalist,
                                log_aliases, relative_inside)
-from bench.data.loading import load_image, read_images
 from bench.data.readers import IMAGE_SUFFIXES, MAX_PIXELS, is_dicom
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 

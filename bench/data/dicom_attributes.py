@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.data.readers import ImageReadError, describe
+from bench.data.reader_base import ImageReadError, describe
 
 
 def short_repr(value: object, limit: int = 40) -> str:

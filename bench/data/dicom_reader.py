@@ -1,4 +1,5 @@
-"""DICOM through pydicom, to float32 grey in [0, 1], under the error contract of :mod:`bench.data.readers`.
+"""DICOM through pydicom, to float32 grey in [0, 1], under the error contract of
+:mod:`bench.data.reader_base`.
 
 Monochrome: the modality LUT (Rescale Slope/Intercept, or a Modality LUT Sequence), then the
 VOI LUT Sequence if there is one, else the first window (Window Center/Width under any
@@ -27,7 +28,7 @@ import numpy as np
 
 from bench.data.dicom_attributes import attribute_number, attribute_text, attribute_value, short_repr, tag_of
 from bench.data.dicom_fast import parse_simple
-from bench.data.readers import (
+from bench.data.reader_base import (
     DICOM_SUFFIXES,
     FrameChoice,
     ImageReader,
@@ -36,6 +37,7 @@ from bench.data.readers import (
     describe,
     frame_indices,
     luminance,
+    register,
 )
 
 log = logging.getLogger(__name__)
@@ -323,11 +325,24 @@ def _colour(path: Path, ds: Any, plane: np.ndarray, geometry: _Geometry, note: d
     return luminance(plane).astype(np.float64) / (2.0**bits - 1)
 
 
+def has_dicom_preamble(path: str | Path) -> bool:
+    """True when the file carries the DICOM Part 10 marker ("DICM" at byte 128)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
 class DicomReader(ImageReader):
     """DICOM files (by suffix or the DICM marker) through pydicom; see the module docstring."""
 
     kind = "DICOM"
     suffixes = DICOM_SUFFIXES
+
+    def claims(self, path: Path) -> bool:
+        return has_dicom_preamble(path)
 
     def _read(self, path: Path, frame: FrameChoice, max_pixels: int) -> tuple[np.ndarray, dict[str, Any]]:
         pydicom = _import_pydicom(path)
@@ -371,4 +386,4 @@ class DicomReader(ImageReader):
         return pixels.astype(np.float32), metadata
 
 
-DICOM_READER = DicomReader()
+DICOM_READER = register(DicomReader())

@@ -27,7 +27,7 @@ _SAMPLED_FILES = 32  # enough to tell a DICOM tree from a PNG one without walkin
 
 @dataclass(frozen=True)
 class DetectedSource:
-    """A dataset kind (one of ``bench.config.DATA_KINDS``), the root to give it, and why."""
+    """A dataset kind (one of ``bench.core.config.DATA_KINDS``), the root to give it, and why."""
 
     kind: str
     root: Path

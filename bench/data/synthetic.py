@@ -26,13 +26,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from bench.core.env import cpu_cores
 from bench.data.samples import render
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
-from bench.env import cpu_cores
-from bench.results import exclusive_lock
+from bench.results.store import exclusive_lock
 
 if TYPE_CHECKING:
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.config import TrainConfig
+from bench.core.config import TrainConfig
 
 
 def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator) -> torch.Tensor:

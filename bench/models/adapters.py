@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from bench._compat import ensure_torchvision
+from bench.core.compat import ensure_torchvision
 
 ensure_torchvision()
 from timm.layers import Attention  # noqa: E402 - needs the torchvision fix first

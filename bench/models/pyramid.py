@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench._compat import ensure_torchvision
+from bench.core.compat import ensure_torchvision
 from bench.models.attention import ATTENTION, TokenAttention
 
 ensure_torchvision()

@@ -47,10 +47,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from bench._compat import import_timm
+from bench.core.compat import import_timm
+from bench.core.registry import Registry
 from bench.models.adapters import TimmAdapter
 from bench.models.pyramid import PyramidConfig, PyramidTransformer
-from bench.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,9 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from bench.results import safe_name
+from bench.results.store import safe_name
 from bench.site.context import (
-    SPLITS, AttentionBench, AttentionModule, AttentionPoint, ComplexityRow, DatasetClass, DatasetInfo, FailedRun, LatencyRow,
-    MachineInfo, ModelInfo, ParamSpread, PerfMachine, PerfSuite, ProfileModel, ReferenceRow, Roofline, SiteContext,
-    SweepPoint, TrainingMfu, slug,
+    SPLITS, DatasetClass, DatasetInfo, FailedRun, MachineInfo, ModelInfo, ParamSpread, SiteContext, slug,
 )
 from bench.site.descriptions import ATTENTION_MECHANISMS, BUILTIN_GENERATOR, COMPLEXITY, SYNTHETIC_RULES
 from bench.site.downloads import CSV_FILES, result_files
@@ -26,6 +24,10 @@ from bench.site.leaderboard import model_name, train_groups
 from bench.site.load import DatasetArtifact, LoadedResult, payloads_by_machine, reading
 from bench.site.mfu import MfuKey, training_mfu
 from bench.site.pages import machine_records, model_pages, reproduce_groups
+from bench.site.perf_context import (
+    AttentionBench, AttentionModule, AttentionPoint, ComplexityRow, LatencyRow, PerfMachine, PerfSuite, ProfileModel,
+    ReferenceRow, Roofline, SweepPoint, TrainingMfu,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from bench.site.chart_style import (  # noqa: F401 - re-exported for the tests a
 from bench.site.charts_quality import (  # noqa: F401 - re-exported
     calibration, class_distribution, faithfulness, metric_bars, per_class_heatmap,
 )
-from bench.site.context import AttentionBench, LeaderRow, PerfMachine, PerfSuite, SiteContext, TrainGroup
+from bench.site.context import LeaderRow, SiteContext, TrainGroup
 from bench.site.figure import Figure, bar, heatmap, scatter, subplots  # noqa: F401 - Figure re-exported
+from bench.site.perf_context import AttentionBench, PerfMachine, PerfSuite
 
 log = logging.getLogger(__name__)
 

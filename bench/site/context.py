@@ -3,7 +3,8 @@
 Frozen dataclasses that carry every number a page shows already computed (seed means,
 joins, shares of peak), so templates only loop and format. ``bench.site.aggregate``
 builds them from the loaded files; chart fields hold the id of a chart built by
-``bench.site.charts`` (None when there is nothing to draw).
+``bench.site.charts`` (None when there is nothing to draw). The efficiency pages' part
+(profiles, attention scaling) is in ``bench.site.perf_context``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from bench.site.perf_context import AttentionBench, ComplexityRow, PerfSuite
 
 METRICS = ("balanced_accuracy", "top1", "top5", "macro_auc", "cohen_kappa", "ece")
 SPLITS = ("train", "val", "test")
@@ -165,155 +168,6 @@ class FailedRun:
     error_type: str
     message: str
     stage: str | None
-
-
-@dataclass(frozen=True)
-class LatencyRow:
-    device: str
-    dtype: str
-    batch_size: int
-    threads: int
-    image_size: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    cv: float
-    throughput_images_per_s: float
-    peak_memory_mb: float | None
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    image_size: int
-    tokens: int
-    device: str
-    dtype: str
-    batch_size: int
-    status: str  # "ok", or "oom" when that size did not fit
-    p50_ms: float | None
-    gmacs: float | None
-
-
-@dataclass(frozen=True)
-class Roofline:
-    device: str
-    dtype: str
-    batch_size: int
-    achieved_gflops_per_s: float
-    peak_gflops_per_s: float | None
-    share_of_peak: float | None
-    peak_source: str  # "machine record" or "profile"
-
-
-@dataclass(frozen=True)
-class TrainingMfu:
-    """Training throughput of one (machine, suite, model), seeds averaged, against the matmul peak."""
-
-    device: str
-    dtype: str
-    threads: int | None  # CPU threads each run trained with; None on a GPU
-    seeds: int
-    images_per_s: float
-    achieved_gflops_per_s: float  # 3 x forward FLOPs x images/s
-    peak_gflops_per_s: float | None  # the machine record's, for this device and dtype (CPU: this share of its threads)
-    mfu: float | None
-
-
-@dataclass(frozen=True)
-class ProfileModel:
-    machine: str
-    suite: str
-    model: str
-    scale: str
-    image_size: int
-    params: int
-    gmacs: float
-    gflops: float | None
-    flop_rel_diff: float | None
-    latency: tuple[LatencyRow, ...]
-    sweep: tuple[SweepPoint, ...]
-    roofline: Roofline | None
-    training: TrainingMfu | None = None
-
-
-@dataclass(frozen=True)
-class PerfMachine:
-    machine: str
-    profiles: tuple[ProfileModel, ...]
-    sweep_chart: str | None
-
-
-@dataclass(frozen=True)
-class PerfSuite:
-    """Profiles of one suite: one hardware column per machine in the latency chart."""
-
-    suite: str
-    machines: tuple[PerfMachine, ...]
-    latency_chart: str | None
-
-
-@dataclass(frozen=True)
-class AttentionPoint:
-    tokens: int
-    status: str
-    p50_ms: float | None
-    peak_memory_mb: float | None
-
-
-@dataclass(frozen=True)
-class AttentionModule:
-    name: str
-    slope: float | None
-    fit_tokens: tuple[int, ...]
-    points: tuple[AttentionPoint, ...]
-    largest_ok: int | None
-    first_failure: str | None  # e.g. "oom at N=16384"
-
-    @property
-    def fit_lo(self) -> int | None:
-        return min(self.fit_tokens, default=None)
-
-    @property
-    def fit_hi(self) -> int | None:
-        return max(self.fit_tokens, default=None)
-
-
-@dataclass(frozen=True)
-class ReferenceRow:
-    module: str
-    reference: str
-    tokens: int
-    ours_ms: float | None
-    reference_ms: float | None
-    ratio: float | None
-
-
-@dataclass(frozen=True)
-class AttentionBench:
-    machine: str
-    suite: str
-    device: str | None
-    dtype: str | None
-    threads: int | None
-    channels: int | None
-    batch_size: int | None
-    heads: int | None
-    modules: tuple[AttentionModule, ...]
-    reference: tuple[ReferenceRow, ...]
-    chart: str
-
-
-@dataclass(frozen=True)
-class ComplexityRow:
-    """One attention's cost per layer beside the exponents measured for it."""
-
-    module: str
-    model: str
-    complexity: str  # LaTeX
-    note: str
-    exponents: tuple[tuple[str, float | None], ...]  # (machine, fitted exponent)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from bench.site.context import (
-    METRICS, ClassRow, Interval, LeaderRow, MeanStd, ProfileModel, ReliabilityBin, SeedCurve, TrainGroup, slug,
+    METRICS, ClassRow, Interval, LeaderRow, MeanStd, ReliabilityBin, SeedCurve, TrainGroup, slug,
 )
 from bench.site.descriptions import MODEL_CAVEATS
 from bench.site.load import LoadedResult, reading
+from bench.site.perf_context import ProfileModel
 
 
 def mean_std(values: Iterable[float | None]) -> MeanStd:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench.results import RESULTS_DIR, ResultError, iter_result_files, load_result, read_json_object
+from bench.results.store import RESULTS_DIR, ResultError, iter_result_files, load_result, read_json_object
 
 log = logging.getLogger(__name__)
 

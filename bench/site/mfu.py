@@ -13,8 +13,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from bench.site.context import TrainingMfu
 from bench.site.load import LoadedResult, reading
+from bench.site.perf_context import TrainingMfu
 
 MfuKey = tuple[str, str, str]  # (machine, suite, model)
 

@@ -11,11 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from bench.site.context import (
-    LeaderRow, ModelInfo, ProfileModel, TrainGroup, model_page_path,
-)
+from bench.site.context import LeaderRow, ModelInfo, TrainGroup, model_page_path
 from bench.site.descriptions import MODEL_CAVEATS
 from bench.site.load import LoadedResult, payloads_by_machine
+from bench.site.perf_context import ProfileModel
 
 # Attention settings recorded per block that the model page shows, in this order
 STAGE_SETTINGS = ("window_size", "shift", "proj_len", "num_features", "redraw_interval", "lpi")

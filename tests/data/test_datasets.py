@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
 from bench.data import ImageReadError, load_dataset
 from bench.data.datasets import DatasetError, folder_datalist, manifest_datalist
 from bench.data.loading import load_image

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import ConfigError, DataConfig, load_suite
+from bench.core.config import ConfigError, DataConfig, load_suite
 from bench.data import ImageReadError, load_dataset
 from bench.data.datasets import folder_datalist, manifest_datalist
 from bench.data.policy import DatasetError, relative_inside
-from bench.records import dataset_info
+from bench.results.records import dataset_info
 
 CLASSES = ("edema", "glioma", "normal")
 CORRUPT_PNG = b"\x89PNG\r\n\x1a\n not really a PNG"
@@ -158,7 +158,7 @@ def test_unreadable_files_are_skipped_and_recorded_by_default(tmp_path: Path,
 
 
 def test_a_result_carries_at_most_the_cap_of_skipped_files_and_the_full_count(tmp_path: Path, monkeypatch) -> None:
-    from bench import records
+    from bench.results import records
 
     data = _load(_with_corrupt_files(tmp_path / "ds"))
     monkeypatch.setattr(records, "MAX_SKIPPED_RECORDED", 1)

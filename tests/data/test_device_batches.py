@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from bench.config import load_suite
+from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.datasets import SplitTensors
 from bench.data.device_batches import LEVELS, DeviceSplit, device_batches, rank_shard
 from bench.data.synthetic import ensure_dataset
-from bench.train import Trainer
+from bench.stages.train import Trainer
 from engine_helpers import tiny_suite
 
 
@@ -100,7 +100,7 @@ def test_a_run_on_the_device_path_with_channels_last_records_its_speed_settings(
 
 
 def test_speed_settings_enter_the_fingerprint_only_when_set(tiny):
-    from bench.train import config_fingerprint
+    from bench.stages.train import config_fingerprint
 
     suite, _ = tiny
     assert "device_data" not in suite.to_dict()["train"]  # older results keep their fingerprints

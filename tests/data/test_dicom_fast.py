@@ -12,7 +12,7 @@ import pytest
 import bench.data.dicom_reader as dicom_reader_module
 from bench.data.dicom_attributes import _VR, attribute_value
 from bench.data.dicom_fast import parse_simple
-from bench.data.readers import ImageReadError, dicom_reader
+from bench.data.reader_base import ImageReadError
 from tests.data.test_readers_dicom_examples import ALL_EXAMPLES, EXAMPLES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # some examples are malformed on purpose
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # some examples 
 
 def _outcome(path: Path) -> tuple[Any, ...]:
     try:
-        pixels, meta = dicom_reader().read(path, frame="all")
+        pixels, meta = dicom_reader_module.DICOM_READER.read(path, frame="all")
     except ImageReadError as error:
         return ("error", str(error))
     return ("pixels", pixels, meta)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
 from bench.data import load_dataset, loading
 from bench.data.loading import read_images, resolve_workers
 from bench.data.readers import ImageReadError

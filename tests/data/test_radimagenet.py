@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
 from bench.data import load_dataset
 from bench.data.policy import DatasetError
 from bench.data.radimagenet import radimagenet_datalist

@@ -8,7 +8,8 @@ import pytest
 from pydicom.pixels import get_decoder
 from pydicom.uid import JPEGLSLossless
 
-from bench.data.readers import ImageReadError, dicom_reader, read_frames, read_image
+from bench.data.dicom_reader import DICOM_READER
+from bench.data.readers import ImageReadError, read_frames, read_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # some examples are malformed on purpose
 
@@ -56,7 +57,7 @@ def test_examples_are_bundled() -> None:
 @pytest.mark.parametrize("path", ALL_EXAMPLES, ids=lambda p: str(p.relative_to(EXAMPLES)))
 def test_every_example_reads_or_raises_the_projects_error(path: Path) -> None:
     try:
-        pixels, meta = dicom_reader().read(path, frame="all")
+        pixels, meta = DICOM_READER.read(path, frame="all")
     except ImageReadError as error:
         assert error.path == path and str(error).startswith(f"{path}: ")
         return

@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.data.readers import JPEG_READER, PNG_READER, TIFF_READER, ImageReader, ImageReadError, dicom_reader
+from bench.data.dicom_reader import DICOM_READER
+from bench.data.pil_reader import JPEG_READER, PNG_READER, TIFF_READER
+from bench.data.reader_base import ImageReader, ImageReadError
 
 EXAMPLES_PER_READER = 2000
 FUZZ_MAX_PIXELS = 2**18
@@ -164,7 +166,7 @@ def _holds_the_contract(reader: ImageReader, path: Path, data: bytes, frame: obj
 
 def test_seeds_are_valid(fuzz_dir: Path) -> None:
     """The mutations start from files every reader reads."""
-    readers = {"PNG": PNG_READER, "JPEG": JPEG_READER, "TIFF": TIFF_READER, "DICOM": dicom_reader()}
+    readers = {"PNG": PNG_READER, "JPEG": JPEG_READER, "TIFF": TIFF_READER, "DICOM": DICOM_READER}
     for kind, seeds in SEEDS.items():
         for i, data in enumerate(seeds):
             path = fuzz_dir / f"seed{i}{readers[kind].suffixes[0]}"
@@ -193,4 +195,4 @@ def test_tiff_reader_contract(fuzz_dir: Path, data: bytes, frame: object) -> Non
 @FUZZ
 @given(data=file_bytes("DICOM"), frame=FRAMES)
 def test_dicom_reader_contract(fuzz_dir: Path, data: bytes, frame: object) -> None:
-    _holds_the_contract(dicom_reader(), fuzz_dir / "f.dcm", data, frame)
+    _holds_the_contract(DICOM_READER, fuzz_dir / "f.dcm", data, frame)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from bench.data.pil_reader import PNG_READER
 from bench.data.readers import (
     MAX_PIXELS,
-    PNG_READER,
     ImageReadError,
     read_frames,
     read_image,

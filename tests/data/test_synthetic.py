@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import DataConfig
+from bench.core.config import DataConfig
 from bench.data.samples import LESIONS, render
 from bench.data.synthetic import (
     CLASS_NAMES,

@@ -1,6 +1,6 @@
 import torch
 
-from bench.config import TrainConfig
+from bench.core.config import TrainConfig
 from bench.data.transforms import augment_batch
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench._compat import ensure_torchvision
+from bench.core.compat import ensure_torchvision
 from bench.models import SCALES, create_model, list_models
 from bench.models.attention import LinformerAttention, PerformerAttention, WindowAttention, XCAttention
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench._compat import ensure_torchvision
+from bench.core.compat import ensure_torchvision
 from bench.models.attention import WindowAttention, XCAttention
 from bench.models.pyramid import Block
 

@@ -3,7 +3,7 @@
     .venv/bin/python tests/site/make_fixtures.py
 
 The numbers are invented but shaped exactly like the engine's output, and every file
-goes through ``bench.results.write_result``, so it validates against the schema. The
+goes through ``bench.results.store.write_result``, so it validates against the schema. The
 seed values are round on purpose: tests check the leaderboard arithmetic against them.
 """
 
@@ -14,7 +14,7 @@ import random
 import shutil
 from pathlib import Path
 
-from bench.results import result_path, write_result
+from bench.results.store import result_path, write_result
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RESULTS = FIXTURES / "results"
@@ -251,7 +251,7 @@ def write_explain() -> None:
     """Explain results of two models (two gallery images each, one misclassified), their strips and the summary."""
     import numpy as np
 
-    from bench.explain_images import write_strip
+    from bench.explain.images import write_strip
 
     methods = ["saliency", "integrated_gradients", "smoothgrad", "gradcam"]
     folder = RESULTS / CPU["id"] / "quick"
@@ -298,7 +298,7 @@ def write_explain() -> None:
 
 def write_comparison() -> None:
     """The comparison stage's output, computed by the engine from the files above."""
-    from bench.compare import scored_results, compare_results
+    from bench.stages.compare import scored_results, compare_results
 
     folder = RESULTS / CPU["id"] / "quick"
     scored = scored_results(folder)

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.results import ResultError
+from bench.results.store import ResultError
 from bench.site.aggregate import build_context
-from bench.site.leaderboard import mean_std
 from bench.site.context import SiteContext, slug
+from bench.site.leaderboard import mean_std
 from bench.site.load import load_datasets, load_results
 
 CPU, GPU = "cpu-fixture-2c", "gpu-nvidia-h200"

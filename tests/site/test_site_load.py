@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.results import ResultError, validation_errors
+from bench.results.store import ResultError, validation_errors
 from bench.site.load import load_datasets, load_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "fixtures" / "results"

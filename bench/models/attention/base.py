@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 ATTENTION: Registry = Registry("attention")
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench._compat import ensure_torchvision
+from bench.core.compat import ensure_torchvision
 from bench.models.attention.base import ATTENTION, TokenAttention
 
 ensure_torchvision()
