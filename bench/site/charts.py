@@ -213,7 +213,8 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
         add(group.calibration_chart, lambda: calibration(group), 480)
         for row in group.rows + group.baselines:
             add(row.curves_chart if row.curves else None, lambda: training_curves(row, group.synthetic), 460)
-            add(row.confusion_chart, lambda: confusion_matrix(row, group.class_names, group.synthetic), 560)
+            add(row.confusion_chart if row.confusion else None,
+                lambda: confusion_matrix(row, group.class_names, group.synthetic), 560)
     for suite in ctx.perf_suites:
         add(suite.latency_chart, lambda: latency_columns(suite))
         for section in suite.machines:

@@ -93,10 +93,19 @@ class LeaderRow:
     baseline: bool = False  # a trivial reference (chance, pixel logistic regression), not a model
     optimizer_steps: float | None = None  # mean over seeds
     best_epochs: tuple[int | None, ...] = ()
-    converged: bool | None = None  # every seed reached a validation plateau; None: not recorded
+    # the comparison's verdict: every seed plateaued and the budget study (where run) found no gain
+    converged: bool | None = None
+    plateaued: bool | None = None  # every seed's LR decay began at a validation plateau, not the cap
+    budget_gain: float | None = None  # the budget study's validation gain from doubling the recipe
+    budget_limited: bool | None = None  # that gain is above the suite's min_delta
+    final_train_loss: MeanStd | None = None
     # from the suite's comparison result: balanced accuracy across seeds and test images
     ci95: Interval | None = None
+    ci95_images: Interval | None = None  # what the test images alone would give
+    seed_sd: float | None = None  # (n - 1) SD of the seeds' test balanced accuracies
+    expected: bool = False  # a baseline scored by exact expected values: no interval to draw
     tied_with_best: bool | None = None
+    p_holm: float | None = None  # the paired test against the best, Holm-adjusted
     better_than_pixel: bool | None = None  # 95% intervals apart from the pixel baseline's, and above
     diagnosis: str | None = None  # how training went, in words from the curves
     caveat: str | None = None  # MODEL_CAVEATS
@@ -114,6 +123,22 @@ class LeaderRow:
     @property
     def n_seeds(self) -> int:
         return len(self.seeds)
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One model of the budget study: validation balanced accuracy at budgets B and 2B."""
+
+    model: str
+    epochs_cap: int
+    epochs_run: int
+    val: float
+    decay_trigger: str | None
+    doubled_epochs_cap: int
+    doubled_epochs_run: int
+    doubled_val: float
+    gain: float
+    budget_limited: bool
 
 
 @dataclass(frozen=True)
@@ -143,6 +168,11 @@ class TrainGroup:
     skipped_count: int = 0  # unreadable dataset files the runs skipped (--on-bad-file skip)
     skipped_files: tuple[tuple[str, str], ...] = ()  # (path under the dataset root, reason)
     scale: str = ""  # the models' scale: "paper" groups lead the site, "quick" ones follow
+    budget: tuple[BudgetRow, ...] = ()  # the budget study, where it ran
+    budget_factor: int | None = None
+    budget_delta: float | None = None
+    # the smallest and largest half-width of the models' 95% intervals, as the comparison computed them
+    half_widths: Interval | None = None
 
     @property
     def key(self) -> str:
@@ -151,6 +181,15 @@ class TrainGroup:
     @property
     def not_converged(self) -> tuple[str, ...]:
         return tuple(r.model for r in self.rows if r.converged is False)
+
+    @property
+    def cap_ended(self) -> tuple[str, ...]:
+        """Models with a seed whose LR decay the epoch cap began, not a plateau."""
+        return tuple(r.model for r in self.rows if r.plateaued is False)
+
+    @property
+    def budget_limited(self) -> tuple[LeaderRow, ...]:
+        return tuple(r for r in self.rows if r.budget_limited)
 
     @property
     def not_better_than_pixel(self) -> tuple[LeaderRow, ...]:

@@ -71,9 +71,16 @@ def group_findings(group: TrainGroup) -> tuple[str, ...]:
         fastest = min(timed, key=lambda r: r.cpu_p50_ms)
         found.append(f"Fastest at batch 1 on {group.machine}'s CPU: {fastest.model}, {fastest.cpu_p50_ms:.3g} ms "
                      f"per image (p50, float32).")
-    unconverged = group.not_converged
-    if unconverged:
-        found.append(f"Not converged, so their numbers may still move: {', '.join(unconverged)}.")
-    else:
-        found.append("Every run reached a validation plateau before its epoch cap.")
+    limited = group.budget_limited
+    if limited:
+        found.append("Budget-limited (training twice as long gained more than "
+                     f"{group.budget_delta:.2f} on validation), so their places may still move: "
+                     + ", ".join(f"{r.model} ({r.budget_gain:+.3f})" for r in limited) + ".")
+    if group.cap_ended:
+        found.append(f"Not converged (the epoch cap ended training), so their numbers may still move: "
+                     f"{', '.join(group.cap_ended)}.")
+    if not limited and not group.cap_ended:
+        found.append("Every run reached a validation plateau before its epoch cap" +
+                     (f", and training twice as long moved no model's validation score by more than "
+                      f"{group.budget_delta:.2f}." if group.budget else "; no budget study checks it yet."))
     return tuple(found)

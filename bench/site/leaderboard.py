@@ -3,8 +3,9 @@
 Train runs are grouped per (machine, suite, model) and summarised across seeds; profiles
 join them on the same key. Baselines become reference rows. The engine's comparison
 result supplies what needs every seed's predictions at once: the interval of the
-across-seed mean (a bootstrap over seeds and test images together), the "tied with the
-best" marks and the pixel-baseline test. Nothing here recomputes a statistic.
+across-seed mean (a bootstrap over seeds and test images together), the seed standard
+deviation, the Holm-adjusted "tied with the best" marks, the pixel-baseline test and the
+budget study. Nothing here recomputes a statistic.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from bench.site.context import (
-    METRICS, ClassRow, Interval, LeaderRow, MeanStd, ReliabilityBin, SeedCurve, TrainGroup, slug,
+    METRICS, BudgetRow, ClassRow, Interval, LeaderRow, MeanStd, ReliabilityBin, SeedCurve, TrainGroup, slug,
 )
 from bench.site.descriptions import MODEL_CAVEATS
 from bench.site.load import LoadedResult, reading
@@ -76,7 +77,10 @@ def _per_class(payloads: list[dict[str, Any]], class_names: tuple[str, ...]) -> 
 
 
 def _summed_confusion(payloads: list[dict[str, Any]]) -> tuple[tuple[int, ...], ...]:
-    matrices = [p["metrics"]["confusion_matrix"] for p in payloads]
+    """Summed over seeds; empty for a baseline scored by expected values (it draws no predictions)."""
+    matrices = [p["metrics"].get("confusion_matrix") for p in payloads]
+    if not matrices or None in matrices:
+        return ()
     size = len(matrices[0])
     return tuple(tuple(sum(m[i][j] for m in matrices) for j in range(size)) for i in range(size))
 
@@ -117,7 +121,7 @@ def _pooled_reliability(payloads: list[dict[str, Any]]) -> tuple[ReliabilityBin,
 
 def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profile: ProfileModel | None,
                 class_names: tuple[str, ...], compared: dict[str, Any] | None,
-                latency: tuple[float | None, ...]) -> LeaderRow:
+                latency: tuple[float | None, ...], budget: dict[str, Any] | None) -> LeaderRow:
     payloads = sorted(payloads, key=lambda p: p["seed"])
     model = payloads[0]["model"]
     baseline = payloads[0]["kind"] == "baseline"
@@ -125,7 +129,9 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
     key = slug(machine, suite, model["name"])
     steps = [p["metrics"].get("optimizer_steps") for p in payloads]
     converged = [p["metrics"].get("converged") for p in payloads]
+    compared = compared or {}
     ci95 = Interval(*compared["ci95"]) if compared else None
+    losses = [p["metrics"].get("final_train_loss") for p in payloads]
     intervals = {m: _seed_envelope(payloads, m) for m in METRICS}
     if ci95 is not None:
         intervals["balanced_accuracy"] = ci95
@@ -147,14 +153,23 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
         baseline=baseline,
         optimizer_steps=mean_std(steps).mean if None not in steps else None,
         best_epochs=tuple(p["metrics"].get("best_epoch") for p in payloads),
-        converged=None if baseline or None in converged else all(converged),
+        converged=None if baseline else compared.get("converged", None if None in converged else all(converged)),
+        plateaued=None if baseline else compared.get("plateaued"),
+        budget_gain=budget["gain"] if budget else None,
+        budget_limited=compared.get("budget_limited"),
+        final_train_loss=None if baseline or None in losses else mean_std(losses),
         ci95=ci95,
-        tied_with_best=compared.get("tied_with_best") if compared else None,
-        better_than_pixel=compared.get("better_than_pixel_baseline") if compared and not baseline else None,
+        ci95_images=Interval(*compared["ci95_images"]) if "ci95_images" in compared else None,
+        seed_sd=compared.get("seed_sd"),
+        expected=compared.get("expected", False),
+        tied_with_best=compared.get("tied_with_best"),
+        p_holm=(compared.get("vs_best") or {}).get("p_holm"),
+        better_than_pixel=compared.get("better_than_pixel_baseline") if not baseline else None,
         diagnosis=None if baseline else _diagnosis(payloads, len(class_names)),
         caveat=MODEL_CAVEATS.get(model["name"]),
         intervals=intervals,
-        interval_kind={m: "seeds × images" if m == "balanced_accuracy" and ci95 else "seed envelope" for m in METRICS},
+        interval_kind={m: "exact" if compared.get("expected") else
+                       "seeds × images" if m == "balanced_accuracy" and ci95 else "seed envelope" for m in METRICS},
         latency_p50_ms=latency,
         reliability=() if baseline else _pooled_reliability(payloads),
     )
@@ -163,12 +178,17 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
 def _recipe(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """The training settings a reader needs to judge the numbers, as recorded in the suite config."""
     train, data = config.get("train") or {}, config.get("data") or {}
-    shown = [("image size (px)", data.get("image_size")), ("epochs (cap)", train.get("epochs")),
-             ("warm-up epochs", train.get("warmup_epochs")), ("cool-down epochs", train.get("cooldown_epochs")),
-             ("cool-down LR (share of peak)", train.get("min_lr_ratio")),
-             ("early-stopping patience (epochs)", train.get("patience")),
+    plateau = train.get("schedule") == "plateau"
+    shown = [("image size (px)", data.get("image_size")),
+             ("LR schedule", "constant until a validation plateau, then a cosine decay" if plateau else
+              "cosine over the cap" if train else None),
+             ("epochs (cap)", train.get("epochs")), ("warm-up epochs", train.get("warmup_epochs")),
+             ("decay after the plateau (epochs)", train.get("decay_epochs") if plateau else None),
+             ("cool-down epochs", None if plateau else train.get("cooldown_epochs")),
+             ("final LR (share of peak)", train.get("min_lr_ratio")),
+             ("plateau patience (epochs)", train.get("patience")),
              ("smallest val gain that counts", train.get("min_delta")),
-             ("earliest stop (epoch)", train.get("min_epochs")),
+             ("earliest plateau (epoch)" if plateau else "earliest stop (epoch)", train.get("min_epochs")),
              ("batch size", train.get("batch_size")), ("learning rate", train.get("lr")),
              ("weight decay", train.get("weight_decay")), ("class balancing", train.get("balance")),
              ("augmentation", train.get("augment")), ("bootstrap resamples", train.get("bootstrap"))]
@@ -203,6 +223,19 @@ def _skipped(payloads: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(seen.items()))[:SKIPPED_SHOWN]
 
 
+def _budget_rows(budget: dict[str, Any]) -> tuple[BudgetRow, ...]:
+    return tuple(BudgetRow(name, b["epochs_cap"], b["epochs_run"], b["val_balanced_accuracy"], b.get("decay_trigger"),
+                           b["doubled_epochs_cap"], b["doubled_epochs_run"], b["doubled_val_balanced_accuracy"],
+                           b["gain"], b["budget_limited"])
+                 for name, b in sorted((budget.get("models") or {}).items()))
+
+
+def _half_widths(rows: list[LeaderRow]) -> Interval | None:
+    """The narrowest and widest half-width of the models' 95% intervals (as the comparison gave them)."""
+    widths = [(r.ci95.hi - r.ci95.lo) / 2 for r in rows if r.ci95 is not None]
+    return Interval(min(widths), max(widths)) if widths else None
+
+
 def _sort_key(row: LeaderRow) -> tuple[Any, ...]:
     acc = row.ci95 and (row.ci95.lo + row.ci95.hi) / 2
     return (row.baseline, -(row.metrics["balanced_accuracy"].mean or 0.0), acc or 0.0, row.model)
@@ -229,13 +262,15 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
         class_names = tuple(first["dataset"].get("class_names") or ())
         compared_result = comparison.get((machine, suite))
         compared = compared_result.payload["metrics"] if compared_result else None
+        budget = (compared or {}).get("budget") or {}
         rows = []
         for name, runs in sorted(models.items()):
             with reading(runs[0].path):
                 entry = compared["models"].get(name) if compared else None
                 latency = tuple(batch1_latency(profiles.get((m, suite, name))) for m in sorted(profiled[suite]))
                 rows.append(_leader_row(machine, suite, [r.payload for r in runs],
-                                        profiles.get((machine, suite, name)), class_names, entry, latency))
+                                        profiles.get((machine, suite, name)), class_names, entry, latency,
+                                        (budget.get("models") or {}).get(name)))
         rows.sort(key=_sort_key)
         key = slug(machine, suite)
         models_only = [r for r in rows if not r.baseline]
@@ -262,6 +297,10 @@ def train_groups(scored: list[LoadedResult], comparisons: list[LoadedResult],
             skipped_count=max((p["dataset"].get("skipped_count") or 0 for p in payloads), default=0),
             skipped_files=_skipped(payloads),
             scale=first["model"]["scale"],
+            budget=_budget_rows(budget),
+            budget_factor=budget.get("factor"),
+            budget_delta=budget.get("delta"),
+            half_widths=_half_widths(models_only),
         ))
     # the paper-scale study is the headline wherever it ran; the quick suite is its companion
     return tuple(sorted(groups, key=lambda g: (g.scale != "paper", g.machine, g.suite)))

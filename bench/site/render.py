@@ -86,6 +86,13 @@ def pm(value: MeanStd, digits: int = 3) -> Markup:
     return Markup(f"{value.mean:.{digits}f} ± {value.std:.{digits}f}")
 
 
+def signed(x: float | None, digits: int = 3) -> Markup:
+    """A difference with its sign (+0.012, −0.004); None → dash."""
+    if x is None or not math.isfinite(x):
+        return Markup(MISSING)
+    return Markup(f"{x:+.{digits}f}".replace("-", "−"))
+
+
 def ci(value: Interval | None, digits: int = 3) -> Markup:
     """An interval as ``lo–hi``."""
     if value is None:
@@ -126,7 +133,7 @@ def site_path(context: jinja2.runtime.Context, path: str) -> Markup:
     return Markup(_root(context["page"]) + html.escape(path, quote=True))
 
 
-FILTERS = {"fmt": fmt, "sig": sig, "pm": pm, "ci": ci, "pct": pct, "mparams": mparams, "model_link": model_link,
+FILTERS = {"fmt": fmt, "sig": sig, "pm": pm, "signed": signed, "ci": ci, "pct": pct, "mparams": mparams, "model_link": model_link,
            "site_path": site_path}
 MODEL_TEMPLATE = "per_model/model.md.j2"
 

@@ -44,17 +44,28 @@ def test_pages_and_assets_are_written(rendered: tuple[Path, list[Path]], paths: 
         assert (out / rel).read_bytes() == (paths.results / rel.removeprefix("downloads/results/")).read_bytes()
 
 
+def test_the_stated_half_widths_are_the_comparisons(rendered: tuple[Path, list[Path]], paths: SimpleNamespace) -> None:
+    """The leaderboard's "intervals reach ±a to ±b" is computed from the comparison file, not written by hand."""
+    import json
+
+    comparison = json.loads((paths.results / "cpu-fixture-2c" / "quick" / "comparison.json").read_text())
+    widths = [(m["ci95"][1] - m["ci95"][0]) / 2 for m in comparison["metrics"]["models"].values()
+              if not m.get("baseline")]
+    index = " ".join(page(rendered[0], "index.md").split())
+    assert f"the intervals reach ±{min(widths):.3f} to ±{max(widths):.3f}." in index
+
+
 def test_leaderboard_shows_mean_seeds_ci_and_a_latency_column_per_machine(rendered: tuple[Path, list[Path]]) -> None:
     index = page(rendered[0], "index.md")
-    assert "| Model | Params | GMACs ↓ | Balanced acc. ↑ (seeds) | 95% CI | vs best | Macro AUC ↑ | ECE ↓ | " \
+    assert "| Model | Params | GMACs ↓ | Balanced acc. ↑ mean ± SD (seeds) | 95% CI | vs best | Macro AUC ↑ | ECE ↓ | " \
            "cpu-fixture-2c ms ↓ | gpu-nvidia-h200 ms ↓ |" in index
     softmax = next(line for line in index.splitlines() if line.startswith("| [pyramid_softmax]"))
     cells = [c.strip() for c in softmax.strip("|").split("|")]
     # model, params, GMACs, balanced acc (n), seeds × images CI (the comparison file's), vs best, AUC, ECE, latencies
-    assert cells[:6] == ["[pyramid_softmax](models/pyramid-softmax.md)", "1.48 M", "0.156", "0.820 (2)",
+    assert cells[:6] == ["[pyramid_softmax](models/pyramid-softmax.md)", "1.48 M", "0.156", "0.820 ± 0.028 (2)",
                          "0.731–0.897", "best"]
     assert cells[-2] == "4.31" and cells[-1] != "—"  # the GPU machine's column holds its GPU latency
-    assert "| [pyramid_swin](models/pyramid-swin.md) | 1.50 M | 0.150 | 0.730 (2) | 0.624–0.822 | < |" in index
+    assert "| [pyramid_swin](models/pyramid-swin.md) | 1.50 M | 0.150 | 0.730 ± 0.042 (2) | 0.624–0.822 | < |" in index
     assert "| *pixel_logreg* (baseline) |" in index
     assert index.index("| [pyramid_softmax]") < index.index("| [pyramid_swin]")
 
