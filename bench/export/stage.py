@@ -41,7 +41,9 @@ from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.data.loading import load_image
 from bench.export.onnx_weights import WeightConverter, strip_metadata
-from bench.results.records import RunPaths, dataset_info, display_path, error_record, fingerprint, is_done, model_info, payload
+from bench.results.records import (
+    RunPaths, dataset_info, display_path, error_record, fingerprint, is_done, model_info, payload,
+)
 from bench.results.store import atomic_write, exclusive_lock, load_result, result_path, safe_name, write_result
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 
-from bench.core.config import ConfigError, DataConfig, ProfileConfig, SuiteConfig, TrainConfig, load_suite, suite_from_dict
+from bench.core.config import (
+    ConfigError, DataConfig, ProfileConfig, SuiteConfig, TrainConfig, load_suite, suite_from_dict,
+)
 
 
 @pytest.mark.parametrize("name", ["quick", "paper"])
