@@ -6,8 +6,7 @@ shape and returns a model. Two scales exist:
 - ``quick``: 64 px, narrow models, sized so that a training step on a batch of 32 takes
   about 70 ms on one CPU core; a whole suite trains in minutes. Pyramid: patch 4, dims
   24/48/96/192, depths 1/1/2/1, heads 1/2/4/8 (grids 16/8/4/2), about 0.81M parameters.
-  Width 24 trains about 1.5x faster than 32 (1.43M) to the same test balanced accuracy
-  within seed noise; width 16 (0.36M) cost Fastformer and XCA without LPI a fifth to a third.
+  Width 24 is a cost choice: it trains about 1.5x faster per epoch than width 32 (1.43M).
 - ``paper``: 224 px; the pyramid is patch 7, dims 96/192/384/768, depths 2/2/6/2, heads
   3/6/12/24, MLP ratio 4 (grids 32/16/8/4), about 27.6M parameters with a 10-class head;
   ``resnet50`` is the standard ResNet-50.

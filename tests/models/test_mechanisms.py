@@ -76,6 +76,16 @@ def test_pyramids_param_matched_and_vit_comparable(scale: str) -> None:
         assert abs(count - reference) / reference <= 0.02, (name, count, reference)
 
 
+def test_quick_vit_sees_at_least_64_patch_tokens() -> None:
+    """A fair quick ViT: an 8x8 grid or finer at 64 px (the pyramids start at 16x16), its
+    parameters within 10% of pyramid_softmax's (the test above)."""
+    vit = build("vit", "quick")
+    x = torch.randn(1, 1, 64, 64)
+    tokens = vit.model.patch_embed(x).shape[1]
+    assert tokens >= 64 and vit.model.patch_embed.patch_size[0] <= 8
+    assert vit.attention_maps(x)[0].shape[-1] == tokens + 1  # and the class token
+
+
 def test_vit_small_contender_takes_one_channel() -> None:
     with torch.device("meta"):
         model = create_model("timm:vit_small_patch16_224", "paper", in_chans=1)
