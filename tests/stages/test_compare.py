@@ -191,6 +191,20 @@ def test_budget_study_flags_a_model_that_gains_from_twice_the_cap(tmp_path, monk
     assert "**budget-limited** (+0.100)" in rows["`hungry`"] and "| yes |" in rows["`steady`"]
     assert "| `hungry` | 10 | 3 | 0.800 | 20 | 9 | 0.900 | +0.100 | **yes** |" in budget_markdown(load_result(out))
 
+    from bench.site.aggregate import build_context
+    from bench.site.load import load_results
+    from bench.site.render import render_pages
+
+    pages = render_pages(build_context(load_results(paths.results), []),
+                         Path(__file__).resolve().parents[2] / "templates")
+    index, methods = (" ".join(pages[name].split()) for name in ("index.md", "methods.md"))
+    assert "hungry](models/hungry.md) ⚠ budget-limited (+0.100)" in index
+    assert "⚠ **hungry is budget-limited**: trained twice as long, it gained +0.100" in index
+    assert "steady](models/steady.md) ⚠" not in index
+    assert "| [hungry](models/hungry.md) | 10 | 3 | — | 0.800 | 20 | 9 | 0.900 | +0.100 | ⚠ budget-limited |" in methods
+    assert "| [steady](models/steady.md) | 10 | 3 | — | 0.900 | 20 | 3 | 0.900 | +0.000 | converged |" in methods
+    assert "⚠ **Budget-limited**" in pages["models/hungry.md"] and "Converged:" in pages["models/steady.md"]
+
     val_comparison, _ = validation_comparison(out)
     val = val_comparison["metrics"]
     assert val["split"] == "val" and val["best"] == "steady" and val["num_test"] == len(val_labels)
