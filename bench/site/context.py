@@ -168,6 +168,7 @@ class TrainGroup:
     skipped_count: int = 0  # unreadable dataset files the runs skipped (--on-bad-file skip)
     skipped_files: tuple[tuple[str, str], ...] = ()  # (path under the dataset root, reason)
     scale: str = ""  # the models' scale: "paper" groups lead the site, "quick" ones follow
+    image_size: int | None = None  # the models' input (px): what every cost on the leaderboard is for
     budget: tuple[BudgetRow, ...] = ()  # the budget study, where it ran
     budget_factor: int | None = None
     budget_delta: float | None = None

@@ -241,9 +241,36 @@
     });
   }
 
+  // A table wider than its column says so: a hint above it, and a shadow on the side that
+  // has more columns, updated as it scrolls and as the window resizes.
+  function markScrollingTables() {
+    document.querySelectorAll(".md-typeset__scrollwrap").forEach(function (wrap) {
+      var hint = wrap.previousElementSibling;
+      if (!hint || !hint.classList.contains("medbench-scroll-hint")) {
+        hint = document.createElement("p");
+        hint.className = "medbench-scroll-hint";
+        hint.textContent = "Scroll sideways for more columns \u2192";
+        wrap.parentNode.insertBefore(hint, wrap);
+      }
+      var update = function () {
+        var overflow = wrap.scrollWidth - wrap.clientWidth > 1;
+        hint.hidden = !overflow;
+        wrap.classList.toggle("medbench-more-right", overflow && wrap.scrollWidth - wrap.clientWidth - wrap.scrollLeft > 1);
+        wrap.classList.toggle("medbench-more-left", overflow && wrap.scrollLeft > 1);
+      };
+      if (!wrap.__medbenchScroll) {
+        wrap.__medbenchScroll = true;
+        wrap.addEventListener("scroll", update, { passive: true });
+        window.addEventListener("resize", update);
+      }
+      update();
+    });
+  }
+
   onDocument(function () {
     tables();
     renderMaths();
     followPalette();
+    markScrollingTables();
   });
 })();
