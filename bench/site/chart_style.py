@@ -23,7 +23,14 @@ from bench.site.figure import Figure
 
 HEIGHT = 440
 SIGNIFICANT = 5
-COLORS = ("#3f51b5", "#e6550d", "#31a354", "#756bb1", "#dd1c77", "#17becf", "#8c6d31", "#636363", "#bcbd22", "#9e0142")
+COLORS = ("#3f51b5", "#e6550d", "#31a354", "#756bb1", "#dd1c77", "#17becf", "#8c6d31", "#bcbd22", "#9e0142", "#2b8cbe")
+# One colour per model in every chart: the registry's models in a fixed order, any other
+# model (a timm contender) by a stable hash of its name. Baselines are greys, each with its dash.
+MODEL_COLORS = dict(zip(("resnet50", "vit", "pyramid_softmax", "pyramid_linformer", "pyramid_performer",
+                         "pyramid_fastformer", "pyramid_xca", "pyramid_xca_nolpi", "pyramid_swin"), COLORS))
+BASELINE_STYLES = {"pixel_logreg": ("#555555", "dash"), "chance_uniform": ("#999999", "dot"),
+                   "chance_majority": ("#bbbbbb", "dashdot")}
+OTHER_GREY = ("#777777", "longdash")
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 # A small explicit template: plotly's default embeds ~8 KB of styling into every chart.
 TEMPLATE = {"layout": {
@@ -33,6 +40,8 @@ TEMPLATE = {"layout": {
     "plot_bgcolor": "white",
     "hovermode": "closest",
     "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    # below the plot, so that on a phone the plot keeps the width
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
     "xaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
     "yaxis": {"gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True},
 }}
@@ -45,6 +54,20 @@ def r(x: float | None, digits: int = SIGNIFICANT) -> float | None:
     if x is None or x == 0 or not math.isfinite(x):
         return x
     return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def model_color(name: str) -> str:
+    """The colour of a model in every chart (a baseline's grey for a baseline)."""
+    if name in MODEL_COLORS:
+        return MODEL_COLORS[name]
+    if name in BASELINE_STYLES:
+        return BASELINE_STYLES[name][0]
+    return COLORS[sum(name.encode()) % len(COLORS)]
+
+
+def baseline_style(name: str) -> tuple[str, str]:
+    """(grey, dash) of a baseline's line."""
+    return BASELINE_STYLES.get(name, OTHER_GREY)
 
 
 def label(text: str) -> str:

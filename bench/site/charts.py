@@ -11,7 +11,7 @@ import logging
 from typing import Iterable
 
 from bench.site.chart_style import (  # noqa: F401 - re-exported for the tests and other callers
-    BLUES, COLORS, HEIGHT, _error_bars, _text, _titled, label, pareto_front, r, to_div,
+    BLUES, COLORS, HEIGHT, _error_bars, _text, _titled, baseline_style, label, model_color, pareto_front, r, to_div,
 )
 from bench.site.charts_quality import (  # noqa: F401 - re-exported
     calibration, class_distribution, faithfulness, metric_bars, per_class_heatmap,
@@ -24,17 +24,35 @@ log = logging.getLogger(__name__)
 
 
 # cost attribute of a leaderboard row → (axis title, short name for the chart title)
-COSTS = {"gmacs": ("GMACs per image (log)", "GMACs"),
-         "params": ("parameters (log)", "parameters")}
+COSTS = {"gmacs": ("GMACs per image", "GMACs"),
+         "params": ("parameters", "parameters")}
+# A Pareto front (and a log axis) says something only where the costs differ by more than this share.
+SPREAD_FOR_A_FRONT = 0.10
+
+
+def cost_spread(costs: list[float]) -> float:
+    """(max − min) / min of positive costs; 0 for fewer than two."""
+    costs = [c for c in costs if c and c > 0]
+    return (max(costs) - min(costs)) / min(costs) if len(costs) > 1 else 0.0
+
+
+def _baseline_lines(fig: Figure, group: TrainGroup) -> None:
+    """Chance and the pixel baseline as horizontal lines across an accuracy chart."""
+    for row in group.baselines:
+        mean = row.metrics["balanced_accuracy"].mean
+        if mean is None:
+            continue
+        grey, dash = baseline_style(row.model)
+        fig.add_hline(r(mean), {"color": grey, "dash": dash, "width": 1.5}, label(f"{row.model} {mean:.3f}"), grey)
 
 
 def _accuracy_points(fig: Figure, rows: list[LeaderRow], costs: list[float], name_suffix: str = "",
                      symbol: str = "circle", legendgroup: str | None = None) -> None:
-    for i, (row, cost) in enumerate(zip(rows, costs)):
+    for row, cost in zip(rows, costs):
         acc = row.metrics["balanced_accuracy"]
         fig.add_trace(scatter(
             x=[r(cost)], y=[r(acc.mean)], name=label(row.model) + name_suffix, mode="markers",
-            marker={"size": 11, "color": COLORS[i % len(COLORS)], "symbol": symbol}, legendgroup=legendgroup,
+            marker={"size": 11, "color": model_color(row.model), "symbol": symbol}, legendgroup=legendgroup,
             error_y=_error_bars(row, "balanced_accuracy"),
             hovertemplate=(f"{label(row.model)}{name_suffix}<br>%{{x}}<br>balanced acc. %{{y:.3f}} "
                            f"(n={acc.n} seeds)<extra></extra>"),
@@ -54,15 +72,23 @@ ACC_AXIS = "balanced accuracy (mean over seeds, 95% CI)"
 
 
 def accuracy_vs_cost(group: TrainGroup, cost: str) -> Figure:
-    """Balanced accuracy (across-seed mean with its interval) against GMACs or parameters, with the Pareto front."""
+    """Balanced accuracy (across-seed mean with its interval) against GMACs or parameters, with
+    chance and the pixel baseline as lines. The Pareto front and a log axis only where the costs
+    spread by more than SPREAD_FOR_A_FRONT: over a few percent a front ranks noise."""
     axis, short = COSTS[cost]
     rows = [row for row in group.rows
             if getattr(row, cost) is not None and row.metrics["balanced_accuracy"].mean is not None]
+    costs = [getattr(row, cost) for row in rows]
+    spread = cost_spread(costs) > SPREAD_FOR_A_FRONT
     fig = Figure()
-    _accuracy_points(fig, rows, [getattr(row, cost) for row in rows])
-    _pareto_trace(fig, ((getattr(row, cost), row.metrics["balanced_accuracy"].mean) for row in rows))
-    title = f"Balanced accuracy vs {short}: {label(group.suite)} on {label(group.machine)}"
-    fig.update_layout(title=_titled(title, group.synthetic), xaxis={"title": _text(axis), "type": "log"},
+    _accuracy_points(fig, rows, costs)
+    if spread:
+        _pareto_trace(fig, zip(costs, (row.metrics["balanced_accuracy"].mean for row in rows)))
+    _baseline_lines(fig, group)
+    scale = f" at {group.image_size} px, {group.scale} scale" if group.image_size else ""
+    title = f"Balanced accuracy vs {short}{scale}: {label(group.suite)} on {label(group.machine)}"
+    fig.update_layout(title=_titled(title, group.synthetic),
+                      xaxis={"title": _text(axis + (" (log)" if spread else "")), "type": "log" if spread else "linear"},
                       yaxis={"title": _text(ACC_AXIS)})
     return fig
 
@@ -78,7 +104,9 @@ def accuracy_vs_latency(group: TrainGroup) -> Figure:
                          symbols[m % len(symbols)], legendgroup=machine)
         _pareto_trace(fig, ((row.latency_p50_ms[m], row.metrics["balanced_accuracy"].mean) for row in rows),
                       f"Pareto front · {label(machine)}")
-    title = f"Balanced accuracy vs latency per machine: {label(group.suite)}"
+    _baseline_lines(fig, group)
+    scale = f" at {group.image_size} px" if group.image_size else ""
+    title = f"Balanced accuracy vs latency per machine{scale}: {label(group.suite)}"
     fig.update_layout(title=_titled(title, group.synthetic), yaxis={"title": _text(ACC_AXIS)},
                       xaxis={"title": _text("latency at batch 1, p50 (ms, log; GPU where present)"), "type": "log"})
     return fig
@@ -106,7 +134,8 @@ def latency_columns(suite: PerfSuite) -> Figure:
     fig.update_layout(
         title=_text(f"Latency per image at batch 1: {label(suite.suite)} suite"), showlegend=True,
         barmode="group", xaxis={"title": _text("model")},
-        yaxis={"title": _text("p50 latency (ms), whisker to p90"), "type": "log"},
+        # bars on a linear axis: a bar's length is its value
+        yaxis={"title": _text("p50 latency (ms), whisker to p90"), "rangemode": "tozero"},
     )
     return fig
 
@@ -155,7 +184,7 @@ def training_curves(row: LeaderRow, synthetic: bool) -> Figure:
     """Train/val loss and validation balanced accuracy per epoch, one colour per seed."""
     fig = subplots(("Loss", "Validation balanced accuracy"))
     for i, curve in enumerate(row.curves):
-        color = COLORS[i % len(COLORS)]
+        color = COLORS[i % len(COLORS)]  # seeds of one model, not models: the model colour map does not apply
         group = f"seed {curve.seed}"
         series = (
             ("train loss", curve.train_loss, 1, "solid"),

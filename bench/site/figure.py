@@ -63,6 +63,14 @@ class Figure:
     def update_layout(self, **props: Any) -> None:
         _merge(self.layout, props)
 
+    def add_hline(self, y: float, line: dict[str, Any], text: str, color: str) -> None:
+        """A horizontal reference line across the plot, labelled at its right end."""
+        self.layout.setdefault("shapes", []).append(
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y, "line": line})
+        self.layout.setdefault("annotations", []).append(
+            {"text": text, "xref": "paper", "x": 1, "yref": "y", "y": y, "xanchor": "right", "yanchor": "bottom",
+             "showarrow": False, "font": {"size": 11, "color": color}})
+
     def _axes(self, letter: str, col: int | None) -> list[str]:
         cols = range(1, self.cols + 1) if col is None else [col]
         return [f"{letter}axis" if c == 1 else f"{letter}axis{c}" for c in cols]

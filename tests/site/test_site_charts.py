@@ -54,9 +54,12 @@ def test_latency_chart_has_a_trace_per_hardware_column(ctx: SiteContext) -> None
     assert names == ["cpu-fixture-2c · cpu float32", "gpu-nvidia-h200 · cuda bfloat16",
                      "gpu-nvidia-h200 · cuda float32"]
     assert list(fig.data[0].x) == ["pyramid_softmax", "pyramid_swin"] and list(fig.data[1].x) == ["pyramid_softmax"]
+    assert fig.layout.yaxis.type != "log"  # a bar's length is its value
 
 
-def test_accuracy_chart_draws_error_bars_and_the_front(ctx: SiteContext) -> None:
+def test_accuracy_chart_draws_error_bars_baselines_and_a_front_only_where_costs_spread(ctx: SiteContext) -> None:
+    import dataclasses
+
     group = ctx.train_groups[0]
     fig = plotly_figure(charts.accuracy_vs_cost(group, "gmacs"))
     softmax = fig.data[0]
@@ -64,8 +67,15 @@ def test_accuracy_chart_draws_error_bars_and_the_front(ctx: SiteContext) -> None
     # the comparison's 95% interval of the across-seed mean (0.731–0.897), not the seeds' std
     assert softmax.error_y.arrayminus[0] == pytest.approx(0.82 - 0.731, abs=1e-3)
     assert softmax.error_y.array[0] == pytest.approx(0.897 - 0.82, abs=1e-3)
-    assert fig.data[-1].name == "Pareto front"
-    assert "(synthetic data)" in fig.layout.title.text
+    # GMACs 0.150 and 0.156 differ by 4%: no front, a linear axis
+    assert "Pareto front" not in [t.name for t in fig.data] and fig.layout.xaxis.type == "linear"
+    assert [round(shape.y0, 3) for shape in fig.layout.shapes] == [0.4]  # the pixel baseline's line
+    assert "pixel_logreg 0.400" in [a.text for a in fig.layout.annotations]
+    assert "(synthetic data)" in fig.layout.title.text and "at 64 px, quick scale" in fig.layout.title.text
+    spread = dataclasses.replace(group, rows=tuple(dataclasses.replace(row, gmacs=g)
+                                                   for row, g in zip(group.rows, (0.5, 0.1))))
+    fig = plotly_figure(charts.accuracy_vs_cost(spread, "gmacs"))
+    assert fig.data[-1].name == "Pareto front" and fig.layout.xaxis.type == "log"
 
 
 def test_attention_legend_gives_the_fitted_exponent(ctx: SiteContext) -> None:
@@ -103,7 +113,7 @@ def test_accuracy_page_charts_carry_every_model_and_interval(ctx: SiteContext) -
     assert [t.type for t in heat.data] == ["heatmap", "heatmap"]
     assert list(heat.data[0].y) == ["pyramid_softmax", "pyramid_swin"] and len(heat.data[0].x) == 10
     params = plotly_figure(charts.accuracy_vs_cost(group, "params"))
-    assert params.layout.xaxis.type == "log" and "parameters" in params.layout.xaxis.title.text
+    assert params.layout.xaxis.type == "linear" and "parameters" in params.layout.xaxis.title.text  # 1.48M–1.50M
 
 
 def test_calibration_pools_the_seeds_reliability_bins(ctx: SiteContext) -> None:
