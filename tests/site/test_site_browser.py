@@ -132,6 +132,18 @@ CUT_OFF_TABLES = """() => {
   return out;
 }"""
 
+# How far the page as a whole scrolls sideways (0: it does not; wide tables scroll in their own box).
+PAGE_OVERFLOW = """() => Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth)"""
+
+# The home page's first leaderboard table: its headers and whether it fits its box without scrolling.
+FIRST_TABLE_FIT = """() => {
+  const table = document.querySelector("article table");
+  const wrap = table.closest(".md-typeset__scrollwrap") || table.parentElement;
+  return {headers: Array.from(table.tHead.rows[0].cells).map(c => c.textContent.trim()),
+          overflow: Math.max(0, wrap.scrollWidth - wrap.clientWidth),
+          right: table.getBoundingClientRect().right, viewport: document.documentElement.clientWidth};
+}"""
+
 # The first article table: its header texts, body rows, and its numeric columns (every body
 # cell a leading number or missing, at least two different numbers) with their values.
 TABLE_STATE = """() => {
@@ -270,6 +282,9 @@ class Visitor:
     def check_tables(self, width: int) -> None:
         for problem in self.page.evaluate(CUT_OFF_TABLES):
             self.note(f"at {width} px: {problem}")
+        overflow = self.page.evaluate(PAGE_OVERFLOW)
+        if overflow > 0:
+            self.note(f"at {width} px: the page itself scrolls sideways by {overflow} px")
 
     def report(self) -> str:
         return "\n".join(f"{page}:\n" + "\n".join(f"  - {p}" for p in problems)
@@ -383,9 +398,28 @@ def test_every_page_in_the_dark_palette(built_site: Path, dark_context: Any, scr
         if rel in shoot:
             visitor.page.screenshot(path=str(screenshots / f"{shoot[rel]}-{DESKTOP['width']}-dark.png"),
                                     full_page=True)
+            visitor.page.set_viewport_size(PHONE)
+            visitor.page.wait_for_timeout(500)  # responsive charts redraw after a resize
+            visitor.page.screenshot(path=str(screenshots / f"{shoot[rel]}-{PHONE['width']}-dark.png"), full_page=True)
+            visitor.page.set_viewport_size(DESKTOP)
     visitor.page.close()
     print(f"\ndark palette: {len(pages)} pages in {time.monotonic() - started:.1f} s")
     assert not visitor.problems, f"in the dark palette, of {len(pages)} pages:\n{visitor.report()}"
+
+
+def test_the_home_leaderboard_answers_without_scrolling_at_desktop_width(built_site: Path, light_context: Any) -> None:
+    """At 1280 px the first leaderboard shows accuracy with its interval and tie mark and the cost
+    on the reference machine, all in view: its box does not scroll."""
+    page = light_context.new_page()
+    try:
+        page.set_viewport_size(DESKTOP)
+        page.goto((built_site / "index.html").as_uri(), wait_until="load")
+        fit = page.evaluate(FIRST_TABLE_FIT)
+    finally:
+        page.close()
+    wanted = ("Model", "Balanced acc.", "95% CI", "vs best", "Params", "ms")
+    assert all(any(h.startswith(w) for h in fit["headers"]) for w in wanted), fit["headers"]
+    assert fit["overflow"] == 0 and fit["right"] <= fit["viewport"], fit
 
 
 def test_home_table_sorts_when_a_numeric_header_is_clicked(built_site: Path, light_context: Any) -> None:
