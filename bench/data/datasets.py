@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,6 +63,10 @@ class LoadedDataset:
     kind: str = "synthetic"
     subset: str = ""
     skipped: list[SkippedFile] = field(default_factory=list)
+
+
+# What a result accepts as a dataset or class name (the schema's "identifier").
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,18 @@ def datalist(cfg: DataConfig, progress: bool = True) -> Datalist:
     return Datalist(root.name, cfg.kind, root, root, class_names, samples)
 
 
+def checked(listing: Datalist) -> Datalist:
+    """The datalist with a dataset name the results accept (other characters become '-'), once
+    every class name is one (refused otherwise, naming the source: a result must never hold
+    markup where the site shows a class)."""
+    for name in listing.class_names:
+        if not IDENTIFIER.fullmatch(name):
+            raise DatasetError(f"{listing.source}: class name {name!r} has characters other than letters, digits "
+                               "and ._:/- (rename its folder or label)")
+    name = re.sub(r"[^A-Za-z0-9._:/-]+", "-", listing.name).strip("-") or "dataset"
+    return replace(listing, name=name if name[0].isalnum() else f"d{name}")
+
+
 # --------------------------------------------------------------------------- tensors
 
 
@@ -262,7 +279,7 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> LoadedDataset:
     file the reader rejects is skipped and recorded in ``LoadedDataset.skipped``, or, with
     ``cfg.on_bad_file == "fail"``, stops the load with an ``ImageReadError`` naming it.
     """
-    listing = datalist(cfg, progress)
+    listing = checked(datalist(cfg, progress))
     log.info("dataset %s: kind %s%s, %d images in %d classes, from %s", listing.name, listing.kind,
              f", subset {cfg.subset}" if cfg.subset else "", len(listing.samples), len(listing.class_names),
              listing.source)

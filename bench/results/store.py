@@ -106,6 +106,15 @@ def non_finite_errors(payload: Any, limit: int = 20) -> list[str]:
     return errors[:limit]
 
 
+def _describe(error: Any, limit: int = 240) -> str:
+    """One line for a schema error; under oneOf/anyOf, the most specific alternative's complaint
+    (``model/name: '<b>' does not match ...``, not "is not valid under any of the given schemas")."""
+    while error.context:
+        error = max(error.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
+    line = f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def validation_errors(payload: dict[str, Any], check_finite: bool = True) -> list[str]:
     """Schema violations and non-finite numbers of ``payload`` as readable lines; empty when valid.
 
@@ -116,7 +125,7 @@ def validation_errors(payload: dict[str, Any], check_finite: bool = True) -> lis
         errors = sorted(_validator(SCHEMA_VERSION).iter_errors(payload), key=lambda e: list(e.absolute_path))
     except RecursionError:
         return ["<root>: nested too deeply to validate"]
-    lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    lines = [_describe(e) for e in errors]
     return lines + _bulk_errors(payload, SCHEMA_VERSION) + (non_finite_errors(payload) if check_finite else [])
 
 
@@ -252,7 +261,8 @@ def check_result(payload: dict[str, Any], source: Path | str) -> dict[str, Any]:
         raise ResultError(source, f"schema_version {version} is older than this code ({SCHEMA_VERSION}); {hint}")
     problems = validation_errors(payload, check_finite=False)  # the parser refused NaN and Infinity
     if problems:
-        raise ResultError(source, "does not match the result schema:\n  " + "\n  ".join(problems[:20]))
+        more = f" (and {len(problems) - 1} more; `medbench results validate` lists them)" if len(problems) > 1 else ""
+        raise ResultError(source, f"does not match the result schema: {problems[0]}{more}")
     return payload
 
 

@@ -111,6 +111,20 @@ def test_aliases_merge_a_known_misspelling(tmp_path: Path, caplog: pytest.LogCap
 # --------------------------------------------------------------------------- classes and splits
 
 
+@pytest.mark.parametrize("name", ["<b onclick=x>", "edema`s", "a|b", "white matter"])
+def test_a_class_name_a_result_cannot_hold_is_refused_naming_the_source(tmp_path: Path, name: str) -> None:
+    root = _tree(tmp_path / "data", classes=("normal", "glioma", name))
+    with pytest.raises(DatasetError) as caught:
+        _load(root)
+    message = str(caught.value)
+    assert message.startswith(str(root)) and repr(name) in message and "\n" not in message
+
+
+def test_a_dataset_named_with_markup_is_renamed_not_refused(tmp_path: Path) -> None:
+    data = _load(_tree(tmp_path / "my <scans> & more"))
+    assert data.name == "my-scans-more"
+
+
 def test_an_empty_class_folder_is_refused_before_reading(tmp_path: Path) -> None:
     _tree(tmp_path)
     (tmp_path / "meningioma").mkdir()

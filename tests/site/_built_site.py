@@ -57,17 +57,21 @@ def build_site(tmp_path_factory: pytest.TempPathFactory, paths: SimpleNamespace,
     if not (docs / "index.md").is_file():
         docs = tmp / "docs"
         render(docs)
-    site = tmp / "site"
+    _BUILT[key] = mkdocs_build(paths.repo, docs, tmp / "site")
+    return _BUILT[key]
+
+
+def mkdocs_build(repo: Path, docs: Path, site: Path) -> Path:
+    """``mkdocs build --strict`` of ``docs`` into ``site`` with the repository's mkdocs.yml; fails on a warning."""
     build = subprocess.run(
-        [sys.executable, "-c", _BUILD_SCRIPT, str(paths.repo / "mkdocs.yml"), str(docs), str(site)],
-        capture_output=True, text=True, cwd=paths.repo, timeout=300,
+        [sys.executable, "-c", _BUILD_SCRIPT, str(repo / "mkdocs.yml"), str(docs), str(site)],
+        capture_output=True, text=True, cwd=repo, timeout=300,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     output = build.stdout + build.stderr
     assert build.returncode == 0, f"mkdocs build --strict of {docs} failed:\n{output}"
     assert "WARNING" not in output, f"mkdocs build of {docs} warned:\n{output}"
     assert (site / "index.html").is_file(), f"the build of {docs} wrote no index.html"
-    _BUILT[key] = site
     return site
 
 

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 from typing import Callable
 
 import pytest
+
+from bench.results.store import ResultError
 from markupsafe import Markup
 
 from bench.site.leaderboard import mean_std
@@ -124,22 +126,33 @@ def test_pages_show_each_result_kind(rendered: tuple[Path, list[Path]]) -> None:
     assert "Not run yet" not in "".join(page(out, p) for p in PAGES if p != "demo.md")  # no export fixtures
 
 
-def test_data_strings_are_escaped(tmp_path: Path, results_copy: Path, render: Callable[..., list[Path]]) -> None:
+def test_an_identifier_outside_the_safe_pattern_is_refused_in_one_line(tmp_path: Path, results_copy: Path,
+                                                                       render: Callable[..., list[Path]]) -> None:
+    path = results_copy / "cpu-fixture-2c" / "quick" / "train__pyramid_swin__seed0.json"
+    payload = json.loads(path.read_text())
+    payload["model"]["name"] = "<script>alert(1)</script>|*x*"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ResultError) as caught:
+        render(tmp_path / "docs", results=results_copy)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(str(path)) and "model/name: '<script>" in message
+
+
+def test_free_text_from_results_is_escaped(tmp_path: Path, results_copy: Path, render: Callable[..., list[Path]]) -> None:
     hostile = "<script>alert(1)</script>|*x*"
     for seed in (0, 1):
         path = results_copy / "cpu-fixture-2c" / "quick" / f"train__pyramid_swin__seed{seed}.json"
         payload = json.loads(path.read_text())
-        payload["model"]["name"] = hostile
+        payload["dataset"]["skipped_files"] = [{"path": hostile, "reason": hostile}]
+        payload["dataset"]["skipped_count"] = 1
+        payload["command"] = hostile
         path.write_text(json.dumps(payload))
     out = tmp_path / "docs"
     render(out, results=results_copy)
-    pages = [p.relative_to(out).as_posix() for p in out.rglob("*.md")]
-    assert len(pages) > len(PAGES)  # the hostile model has a page of its own
-    text = "".join(page(out, p) for p in pages)
+    text = "".join(page(out, p.relative_to(out).as_posix()) for p in out.rglob("*.md"))
     assert "<script>alert(1)" not in text and "alert(1)</script>" not in text
-    assert "| [&lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42;](models/script-alert-1-script-x.md) |" in \
-        page(out, "index.md")
-    assert "# &lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42;" in page(out, "models/script-alert-1-script-x.md")
+    assert "| &lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42; | &lt;script&gt;alert(1)&lt;/script&gt;&#124;&#42;x&#42; |" \
+        in page(out, "index.md")
 
 
 def test_rendering_is_byte_for_byte_reproducible(tmp_path: Path, rendered: tuple[Path, list[Path]],
