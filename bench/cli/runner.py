@@ -20,7 +20,7 @@ from bench.core.config import SuiteConfig
 from bench.core.distributed import DistContext, barrier, init_from_env
 from bench.data import LoadedDataset, load_dataset
 from bench.results.records import RunPaths, dataset_info, display_path, error_record, is_done, model_info, payload
-from bench.results.store import exclusive_lock, result_path, write_result
+from bench.results.store import ResultError, exclusive_lock, load_result, result_path, write_result
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
         info = model_info(model_name, suite.scale, trainer.model, suite.data.image_size, suite.data.in_chans,
                           num_classes, gmacs)
         metrics, error = trainer.run(), None
+        if kind == "budget" and ctx.is_main:
+            metrics["budget_check"] = budget_check(metrics, out.parent / f"train__{out.name.split('__', 1)[1]}")
     except Exception as exc:  # noqa: BLE001 - any failure is recorded, not dropped
         metrics, error = {}, error_record(exc, "train")
         if ctx.enabled:  # the other ranks wait in a collective: end the job, after recording why
@@ -89,6 +91,19 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
         write_result(out, payload(kind, suite.name, info, seed, config, metrics, error, dataset=dataset_info(data)))
         log.info("wrote %s", out)
     return out
+
+
+def budget_check(metrics: dict[str, Any], base: Path) -> dict[str, Any] | None:
+    """A budget-study run's validation gain over the suite's run of the same seed (``base``), when
+    that run is there to compare with; the comparison stage sets the two side by side either way."""
+    try:
+        base_val = load_result(base)["metrics"]["best_val_balanced_accuracy"]
+    except (ResultError, KeyError, TypeError):
+        return None
+    if base_val is None or metrics.get("best_val_balanced_accuracy") is None:
+        return None
+    return {"base_result": base.name, "base_val_balanced_accuracy": base_val,
+            "gain": round(metrics["best_val_balanced_accuracy"] - base_val, 6)}
 
 
 _WORKER: dict[str, Any] = {}

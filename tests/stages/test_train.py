@@ -225,6 +225,24 @@ def test_plateau_schedule_decays_after_a_plateau_and_a_higher_cap_changes_nothin
     assert metrics["converged"] is False
 
 
+def test_the_budget_study_trains_the_first_seed_twice_as_long_and_records_its_gain(suite_file, tmp_path,
+                                                                                   monkeypatch) -> None:
+    from bench.cli.runner import run_suite
+
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    suite = load_suite(str(suite_file))
+    suite = dataclasses.replace(suite, train=dataclasses.replace(
+        suite.train, schedule="plateau", epochs=3, decay_epochs=1, patience=1, min_delta=0.0, min_epochs=1))
+    run_suite(suite, stages=("train", "budget"), paths=_paths(tmp_path), progress=False)
+    folder = tmp_path / "results" / "test-machine" / "tiny"
+    base, doubled = (load_result(folder / f"{kind}__pyramid_softmax__seed0.json")["metrics"] for kind in ("train", "budget"))
+    assert (base["max_epochs"], doubled["max_epochs"], doubled["patience"]) == (3, 6, 2)
+    check = doubled["budget_check"]
+    assert check["base_result"] == "train__pyramid_softmax__seed0.json"
+    assert check["gain"] == pytest.approx(doubled["best_val_balanced_accuracy"] - base["best_val_balanced_accuracy"])
+    assert (tmp_path / "ckpt" / "tiny-budget" / "pyramid_softmax__seed0.pt").is_file()  # the suite's checkpoint stays
+
+
 def test_plateau_schedule_is_constant_after_warm_up_then_decays():
     from bench.stages.train import plateau_then_decay
 
