@@ -51,8 +51,9 @@ def per_class_heatmap(group: TrainGroup) -> Figure:
             colorbar={"title": _text("rate")},
             hovertemplate=f"%{{y}}<br>%{{x}}<br>{attr} %{{z:.3f}}<extra></extra>",
         ), row=1, col=col)
-    fig.update_xaxes(tickangle=-45)
-    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-45, automargin=True)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_yaxes(col=2, showticklabels=False)  # the same models as the left panel: names once, no overlap
     title = f"Per-class sensitivity and specificity: {label(group.suite)} on {label(group.machine)}"
     fig.update_layout(title=_titled(title, group.synthetic))
     return fig
