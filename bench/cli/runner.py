@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
 # Stages run only when asked for (``--stages budget``, ``medbench budget``), never by default.
 # budget: the first seed of every model trained again with a recipe twice as long (see
-# ``bench.train.budget_suite``); the comparison sets its validation score beside the suite's.
+# ``bench.stages.schedule.budget_suite``); the comparison sets its validation score beside the suite's.
 STUDIES = ("budget",)
 
 
@@ -227,7 +227,7 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
         written.append(ensure_machine_record(paths, force=force))
     trainings = [("train", suite, [(name, seed) for seed in seeds for name in models])] if "train" in stages else []
     if "budget" in stages:
-        from bench.stages.train import budget_suite
+        from bench.stages.schedule import budget_suite
 
         trainings.append(("budget", budget_suite(suite), [(name, seeds[0]) for name in models]))
     for kind, recipe, tasks in trainings:

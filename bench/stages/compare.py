@@ -53,7 +53,8 @@ def expected_fingerprints(suite: SuiteConfig) -> set[str]:
     its budget-study runs."""
     from bench.stages.baseline_run import baseline_fingerprint
     from bench.stages.baselines import BASELINES
-    from bench.stages.train import budget_suite, config_fingerprint
+    from bench.stages.schedule import budget_suite
+    from bench.stages.train import config_fingerprint
 
     return ({config_fingerprint(suite, m, s) for m in suite.models for s in suite.seeds}
             | {baseline_fingerprint(suite, name, suite.seeds[0]) for name in BASELINES}
@@ -165,7 +166,7 @@ def budget_study(scored: list[tuple[Path, dict[str, Any]]], delta: float) -> dic
     """Each model's budget-study run beside the suite run of the same seed: the validation
     score under the recipe and under one twice as long, the gain, and ``budget_limited`` when the
     gain is above ``delta``. None when no budget-study run exists."""
-    from bench.stages.train import BUDGET_FACTOR
+    from bench.stages.schedule import BUDGET_FACTOR
 
     runs = {(r["kind"], r["model"]["name"], r["seed"]): r for _, r in scored}
     models = {}

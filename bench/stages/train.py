@@ -10,7 +10,6 @@ DistributedDataParallel; only rank 0 writes.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import sys
@@ -35,6 +34,7 @@ from bench.data.transforms import augment_batch
 from bench.models import create_model
 from bench.results.records import fingerprint
 from bench.results.store import atomic_write
+from bench.stages.schedule import lr_multiplier
 
 log = logging.getLogger(__name__)
 
@@ -61,40 +61,6 @@ def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
     train = {k: v for k, v in values["train"].items() if k not in NOT_TRAINING}
     data = {k: v for k, v in values["data"].items() if k not in NOT_DATA}
     return fingerprint({"model": model_name, "seed": seed, "scale": suite.scale, "data": data, "train": train})
-
-
-# The budget study trains a suite's first seed again with this many times every length of its recipe.
-BUDGET_FACTOR = 2
-
-
-def budget_suite(suite: SuiteConfig) -> SuiteConfig:
-    """The same recipe at BUDGET_FACTOR x its length: the cap, the least epochs, the patience
-    (so the constant-LR phase waits that much longer for a gain), the decay and cool-down.
-    Only raising the cap would change nothing in a run that plateaued below it."""
-    t, k = suite.train, BUDGET_FACTOR
-    longer = dataclasses.replace(t, epochs=t.epochs * k, min_epochs=t.min_epochs * k, patience=t.patience * k,
-                                 decay_epochs=t.decay_epochs * k, cooldown_epochs=t.cooldown_epochs * k)
-    return dataclasses.replace(suite, train=longer)
-
-
-def cosine_with_warmup(step: int, warmup_steps: int, decay_steps: int, min_ratio: float = 0.0) -> float:
-    """LR multiplier: linear warm-up to 1, cosine decay to ``min_ratio`` over the next
-    ``decay_steps``, then ``min_ratio`` (a cool-down, as timm's ``cooldown_epochs``)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, decay_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def plateau_then_decay(step: int, warmup_steps: int, decay_start: int | None, decay_steps: int,
-                       min_ratio: float = 0.0) -> float:
-    """LR multiplier: linear warm-up to 1, constant until ``decay_start`` (None: not yet),
-    then a cosine decay to ``min_ratio`` over ``decay_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if decay_start is None or step < decay_start:
-        return 1.0
-    return cosine_with_warmup(step - decay_start, 0, decay_steps, min_ratio)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -169,7 +135,8 @@ class Trainer:
         # plateau schedule: the epochs run when the decay began, and what began it ("plateau" or "cap")
         self.decay_start_epoch: int | None = None
         self.decay_trigger: str | None = None
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self.lr_multiplier(step))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_multiplier(self.cfg, step, self.steps_per_epoch, self.decay_start_epoch))
 
         counts = torch.bincount(train.labels, minlength=self.num_classes).double().clamp_min(1)
         self.sample_weights = (1.0 / counts)[train.labels]
@@ -184,16 +151,6 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.train_seconds = 0.0
         self.train_images = 0
-
-    def lr_multiplier(self, step: int) -> float:
-        """The schedule's LR multiplier at an optimizer step (see ``TrainConfig``)."""
-        warmup = self.steps_per_epoch * self.cfg.warmup_epochs
-        if self.cfg.schedule == "plateau":
-            start = None if self.decay_start_epoch is None else self.decay_start_epoch * self.steps_per_epoch
-            return plateau_then_decay(step, warmup, start, self.steps_per_epoch * self.cfg.decay_epochs,
-                                      self.cfg.min_lr_ratio)
-        decay = self.steps_per_epoch * max(1, self.cfg.epochs - self.cfg.cooldown_epochs - self.cfg.warmup_epochs)
-        return cosine_with_warmup(step, warmup, decay, self.cfg.min_lr_ratio)
 
     # ---- checkpoints -------------------------------------------------------------------
     def resume(self) -> bool:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.stages.train import CHECKPOINT_FORMAT, cosine_with_warmup, load_checkpoint
+from bench.stages.schedule import cosine_with_warmup
+from bench.stages.train import CHECKPOINT_FORMAT, load_checkpoint
 
 
 class _NotAllowed:

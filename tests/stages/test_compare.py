@@ -27,7 +27,8 @@ def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) 
 
 def _fingerprint(suite, kind: str, name: str, seed: int) -> str:
     from bench.stages.baseline_run import baseline_fingerprint
-    from bench.stages.train import budget_suite, config_fingerprint
+    from bench.stages.schedule import budget_suite
+    from bench.stages.train import config_fingerprint
 
     if kind == "budget":
         return config_fingerprint(budget_suite(suite), name, seed)

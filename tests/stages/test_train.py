@@ -212,7 +212,7 @@ def test_plateau_schedule_decays_after_a_plateau_and_a_higher_cap_changes_nothin
     again = _only_result(tmp_path / "2b")["metrics"]
     assert comparable(again) == comparable({**metrics, "max_epochs": 16})
 
-    from bench.stages.train import budget_suite
+    from bench.stages.schedule import budget_suite
 
     longer = budget_suite(frozen).train
     assert (longer.epochs, longer.min_epochs, longer.patience, longer.decay_epochs) == (16, 0, 4, 4)
@@ -244,7 +244,7 @@ def test_the_budget_study_trains_the_first_seed_twice_as_long_and_records_its_ga
 
 
 def test_plateau_schedule_is_constant_after_warm_up_then_decays():
-    from bench.stages.train import plateau_then_decay
+    from bench.stages.schedule import plateau_then_decay
 
     ratios = [plateau_then_decay(step, 2, None, 4) for step in range(6)]
     assert ratios == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
@@ -254,7 +254,7 @@ def test_plateau_schedule_is_constant_after_warm_up_then_decays():
 
 
 def test_schedule_warms_up_decays_to_the_floor_then_cools_down():
-    from bench.stages.train import cosine_with_warmup
+    from bench.stages.schedule import cosine_with_warmup
 
     ratios = [cosine_with_warmup(step, warmup_steps=2, decay_steps=10, min_ratio=0.01) for step in range(16)]
     assert ratios[:2] == [0.5, 1.0] and ratios[2] == 1.0
