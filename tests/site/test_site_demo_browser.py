@@ -3,8 +3,8 @@ and what the page refuses.
 
 - DICOM: the browser's pixel array (demo-dicom.js with dicom-parser) equals the engine's reader
   (bench.data.readers.read_image) on every pydicom example file the engine reads and the page does
-  not refuse, and on variants of MR_small.dcm for each rescale, window and MONOCHROME1 rule; the
-  page refuses the rest (compressed syntaxes) with a message.
+  not refuse, and on variants of MR_small.dcm for each rescale, LUT, window and MONOCHROME1 rule;
+  the page refuses the rest (compressed syntaxes) with a message.
 - PNG of every colour type, bit depth and interlace (RGBA with transparent pixels first): the
   page's grey pixels are Pillow's, and an RGBA image's model input and prediction are the engine's
   (onnxruntime in Python on the same model).
@@ -32,7 +32,7 @@ import pytest
 from PIL import Image
 
 from bench.data.loading import load_image
-from bench.data.readers import ImageReadError, read_image
+from bench.data.readers import ImageReadError, read_image, read_with_metadata
 
 from ._built_site import built_site  # noqa: F401  (a fixture)
 
@@ -120,12 +120,32 @@ def _pydicom_examples() -> list[Path]:
     return sorted(p for p in folder.rglob("*.dcm") if p.is_file())
 
 
+def _lut_item(descriptor: list[int], values: np.ndarray, vr: str) -> Any:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.add_new(0x00283002, "US", descriptor)  # LUT Descriptor
+    item.add_new(0x00283006, vr, values.astype("<u2").tobytes() if vr == "OW" else [int(v) for v in values])
+    return item
+
+
 def _variants(tmp: Path) -> list[Path]:
-    """MR_small.dcm under each rule the reader applies: rescale, windows, MONOCHROME1, unused bits."""
+    """MR_small.dcm (values 127-2145) under each rule the reader applies: rescale, Modality and VOI LUT
+    Sequences, windows, percentiles, MONOCHROME1, unused bits; some in implicit VR."""
     import pydicom
 
-    source = next(p for p in _pydicom_examples() if p.name == "MR_small.dcm")
+    ramp = np.arange(2048)
+    luts = {
+        "modality-lut": ("ModalityLUTSequence", [2048, 100, 16], (ramp * 7) % 3001, "US"),
+        "voi-lut-12": ("VOILUTSequence", [1024, 400, 12], np.sqrt(ramp[:1024] / 1023) * 4095, "US"),
+        "voi-lut-8-ow": ("VOILUTSequence", [512, 0, 8], ramp[:512] // 2, "OW"),
+        "voi-lut-rounding": ("VOILUTSequence", [1024, 0, 16], ramp[:1024] * 64, "US"),
+    }
     changes: dict[str, dict[str, Any]] = {
+        "modality-lut": {"WindowCenter": None, "WindowWidth": None},
+        "voi-lut-12": {},
+        "voi-lut-8-ow": {"RescaleIntercept": "-300"},
+        "voi-lut-rounding": {"RescaleSlope": "0.5", "RescaleIntercept": "0.5"},  # halves: numpy's rint rounds to even
         "monochrome1": {"PhotometricInterpretation": "MONOCHROME1"},
         "rescale": {"RescaleSlope": "2.5", "RescaleIntercept": "-1024", "WindowCenter": "476", "WindowWidth": "3000"},
         "sigmoid": {"VOILUTFunction": "SIGMOID"},
@@ -137,14 +157,19 @@ def _variants(tmp: Path) -> list[Path]:
                                      "PhotometricInterpretation": "MONOCHROME1"},
         "12-bits-stored": {"BitsStored": 12, "HighBit": 11},
     }
+    examples = {p.name: p for p in _pydicom_examples()}
     out = []
     for name, attrs in changes.items():
-        ds = pydicom.dcmread(source)
+        implicit = name in ("voi-lut-12", "monochrome1")
+        ds = pydicom.dcmread(examples["MR_small_implicit.dcm" if implicit else "MR_small.dcm"])
         for keyword, value in attrs.items():
             if value is None:
                 delattr(ds, keyword)
             else:
                 setattr(ds, keyword, value)
+        if name in luts:
+            keyword, descriptor, values, vr = luts[name]
+            setattr(ds, keyword, [_lut_item(descriptor, values, vr)])
         path = tmp / f"MR_small-{name}.dcm"
         ds.save_as(path)
         out.append(path)
@@ -155,7 +180,7 @@ def test_dicom_pixels_are_the_engines(reader: Any, tmp_path: Path) -> None:
     readable, refused, same, worst = 0, [], [], 0.0
     for path in _pydicom_examples() + _variants(tmp_path):
         try:
-            engine = read_image(path)
+            engine, meta = read_with_metadata(path)
         except ImageReadError:
             continue  # the engine refuses it too
         readable += 1
@@ -169,6 +194,7 @@ def test_dicom_pixels_are_the_engines(reader: Any, tmp_path: Path) -> None:
         assert got["pixels"].shape == engine.shape, path.name
         diff = float(np.abs(got["pixels"] - engine).max())
         assert diff <= PIXEL_TOLERANCE, (path.name, got["note"], diff)
+        assert got["note"].split("; ")[0] == meta["intensity"], path.name  # by the same rule, not by chance
         same.append(path.name)
         worst = max(worst, diff)
     examples = [n for n in same if not n.startswith("MR_small-")]

@@ -7,12 +7,13 @@
  * sign-extended, float pixel data; one or three samples (planar configuration 0 or 1), YBR_FULL and
  * YBR_FULL_422 converted to RGB as pydicom does; the middle frame of a multi-frame file. JPEG, JPEG-LS,
  * JPEG 2000 and other compressed syntaxes are refused with their name (the engine decodes them
- * through pydicom's plugins), as are Modality and VOI LUT Sequences and segmented palettes.
+ * through pydicom's plugins), as are segmented palettes.
  *
- * Grey, as the engine: stored value × Rescale Slope + Rescale Intercept; then the first window
- * (Window Center/Width, VOI LUT Function LINEAR, LINEAR_EXACT or SIGMOID: PS3.3 C.11.2.1.2), or
- * without a usable one the 0.5th-99.5th percentiles (numpy's linear interpolation) scaled to
- * [0, 1]; MONOCHROME1 inverted last. Colour: PALETTE COLOR through its lookup table, RGB to luma
+ * Grey, as the engine: the Modality LUT Sequence's first table, else stored value × Rescale Slope
+ * + Rescale Intercept; then the VOI LUT Sequence's first table (over 2^bits - 1), else the first
+ * window (Window Center/Width, VOI LUT Function LINEAR, LINEAR_EXACT or SIGMOID: PS3.3
+ * C.11.2.1.2), else the 0.5th-99.5th percentiles (numpy's linear interpolation) scaled to [0, 1];
+ * MONOCHROME1 inverted last. Colour: PALETTE COLOR through its lookup table, RGB to luma
  * (0.299, 0.587, 0.114 in float32) over 2^BitsStored - 1 (a palette's: over its entries' maximum). */
 (function () {
   "use strict";
@@ -213,13 +214,51 @@
     });
   }
 
+  // The first item of a LUT sequence (Modality or VOI): {entries, first, depth, value(i)}, or null.
+  function lutItem(ds, tag, what, g) {
+    var seq = ds.elements[tag], item = seq && seq.items && seq.items[0] && seq.items[0].dataSet;
+    if (!item || !item.elements.x00283002 || !item.elements.x00283006) return null;
+    var desc = item.elements.x00283002, signed = desc.vr ? desc.vr === "SS" : g.signed;
+    var lut = { entries: item.uint16("x00283002", 0) || 65536, first: signed ? item.int16("x00283002", 1) : item.uint16("x00283002", 1),
+      depth: item.uint16("x00283002", 2), data: item.elements.x00283006 };
+    if (lut.data.length < 2 * lut.entries) fail("malformed " + what + " (" + lut.data.length + " bytes of LUT Data for " + lut.entries + " entries)");
+    lut.value = function (i) { return item.uint16("x00283006", i); };
+    return lut;
+  }
+
+  function lookUp(lut, v, wrap) { // pydicom: below the first mapped value the first entry, past the last the last
+    var i = v >= lut.first ? v - lut.first : 0;
+    if (wrap) i &= wrap;
+    return lut.value(Math.min(Math.max(i, 0), lut.entries - 1));
+  }
+
+  function rint(v) { // numpy's rint: halves to even
+    var r = Math.round(v);
+    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+
   function monochrome(ds, stored, g, note) {
-    var slope = number(ds, "x00281053", "RescaleSlope", 1.0), intercept = number(ds, "x00281052", "RescaleIntercept", 0.0);
+    var slope = 1.0, intercept = 0.0, modality = lutItem(ds, "x00283000", "Modality LUT Sequence", g);
+    if (modality) {
+      if (modality.depth !== 8 && modality.depth !== 16) fail("malformed Modality LUT Sequence (" + modality.depth + " bits per entry)");
+      stored = stored.map(function (v) { return lookUp(modality, v, 0); });
+    } else {
+      slope = number(ds, "x00281053", "RescaleSlope", 1.0);
+      intercept = number(ds, "x00281052", "RescaleIntercept", 0.0);
+    }
     var values = stored.map(function (v) { if (slope !== 1.0) v *= slope; if (intercept !== 0.0) v += intercept; return v; });
     if (!values.every(isFinite)) fail("pixel values are NaN or infinite after the rescale");
     var center = number(ds, "x00281050", "WindowCenter", null), width = number(ds, "x00281051", "WindowWidth", null);
-    var fn = (first(ds, "x00281056") || "LINEAR").toUpperCase(), out = null;
-    if (center !== null && width !== null && window_(0, center, width, fn) !== null) {
+    var fn = (first(ds, "x00281056") || "LINEAR").toUpperCase(), out = null, voi = lutItem(ds, "x00283010", "VOI LUT Sequence", g);
+    if (voi) {
+      if (voi.depth !== 8 && (voi.depth < 10 || voi.depth > 16)) fail("malformed VOI LUT Sequence (" + voi.depth + " bits per LUT entry)");
+      var top = 2 ** voi.depth - 1, wrap = voi.depth === 8 ? 255 : 65535;
+      out = values.map(function (v) {
+        var i = Math.min(Math.max(rint(v), voi.first), voi.first + voi.entries - 1);
+        return (lookUp(voi, i, wrap) & wrap) / top;
+      });
+      note.push("VOI LUT");
+    } else if (center !== null && width !== null && window_(0, center, width, fn) !== null) {
       out = values.map(function (v) { return window_(v, center, width, fn); });
       note.push("window " + fn + " center " + center + " width " + width);
     }
@@ -302,8 +341,6 @@
     if (g.rows * g.columns > maxPixels) {
       fail("declares 1 frame(s) of " + g.rows + "×" + g.columns + " = " + g.rows * g.columns + " pixels to decode, above the limit of " + maxPixels);
     }
-    if (ds.elements.x00283000) fail("a Modality LUT Sequence, which the browser does not apply (the engine does)");
-    if (ds.elements.x00283010) fail("a VOI LUT Sequence, which the browser does not apply (the engine does)");
     var stored;
     if (syntax === RLE) stored = rleFrame(ds, el, g, index);
     else {
