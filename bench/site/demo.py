@@ -108,6 +108,7 @@ class DemoContext:
     runtime_data: str  # site path of the script holding the WASM binary
     runtime_bytes: int | None  # every runtime file (RUNTIME_FILES); None when the theme folder was not given
     runtime_data_bytes: int | None  # the WASM script alone
+    dicom_bytes: int | None = None  # DICOM_FILES, loaded only for a DICOM file
     dicom_scripts: tuple[str, ...] = DICOM_FILES
     budget_bytes: int = BUDGET_BYTES
     first_prediction_budget_bytes: int = FIRST_PREDICTION_BYTES
@@ -122,7 +123,7 @@ class DemoContext:
 
     @property
     def total_bytes(self) -> int:
-        return self.models_bytes + self.samples_bytes + (self.runtime_bytes or 0)
+        return self.models_bytes + self.samples_bytes + (self.runtime_bytes or 0) + (self.dicom_bytes or 0)
 
     @property
     def models_mb(self) -> float:
@@ -253,10 +254,12 @@ def demo_context(results: list[LoadedResult], artifacts_dir: Path, theme_dir: Pa
         png = (artifacts / s["file"]).read_bytes()
         samples.append(DemoSample(s["index"], s["label"], "data:image/png;base64," + base64.b64encode(png).decode(),
                                   s["file"], tuple(probs[s["index"]])))
-    runtime = runtime_data = None
+    runtime = runtime_data = dicom = None
     if theme_dir is not None:
-        sizes = {f: (Path(theme_dir) / f).stat().st_size for f in RUNTIME_FILES if (Path(theme_dir) / f).is_file()}
-        runtime, runtime_data = sum(sizes.values()), sizes.get(RUNTIME_DATA)
+        sizes = {f: (Path(theme_dir) / f).stat().st_size for f in RUNTIME_FILES + DICOM_FILES
+                 if (Path(theme_dir) / f).is_file()}
+        runtime, runtime_data = sum(sizes.get(f, 0) for f in RUNTIME_FILES), sizes.get(RUNTIME_DATA)
+        dicom = sum(sizes.get(f, 0) for f in DICOM_FILES)
     dataset = first.get("dataset", {})
     return DemoContext(
         machine=members[0].machine_id, suite=first["suite"], dataset=dataset.get("name", ""),
@@ -264,7 +267,7 @@ def demo_context(results: list[LoadedResult], artifacts_dir: Path, theme_dir: Pa
         preprocessing=DemoPreprocessing(pre["image_size"], pre["in_chans"], repr(float(pre["mean"])),
                                         repr(float(pre["std"])), pre["resize"]),
         models=tuple(models), samples=tuple(samples), runtime_data=RUNTIME_DATA, runtime_bytes=runtime,
-        runtime_data_bytes=runtime_data)
+        runtime_data_bytes=runtime_data, dicom_bytes=dicom)
 
 
 def demo_assets(ctx: DemoContext | None, artifacts_dir: Path) -> dict[str, bytes]:
