@@ -14,18 +14,27 @@
 #   tablesort                     upstream names its licence LICENCE; it is copied as LICENSE.
 #   onnxruntime-web               the demo page's runtime (single-threaded WASM backend). file://
 #                                 forbids fetch() and module imports of local files, so the WASM
-#                                 binary (gzipped) and its Emscripten glue module ship as base64 in
-#                                 one classic script, ort-wasm-simd-threaded.js; demo.js inflates
-#                                 the binary into env.wasm.wasmBinary and imports the glue from a
-#                                 blob: URL. Only ort.wasm.min.js is kept as is. The npm package has
-#                                 no licence file (package.json: MIT): upstream's LICENSE is written
-#                                 below, with a NOTICE naming the WASM's third-party components.
+#                                 binary (xz-compressed: 2.2 MB where gzip -9 gives 3.7) and its
+#                                 Emscripten glue module ship as base64 in one classic script,
+#                                 ort-wasm-simd-threaded.js; demo.js decompresses the binary into
+#                                 env.wasm.wasmBinary and imports the glue from a blob: URL. Only
+#                                 ort.wasm.min.js is kept as is. The npm package has no licence file
+#                                 (package.json: MIT): upstream's LICENSE is written below, with a
+#                                 NOTICE naming the WASM's third-party components.
+#   xz-decompress                 decompresses that binary in the browser (xz-embedded in WASM, which
+#                                 the script carries inline). Its UMD build is kept as is; the npm
+#                                 package has no licence file (package.json: MIT): the licences its
+#                                 header names are written below.
+#   dicom-parser                  reads a DICOM file dropped on the demo page (loaded only then).
+#                                 Needs xz (XZ Utils) besides npm, tar and sha256sum.
 set -euo pipefail
 
 PLOTLY_VERSION=4.1.1
 KATEX_VERSION=0.19.1
 TABLESORT_VERSION=5.7.1
 ORT_WEB_VERSION=1.30.0  # the same version as the pinned Python onnxruntime (requirements.txt)
+XZ_DECOMPRESS_VERSION=0.2.3
+DICOM_PARSER_VERSION=1.8.21
 
 # sha256 of the npm tarballs (npm pack <package>@<version>).
 declare -A SHA256=(
@@ -33,6 +42,8 @@ declare -A SHA256=(
   [katex-$KATEX_VERSION.tgz]=24da5a599eb2fcede2e270b99a6ff48bca816beecc95feeb84e8cccbd1bb34fd
   [tablesort-$TABLESORT_VERSION.tgz]=6d6b645f34dab5d383dfbe084b299aac2b9b633bee789a1eb66b502ed06068d3
   [onnxruntime-web-$ORT_WEB_VERSION.tgz]=d2228df7e4616bc3348bf504ee888f3bec43789a273f0a63f3e68d203ce3bf71
+  [xz-decompress-$XZ_DECOMPRESS_VERSION.tgz]=b590b7ea774bd82e812d74c572d6c9fcd4abef4da752c974e8d335439f63e69c
+  [dicom-parser-$DICOM_PARSER_VERSION.tgz]=8d4656b35d15174bc549b69a42d78cde60c0b73fcc72bf80c47ffcacd9bd4ca9
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -108,11 +119,11 @@ head -c 200 "$dst/ort.wasm.min.js" | grep -q "ONNX Runtime Web v$ORT_WEB_VERSION
   || { echo "vendor_assets: ort.wasm.min.js is not v$ORT_WEB_VERSION" >&2; exit 1; }
 {
   printf '// onnxruntime-web %s: dist/ort-wasm-simd-threaded.mjs (base64) and dist/ort-wasm-simd-threaded.wasm\n' "$ORT_WEB_VERSION"
-  printf '// (gzip -9n, base64), for pages opened from file:// (scripts/vendor_assets.sh). MIT licence: LICENSE.\n'
+  printf '// (xz -9e, CRC32 check, base64), for pages opened from file:// (scripts/vendor_assets.sh). MIT licence: LICENSE.\n'
   printf 'window.MEDBENCH_ORT = {"version": "%s", "mjs": "' "$ORT_WEB_VERSION"
   base64 -w0 "$src/dist/ort-wasm-simd-threaded.mjs"
-  printf '", "wasmGzip": "'
-  gzip -9nc "$src/dist/ort-wasm-simd-threaded.wasm" | base64 -w0
+  printf '", "wasmXz": "'
+  xz -9e --check=crc32 --threads=1 -c "$src/dist/ort-wasm-simd-threaded.wasm" | base64 -w0
   printf '"};\n'
 } > "$dst/ort-wasm-simd-threaded.js"
 cat > "$dst/LICENSE" <<'LICENSE'
@@ -144,5 +155,51 @@ LICENSE; the npm package ships none). Its WebAssembly binary contains third-part
 (ONNX, Protocol Buffers, Abseil, Eigen, FlatBuffers, and others), listed with their licences in
 https://github.com/microsoft/onnxruntime/blob/v$ORT_WEB_VERSION/ThirdPartyNotices.txt
 NOTICE
+
+# xz-decompress: its UMD build (window["xz-decompress"].XzReadableStream), the WASM inline
+fetch xz-decompress "$XZ_DECOMPRESS_VERSION"
+src="$tmp/xz-decompress/package"
+dst="$vendor/xz-decompress"
+mkdir -p "$dst"
+grep -q '"license": "MIT"' "$src/package.json" \
+  || { echo "vendor_assets: xz-decompress@$XZ_DECOMPRESS_VERSION is no longer MIT-licensed; check LICENSE" >&2; exit 1; }
+cp "$src/dist/package/xz-decompress.min.js" "$dst/"
+cat > "$dst/LICENSE" <<'LICENSE'
+xz-decompress (npm), MIT licence, as its package.json states; the npm package ships no licence file.
+Its header names the work it contains:
+
+- xz-decompress (c) Tim Perry (https://github.com/httptoolkit/xz-decompress), a fork of
+  xzwasm (c) Steve Sanderson (https://github.com/SteveSanderson/xzwasm): MIT licence, below;
+- walloc (c) 2020 Igalia, S.L. (https://github.com/wingo/walloc): MIT licence, below;
+- xz-embedded by Lasse Collin and Igor Pavlov (https://tukaani.org/xz/embedded.html): public domain.
+
+MIT License
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+LICENSE
+
+# dicom-parser: the minified UMD build (window.dicomParser) and its licence
+fetch dicom-parser "$DICOM_PARSER_VERSION"
+src="$tmp/dicom-parser/package"
+dst="$vendor/dicom-parser"
+mkdir -p "$dst"
+sed '/^\/\/# sourceMappingURL=/d' "$src/dist/dicomParser.min.js" > "$dst/dicomParser.min.js"
+cp "$src/LICENSE" "$dst/"
 
 echo "vendor_assets: done: $(du -sh "$vendor" | cut -f1) in ${vendor#"$root"/}"

@@ -30,6 +30,7 @@ FORMAT = "medbench-results-archive"
 FORMAT_VERSION = 1
 MANIFEST = "MANIFEST.json"
 MAX_ARTIFACT_BYTES = 8 * 2**20  # a gallery strip or a sample image; larger files stay where they are
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest line is ~150 bytes: room for 100,000 files
 MAX_ARCHIVE_BYTES = 2 * 2**30  # uncompressed total, against archives that expand without end
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
@@ -83,6 +84,9 @@ def pack_results(results_root: Path, out: Path, *, artifacts_root: Path | None =
     """Write the result files under ``results_root`` (only ``machines``/``suites`` when given),
     and artifacts up to ``max_artifact_bytes`` each, into the archive ``out``, manifest first."""
     results_root, out = Path(results_root), Path(out)
+    if max_artifact_bytes > MAX_ARTIFACT_BYTES:
+        raise ValueError(f"max_artifact_bytes {max_artifact_bytes} is over the {MAX_ARTIFACT_BYTES} bytes that "
+                         "unpacking accepts")
     if out.resolve().is_relative_to(results_root.resolve()):
         raise ResultError(out, f"the archive would be written inside the results it packs ({results_root})")
     files, skipped = _members(results_root, artifacts_root, machines, suites, max_artifact_bytes)
@@ -147,12 +151,12 @@ def read_archive(archive: Path) -> dict[str, bytes]:
                 total += info.size
                 if total > MAX_ARCHIVE_BYTES:
                     raise ResultError(archive, f"expands past {MAX_ARCHIVE_BYTES // 2**30} GiB; refusing it")
+                if info.name != MANIFEST:
+                    _member_path(archive, info.name)
+                _check_size(archive, info)  # from the header: an oversized member is never read
                 if info.name == MANIFEST:
                     manifest = _manifest(archive, tar.extractfile(info).read())
                     continue
-                _member_path(archive, info.name)
-                if info.name.startswith("results/") and info.size > MAX_RESULT_BYTES:
-                    raise ResultError(archive, f"member {info.name!r} is {info.size} bytes, too large for a result")
                 if info.name in files:
                     raise ResultError(archive, f"member {info.name!r} appears twice")
                 files[info.name] = tar.extractfile(info).read()
@@ -171,6 +175,20 @@ def read_archive(archive: Path) -> dict[str, bytes]:
         if name.startswith("results/"):
             load_result_bytes(data, f"{archive}:{name}")
     return files
+
+
+def _check_size(archive: Path, info: tarfile.TarInfo) -> None:
+    """Refuse a member whose header declares more bytes than its kind may have (manifest, result or
+    artifact), before any of its data is read."""
+    if info.name == MANIFEST:
+        what, limit = "a manifest", MAX_MANIFEST_BYTES
+    elif info.name.startswith("results/"):
+        what, limit = "a result", MAX_RESULT_BYTES
+    else:
+        what, limit = "an artifact (the pack limit)", MAX_ARTIFACT_BYTES
+    if info.size > limit:
+        raise ResultError(archive, f"member {info.name!r} declares {info.size:,} bytes, over the "
+                                   f"{limit:,} allowed for {what}; refused unread")
 
 
 def _manifest(archive: Path, data: bytes) -> dict[str, Any]:

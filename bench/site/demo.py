@@ -5,9 +5,14 @@ artifacts folder. The page must work from ``file://``, where a page can neither 
 local files nor read the pixels of a local image it displays (the canvas is tainted), so:
 
 - each model ships as a script, ``assets/demo/models/<model>.js``, that defines its
-  gzipped ONNX bytes in base64 (``window.MEDBENCH_MODELS[name]``); demo.js injects it,
-  inflates it with ``DecompressionStream`` and hands the bytes to ``InferenceSession.create``;
-- the sample test images sit in the page as ``data:`` URLs, whose pixels a canvas may read.
+  gzipped ONNX bytes in base64 (``window.MEDBENCH_MODELS[name]``); demo.js injects it when
+  the reader chooses that model (one model, the first, loads with the page), inflates it
+  with ``DecompressionStream`` and hands the bytes to ``InferenceSession.create``;
+- the sample test images sit in the page as ``data:`` URLs;
+- DICOM support (dicom-parser and demo-dicom.js) loads the first time a DICOM is dropped.
+
+What the first prediction downloads (the page's scripts, the runtime and one model) is
+summed here for the page's text; the browser test measures it.
 
 Nothing here computes a statistic; parity figures are the export stage's.
 """
@@ -22,18 +27,21 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.results.store import ResultError
 from bench.site.context import slug
 from bench.site.load import LoadedResult, reading
 
 log = logging.getLogger(__name__)
 
 BUDGET_BYTES = 25_000_000  # models + runtime + scripts + sample images, as shipped
+FIRST_PREDICTION_BYTES = 6_000_000  # what one model's first prediction may download (measured by the browser test)
 MODEL_SCRIPTS = "assets/demo/models"
-# the files main.html loads for `assets: [demo]` and the one demo.js injects, under the theme folder
-RUNTIME_FILES = ("assets/vendor/onnxruntime-web/ort.wasm.min.js",
-                 "assets/vendor/onnxruntime-web/ort-wasm-simd-threaded.js",
-                 "assets/javascripts/demo.js")
 RUNTIME_DATA = "assets/vendor/onnxruntime-web/ort-wasm-simd-threaded.js"
+# under the theme folder: the files main.html loads for `assets: [demo]` and the runtime demo.js injects
+RUNTIME_FILES = ("assets/vendor/onnxruntime-web/ort.wasm.min.js", "assets/vendor/xz-decompress/xz-decompress.min.js",
+                 "assets/javascripts/demo-image.js", "assets/javascripts/demo.js", RUNTIME_DATA)
+# loaded the first time a DICOM file is dropped, in this order
+DICOM_FILES = ("assets/vendor/dicom-parser/dicomParser.min.js", "assets/javascripts/demo-dicom.js")
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,12 @@ class DemoContext:
     models: tuple[DemoModel, ...]
     samples: tuple[DemoSample, ...]
     runtime_data: str  # site path of the script holding the WASM binary
-    runtime_bytes: int | None  # None when the theme folder was not given
+    runtime_bytes: int | None  # every runtime file (RUNTIME_FILES); None when the theme folder was not given
+    runtime_data_bytes: int | None  # the WASM script alone
+    dicom_bytes: int | None = None  # DICOM_FILES, loaded only for a DICOM file
+    dicom_scripts: tuple[str, ...] = DICOM_FILES
     budget_bytes: int = BUDGET_BYTES
+    first_prediction_budget_bytes: int = FIRST_PREDICTION_BYTES
 
     @property
     def models_bytes(self) -> int:
@@ -111,7 +123,7 @@ class DemoContext:
 
     @property
     def total_bytes(self) -> int:
-        return self.models_bytes + self.samples_bytes + (self.runtime_bytes or 0)
+        return self.models_bytes + self.samples_bytes + (self.runtime_bytes or 0) + (self.dicom_bytes or 0)
 
     @property
     def models_mb(self) -> float:
@@ -132,6 +144,27 @@ class DemoContext:
     @property
     def budget_mb(self) -> float:
         return self.budget_bytes / 1e6
+
+    @property
+    def default_model(self) -> DemoModel:
+        """The model that loads with the page: the first listed."""
+        return self.models[0]
+
+    @property
+    def largest_model_mb(self) -> float:
+        return max(m.script_bytes for m in self.models) / 1e6
+
+    @property
+    def runtime_data_mb(self) -> float | None:
+        return None if self.runtime_data_bytes is None else self.runtime_data_bytes / 1e6
+
+    @property
+    def first_prediction_mb(self) -> float | None:
+        """Runtime and scripts, the largest model and the sample images: what choosing one model
+        downloads at most, besides the page itself and the theme (the browser test measures all of it)."""
+        if self.runtime_bytes is None:
+            return None
+        return (self.runtime_bytes + max(m.script_bytes for m in self.models) + self.samples_bytes) / 1e6
 
     @property
     def within_budget(self) -> bool:
@@ -185,10 +218,14 @@ def demo_context(results: list[LoadedResult], artifacts_dir: Path, theme_dir: Pa
         pre = first["metrics"]["preprocessing"]
         class_names = tuple(first["metrics"]["class_names"])
         base_samples = first["metrics"]["samples"]
-    models, probs = [], defaultdict(list)
+    models, probs, scripts = [], defaultdict(list), {}
     for r in members:
         with reading(r.path):
             name, m = r.payload["model"]["name"], r.payload["metrics"]
+            other = scripts.setdefault(model_script_path(name).lower(), name)
+            if other != name:
+                raise ResultError(r.path, f"models {other!r} and {name!r} map to one demo script, "
+                                          f"{model_script_path(name)}; rename one of them")
             if (tuple(m["class_names"]) != class_names or m["preprocessing"]["mean"] != pre["mean"]
                     or m["preprocessing"]["std"] != pre["std"]):
                 log.warning("%s: another preprocessing or class list than %s; left out of the demo",
@@ -217,26 +254,25 @@ def demo_context(results: list[LoadedResult], artifacts_dir: Path, theme_dir: Pa
         png = (artifacts / s["file"]).read_bytes()
         samples.append(DemoSample(s["index"], s["label"], "data:image/png;base64," + base64.b64encode(png).decode(),
                                   s["file"], tuple(probs[s["index"]])))
-    runtime = None
+    runtime = runtime_data = dicom = None
     if theme_dir is not None:
-        runtime = sum((Path(theme_dir) / f).stat().st_size for f in RUNTIME_FILES if (Path(theme_dir) / f).is_file())
+        sizes = {f: (Path(theme_dir) / f).stat().st_size for f in RUNTIME_FILES + DICOM_FILES
+                 if (Path(theme_dir) / f).is_file()}
+        runtime, runtime_data = sum(sizes.get(f, 0) for f in RUNTIME_FILES), sizes.get(RUNTIME_DATA)
+        dicom = sum(sizes.get(f, 0) for f in DICOM_FILES)
     dataset = first.get("dataset", {})
     return DemoContext(
         machine=members[0].machine_id, suite=first["suite"], dataset=dataset.get("name", ""),
         synthetic=bool(dataset.get("synthetic")), class_names=class_names,
         preprocessing=DemoPreprocessing(pre["image_size"], pre["in_chans"], repr(float(pre["mean"])),
                                         repr(float(pre["std"])), pre["resize"]),
-        models=tuple(models), samples=tuple(samples), runtime_data=RUNTIME_DATA, runtime_bytes=runtime)
+        models=tuple(models), samples=tuple(samples), runtime_data=RUNTIME_DATA, runtime_bytes=runtime,
+        runtime_data_bytes=runtime_data, dicom_bytes=dicom)
 
 
 def demo_assets(ctx: DemoContext | None, artifacts_dir: Path) -> dict[str, bytes]:
     """The files the page needs besides itself and the theme: one script per model (site path → bytes)."""
     if ctx is None:
         return {}
-    out = {}
-    for model in ctx.models:
-        data = model_script(model.name, (Path(artifacts_dir) / model.source).read_bytes())
-        if model.script in out:
-            raise ValueError(f"model {model.name!r}: its demo script {model.script} is taken; rename the model")
-        out[model.script] = data
-    return out
+    return {model.script: model_script(model.name, (Path(artifacts_dir) / model.source).read_bytes())
+            for model in ctx.models}  # one script per model: demo_context refused names that would share one

@@ -19,13 +19,14 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from bench.results.store import ResultError
 from bench.site.aggregate import build_context, sample_site_path
 from bench.site.charts import build_charts
 from bench.site.demo import demo_assets, demo_context
 from bench.site.diagram import build_diagrams
 from bench.site.context import Interval, MeanStd, SiteContext, model_page_path
 from bench.site.downloads import available_csvs, download_outputs
-from bench.site.load import load_datasets, load_results
+from bench.site.load import DatasetArtifact, load_datasets, load_results
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,25 @@ def _write_outputs(out_dir: Path, outputs: dict[str, bytes]) -> list[Path]:
     return written
 
 
+def _sample_outputs(datasets: list[DatasetArtifact]) -> dict[str, bytes]:
+    """Each class's sample strip by its site path. Two classes whose names map to one path (``a b`` and
+    ``a-b``, or names that differ only in case, which some file systems do not tell apart) are refused,
+    naming the dataset.json that lists them."""
+    outputs: dict[str, bytes] = {}
+    owners: dict[str, tuple[str, str]] = {}  # lower-cased site path → (dataset, class)
+    for artifact in datasets:
+        for class_name, png in sorted(artifact.samples.items()):
+            target = sample_site_path(artifact.name, class_name)
+            other = owners.setdefault(target.lower(), (artifact.name, class_name))
+            if other != (artifact.name, class_name):
+                whose = "" if other[0] == artifact.name else f" of dataset {other[0]!r}"
+                raise ResultError(artifact.root / "dataset.json",
+                                  f"classes {other[1]!r}{whose} and {class_name!r} map to one site path, {target}; "
+                                  "rename one of them")
+            outputs[target] = png.read_bytes()
+    return outputs
+
+
 def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out_dir: Path) -> list[Path]:
     """Render the pages and copy their assets into ``out_dir``; returns the generated files.
 
@@ -215,6 +235,7 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     """
     results = load_results(results_dir)
     datasets = load_datasets(artifacts_dir)
+    samples = _sample_outputs(datasets)
     downloads = download_outputs(results)
     explain_dir = Path(artifacts_dir) / "explain"
     present = frozenset(p.relative_to(artifacts_dir).as_posix() for p in explain_dir.rglob("*") if p.is_file())
@@ -224,12 +245,7 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     outputs.update(downloads)
     if ctx.demo is not None:
         outputs.update(demo_assets(ctx.demo, Path(artifacts_dir)))
-    for artifact in datasets:
-        for class_name, png in sorted(artifact.samples.items()):
-            target = sample_site_path(artifact.name, class_name)
-            if target in outputs:
-                raise ValueError(f"{png}: its site path {target} is taken by another class; rename one of them")
-            outputs[target] = png.read_bytes()
+    outputs.update(samples)
     for group in ctx.explain:
         for item in group.gallery:
             outputs[item.src] = (Path(artifacts_dir) / item.src.removeprefix("assets/")).read_bytes()

@@ -1,8 +1,9 @@
 """The Try-it page in Chromium, from file:// and over http: browser predictions match PyTorch's.
 
-Every model runs in the page with onnxruntime-web; the export records hold PyTorch's
-probabilities for the sample images. A PNG the site does not ship is dropped in too, and
-the other pages must not load any of the demo's assets.
+Every model is chosen in turn, which loads it, and then runs in the page with onnxruntime-web
+on each sample image; the export records hold PyTorch's probabilities for the sample images. A
+PNG the site does not ship is dropped in too, and the other pages must not load any of the demo's
+assets. (tests/site/test_site_demo_browser.py: DICOM and PNG parity, transfer, refusals.)
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def test_browser_predictions_match_pytorch(built_site: Path, server: str, origin
                                    timeout=240_000)
             assert page.get_attribute("#medbench-demo", "data-state") != "error", \
                 page.inner_text("[data-demo-status]")
+            for name in page.eval_on_selector_all("[data-demo-choose] option", "os => os.map(o => o.value)"):
+                page.select_option("[data-demo-choose]", name)  # loads it; it runs on the current image
+                page.wait_for_selector(f'tr[data-demo-model][data-name="{name}"][data-top]', timeout=120_000)
             for sample in first["samples"][:SAMPLES_CHECKED]:
                 page.click(f'[data-demo-sample="{sample["index"]}"]')
                 page.wait_for_selector(f'#medbench-demo[data-state=done][data-input="sample-{sample["index"]}"]',
