@@ -200,7 +200,12 @@ class ExplainConfig:
     smoothgrad_samples: int = 16
     smoothgrad_noise: float = 0.15  # noise std as a share of the input's range
     sanity_images: int = 32
-    sanity_threshold: float = 0.5  # mean Spearman with a randomised model at or above this fails the check
+    sanity_threshold: float = 0.5  # |mean Spearman| with a randomised model at or above this fails the check
+    # cascading randomisation (head, then each stage from the top) is judged from this step on:
+    # 1 = the head alone, 2 = the head and the top stage (the head alone keeps every feature)
+    sanity_judged_from: int = 2
+    deletion_fill: str = "blur"  # what a removed pixel becomes: "blur" (of the same image) or "mean"
+    deletion_blur_sigma: float = 0.1  # the blur's sigma as a share of the image side
     bootstrap: int = 1000
     seed: int = 0
 
@@ -208,11 +213,16 @@ class ExplainConfig:
         for key in ("gallery_per_class", "gallery_misclassified", "pointing_tolerance"):
             _check(getattr(self, key) >= 0, f"explain.{key} must be >= 0, got {getattr(self, key)}")
         for key in ("faithfulness_images", "ig_steps", "internal_batch_size", "smoothgrad_samples",
-                    "sanity_images", "bootstrap"):
+                    "sanity_images", "bootstrap", "sanity_judged_from"):
             _check(getattr(self, key) >= 1, f"explain.{key} must be >= 1, got {getattr(self, key)}")
         _check(0 < self.smoothgrad_noise <= 1, f"explain.smoothgrad_noise must be in (0, 1], got {self.smoothgrad_noise}")
         _check(0 < self.sanity_threshold <= 1,
                f"explain.sanity_threshold must be in (0, 1], got {self.sanity_threshold}")
+        # black is not offered: an all-black image is itself read as a finding (arteriovenous anomaly)
+        _check(self.deletion_fill in ("blur", "mean"),
+               f"explain.deletion_fill must be 'blur' or 'mean', got {self.deletion_fill!r}")
+        _check(0 < self.deletion_blur_sigma <= 1,
+               f"explain.deletion_blur_sigma must be in (0, 1], got {self.deletion_blur_sigma}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""The explain stage's suite summary: models compared per method and score, flagged methods, the
+lead pair, and whether the scores agree with each other.
+
+- **best and tied**: per method and score, the best model and every model tied with it (a paired
+  bootstrap of the per-image difference on the same images contains zero);
+- **flagged methods**: a method that fails the sanity checks for any model is flagged for all
+  (``bench.explain.sanity``): its scores are shown, but it never leads;
+- **lead**: the model–method pair the page may lead with: the highest pointing game among
+  unflagged methods whose pointing game beats the strongest model-free baseline (paired
+  bootstrap, ``bench.explain.faithfulness``); none when no pair qualifies;
+- **metric correlations**: Spearman's ρ between every two scores over all model–method pairs
+  (do the scores rank the pairs the same way?).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.core import env
+from bench.core.config import SuiteConfig
+from bench.explain.attribution import METHODS
+from bench.explain.faithfulness import SCORES
+from bench.explain.scores import paired_tied, spearman
+from bench.results.records import RunPaths, fingerprint, payload
+from bench.results.store import load_result, result_path, write_result
+
+
+def _flagged(results: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Method → the models for which it fails the sanity checks (only methods that fail somewhere)."""
+    out: dict[str, list[str]] = {}
+    for model, metrics in sorted(results.items()):
+        for method, record in ((metrics.get("sanity") or {}).get("methods") or {}).items():
+            if record.get("passed") is False:
+                out.setdefault(method, []).append(model)
+    return out
+
+
+def _lead(results: dict[str, dict[str, Any]], flagged: dict[str, list[str]]) -> dict[str, Any] | None:
+    candidates = []
+    for model, metrics in sorted(results.items()):
+        for method, s in metrics["faithfulness"]["scores"].items():
+            verdict = s.get("vs_strongest_baseline", {}).get("pointing_game", {})
+            if method not in flagged and verdict.get("beats"):
+                candidates.append((s["pointing_game"]["value"], model, method))
+    if not candidates:
+        return None
+    value, model, method = max(candidates)
+    return {"model": model, "method": method, "pointing_game": value}
+
+
+def metric_correlations(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Spearman's ρ between the scores over every model–method pair."""
+    pairs = [(m, meth) for m in sorted(results) for meth in METHODS if meth in results[m]["faithfulness"]["scores"]]
+    values = {score: np.array([results[m]["faithfulness"]["scores"][meth][score]["value"] for m, meth in pairs],
+                              dtype=np.float64) for score in SCORES}
+    matrix = [[1.0 if a == b else spearman(values[a], values[b]) for b in SCORES] for a in SCORES]
+    return {"scores": list(SCORES), "pairs": len(pairs), "spearman": matrix}
+
+
+def compare_models(results: dict[str, dict[str, Any]], bootstrap: int, seed: int) -> dict[str, Any]:
+    """Per method and score: the best model and those tied with it."""
+    summary: dict[str, Any] = {}
+    for method in METHODS:
+        for score in SCORES:
+            values = {m: np.asarray(r["faithfulness"]["scores"][method]["per_image"][score])
+                      for m, r in results.items() if method in r["faithfulness"]["scores"]}
+            if not values:
+                continue
+            best = max(sorted(values), key=lambda m: values[m].mean())
+            summary.setdefault(method, {})[score] = {
+                "best": best,
+                "tied_with_best": sorted(m for m in values if m != best and
+                                         paired_tied(values[m], values[best], bootstrap, seed)),
+            }
+    return summary
+
+
+def summarise(suite: SuiteConfig, paths: RunPaths, results: list[Path]) -> Path | None:
+    """Write the suite's ``explain.json`` from the models' explain results (None without scores)."""
+    scored: dict[str, dict[str, Any]] = {}
+    for path in results:
+        r = load_result(path)
+        if r["error"] is None and r["metrics"].get("faithfulness"):
+            scored[r["model"]["name"]] = r["metrics"]
+    if not scored:
+        return None
+    cfg = suite.explain
+    flagged = _flagged(scored)
+    beats = {score: sum(1 for r in scored.values() for s in r["faithfulness"]["scores"].values()
+                        if s["vs_strongest_baseline"].get(score, {}).get("beats")) for score in SCORES}
+    metrics = {
+        "comparison": compare_models(scored, cfg.bootstrap, cfg.seed),
+        "flagged_methods": flagged,
+        "lead": _lead(scored, flagged),
+        "beats_strongest_baseline": beats,
+        "pairs": sum(len(r["faithfulness"]["scores"]) for r in scored.values()),
+        "metric_correlations": metric_correlations(scored),
+        "explain_time_s": round(sum(r.get("explain_time_s") or 0.0 for r in scored.values()), 3),
+    }
+    out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", None, None)
+    config = {"models": sorted(scored), "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+    config["fingerprint"] = fingerprint({**config, "inputs": [load_result(p)["config"]["fingerprint"] for p in results]})
+    write_result(out, payload("explain", suite.name, None, None, config, metrics))
+    return out
