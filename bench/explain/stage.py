@@ -175,6 +175,18 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
     return info, metrics
 
 
+def _explained_checkpoint(paths: RunPaths, suite: SuiteConfig, name: str, seed: int) -> dict[str, Any]:
+    """The explained checkpoint's seed and its own test balanced accuracy (from its train result), so
+    that the accuracy shown beside the maps is the explained model's, not a mean over seeds."""
+    path = result_path(paths.results, env.machine_info()["id"], suite.name, "train", name, seed)
+    accuracy = None
+    if path.exists():
+        result = load_result(path)
+        if result["error"] is None:
+            accuracy = (result["metrics"].get("balanced_accuracy") or {}).get("value")
+    return {"seed": seed, "balanced_accuracy": accuracy}
+
+
 def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPaths, seed: int,
                 chosen: dict[str, list[int]], masks: dict[int, np.ndarray], force: bool = False) -> Path | None:
     """Explain one model (the checkpoint of ``seed``) and write ``explain__<model>.json``."""
@@ -195,6 +207,7 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
         info, metrics, error = None, {}, None
         try:
             info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, masks, paths.artifacts)
+            metrics["explained_checkpoint"] = _explained_checkpoint(paths, suite, name, seed)
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             error = error_record(exc, "explain")
             log.exception("explain of %s failed", name)

@@ -28,7 +28,7 @@ from bench.results.records import RunPaths, fingerprint, payload
 from bench.results.store import load_result, result_path, write_result
 
 
-def _flagged(results: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+def flagged_methods(results: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     """Method → the models for which it fails the sanity checks (only methods that fail somewhere)."""
     out: dict[str, list[str]] = {}
     for model, metrics in sorted(results.items()):
@@ -38,7 +38,7 @@ def _flagged(results: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
-def _lead(results: dict[str, dict[str, Any]], flagged: dict[str, list[str]]) -> dict[str, Any] | None:
+def lead_pair(results: dict[str, dict[str, Any]], flagged: dict[str, list[str]]) -> dict[str, Any] | None:
     candidates = []
     for model, metrics in sorted(results.items()):
         for method, s in metrics["faithfulness"]["scores"].items():
@@ -88,13 +88,13 @@ def summarise(suite: SuiteConfig, paths: RunPaths, results: list[Path]) -> Path 
     if not scored:
         return None
     cfg = suite.explain
-    flagged = _flagged(scored)
+    flagged = flagged_methods(scored)
     beats = {score: sum(1 for r in scored.values() for s in r["faithfulness"]["scores"].values()
                         if s["vs_strongest_baseline"].get(score, {}).get("beats")) for score in SCORES}
     metrics = {
         "comparison": compare_models(scored, cfg.bootstrap, cfg.seed),
         "flagged_methods": flagged,
-        "lead": _lead(scored, flagged),
+        "lead": lead_pair(scored, flagged),
         "beats_strongest_baseline": beats,
         "pairs": sum(len(r["faithfulness"]["scores"]) for r in scored.values()),
         "metric_correlations": metric_correlations(scored),
