@@ -204,8 +204,11 @@ class ExplainConfig:
     # cascading randomisation (head, then each stage from the top) is judged from this step on:
     # 1 = the head alone, 2 = the head and the top stage (the head alone keeps every feature)
     sanity_judged_from: int = 2
-    deletion_fill: str = "blur"  # what a removed pixel becomes: "blur" (of the same image) or "mean"
+    # what a removed pixel becomes: "lesion_free" (the same image rendered without its finding;
+    # synthetic data, blur elsewhere), "blur" (of the same image) or "mean" (the image's mean)
+    deletion_fill: str = "lesion_free"
     deletion_blur_sigma: float = 0.1  # the blur's sigma as a share of the image side
+    mask: str = "evidence"  # scored against: "evidence" (every pixel the finding changed; synthetic) or "core"
     bootstrap: int = 1000
     seed: int = 0
 
@@ -219,8 +222,9 @@ class ExplainConfig:
         _check(0 < self.sanity_threshold <= 1,
                f"explain.sanity_threshold must be in (0, 1], got {self.sanity_threshold}")
         # black is not offered: an all-black image is itself read as a finding (arteriovenous anomaly)
-        _check(self.deletion_fill in ("blur", "mean"),
-               f"explain.deletion_fill must be 'blur' or 'mean', got {self.deletion_fill!r}")
+        _check(self.deletion_fill in ("lesion_free", "blur", "mean"),
+               f"explain.deletion_fill must be 'lesion_free', 'blur' or 'mean', got {self.deletion_fill!r}")
+        _check(self.mask in ("evidence", "core"), f"explain.mask must be 'evidence' or 'core', got {self.mask!r}")
         _check(0 < self.deletion_blur_sigma <= 1,
                f"explain.deletion_blur_sigma must be in (0, 1], got {self.deletion_blur_sigma}")
 

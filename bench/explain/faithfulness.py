@@ -26,7 +26,7 @@ from torch import nn
 from bench.core.config import ExplainConfig
 from bench.explain.attribution import METHODS, attribute_all
 from bench.explain.baselines import MODEL_FREE, foreground, grid_ceiling_map, model_free_maps, random_point_hits
-from bench.explain.deletion import DELETION_FRACTIONS, Curves, filled, order_seed, random_ranking, ranking
+from bench.explain.deletion import DELETION_FRACTIONS, Curves, order_seed, random_ranking, ranking
 from bench.explain.scores import bootstrap_ratio, interval, paired_difference, pointing_hit, relevance_mass, relevance_rank
 
 LOCATION = ("pointing_game", "relevance_mass", "relevance_rank")
@@ -44,7 +44,8 @@ class Scored:
 
 @dataclass
 class Inputs:
-    """The scored images of one model: normalised tensors, classes, masks, ids, grey images, heads."""
+    """The scored images: normalised tensors, classes, masks, ids, grey images, heads, and what a
+    removed pixel becomes (``fills``: the fully removed images, by the fill named ``fill``)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -52,6 +53,9 @@ class Inputs:
     ids: list[int]
     grey: list[np.ndarray]
     heads: list[np.ndarray]
+    fills: torch.Tensor
+    fill: str
+    mask: str  # "evidence" or "core": which masks these are
 
 
 class Scorer:
@@ -59,8 +63,7 @@ class Scorer:
 
     def __init__(self, model: nn.Module, inputs: Inputs, cfg: ExplainConfig) -> None:
         self.inputs, self.cfg = inputs, cfg
-        fills = filled(inputs.images, cfg.deletion_fill, cfg.deletion_blur_sigma, black=0.0)
-        self.curves = Curves(model, inputs.images, inputs.labels, fills)
+        self.curves = Curves(model, inputs.images, inputs.labels, inputs.fills)
         n_pixels = inputs.images[0, 0].numel()
         self.random_deletion, self.random_insertion = self.curves.areas(
             [random_ranking(n_pixels, order_seed(cfg.seed, i, "random-order")) for i in inputs.ids])
@@ -114,8 +117,8 @@ def model_maps(model: nn.Module, inputs: Inputs, cfg: ExplainConfig, baseline: f
 
 
 def scored_inputs(images: torch.Tensor, labels: torch.Tensor, masks: list[np.ndarray], ids: list[int],
-                  grey: list[np.ndarray]) -> Inputs:
-    return Inputs(images, labels, masks, ids, grey, [foreground(g) for g in grey])
+                  grey: list[np.ndarray], fills: torch.Tensor, fill: str, mask: str) -> Inputs:
+    return Inputs(images, labels, masks, ids, grey, [foreground(g) for g in grey], fills, fill, mask)
 
 
 def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray], randomised: dict[str, np.ndarray],
@@ -144,13 +147,15 @@ def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray
     ceiling = scorer.score([grid_ceiling_map(m, cam_grid) for m in inputs.masks], curves=False)
     start, end = scorer.curves.start, scorer.curves.end
     return {
-        "images": inputs.ids, "scores": scores, "baselines": summaries, "strongest_baseline": strongest,
+        "images": inputs.ids, "mask": inputs.mask, "scores": scores, "baselines": summaries,
+        "strongest_baseline": strongest,
         "random_point": {"image": interval([h[0] for h in hits], cfg.bootstrap, cfg.seed + 5001),
                          "foreground": interval([h[1] for h in hits], cfg.bootstrap, cfg.seed + 5002)},
         "foreground_share": float(np.mean([h.mean() for h in inputs.heads])),
         "gradcam_ceiling": {"grid": list(cam_grid), **_summary(ceiling, cfg, 6000)},
         "deletion": {
-            "fill": cfg.deletion_fill, "blur_sigma_px": round(cfg.deletion_blur_sigma * inputs.images.shape[-1], 3),
+            "fill": inputs.fill,
+            "blur_sigma_px": round(cfg.deletion_blur_sigma * inputs.images.shape[-1], 3) if inputs.fill == "blur" else None,
             "fractions": list(DELETION_FRACTIONS),
             "starting_probability": interval(start, cfg.bootstrap, cfg.seed + 7001),
             "removed_probability": interval(end, cfg.bootstrap, cfg.seed + 7002),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bench.explain.attribution import METHODS, attribute_all
 from bench.explain.deletion import FILLS, filled, fully_removed
 from bench.explain.faithfulness import faithfulness, model_maps, scored_inputs
 from bench.explain.gallery import gallery, grey
+from bench.explain.lesion_free import twins
 from bench.explain.sanity import sanity_checks
 from bench.explain.summary import summarise
 from bench.explain.taps import feature_tap
@@ -92,6 +94,45 @@ def choose_images(data: LoadedDataset, cfg: Any, masks: dict[int, np.ndarray],
     return {"samples": samples, "misclassified": misclassified, "lesion": lesion}
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What the stage scores against and removes with, the same for every model: the masks of the
+    lesion images (``mask``: evidence or core), the fully removed images of the checked images for
+    every fill, and the fill deletion uses (``fill``, with ``note`` where it is not the one asked for)."""
+
+    checked: list[int]
+    masks: dict[int, np.ndarray]
+    mask: str
+    fills: dict[str, torch.Tensor]
+    fill: str
+    note: str | None
+
+
+def prepare_removal(data: LoadedDataset, suite: SuiteConfig, chosen: dict[str, list[int]],
+                    core: dict[int, np.ndarray]) -> Removal:
+    """Lesion-free twins and evidence masks where the data allows (``bench.explain.lesion_free``)."""
+    cfg, test = suite.explain, data.splits["test"]
+    checked = chosen["lesion"] or chosen["samples"] + chosen["misclassified"]
+    baseline = (0.0 - data.mean) / data.std
+    images = test.images[checked]
+    fills = {fill: filled(images, fill, cfg.deletion_blur_sigma, black=baseline) for fill in FILLS}
+    pairs, why = twins(data, checked, suite.data.image_size) if checked else (None, "no images")
+    if pairs is not None:
+        fills = {"lesion_free": pairs.images, **fills}
+    fill, note = cfg.deletion_fill, None
+    if fill not in fills:
+        fill, note = "blur", f"no lesion-free images ({why}): deletion fills with a blur of the image instead"
+    masks, mask = core, "core"
+    if cfg.mask == "evidence" and pairs is not None and chosen["lesion"]:
+        evidence = dict(zip(checked, pairs.evidence))
+        masks, mask = {i: evidence[i] if evidence[i].any() else core[i] for i in chosen["lesion"]}, "evidence"
+    elif cfg.mask == "evidence":
+        note = (note + "; " if note else "") + f"scored against the core lesion masks: no evidence masks ({why})"
+    if note:
+        log.warning("%s", note)
+    return Removal(checked, masks, mask, fills, fill, note)
+
+
 def _randomised(name: str, suite: SuiteConfig, num_classes: int) -> torch.nn.Module:
     """The same architecture with seeded random weights: the sanity checks' and the baselines' model."""
     from bench.models import create_model
@@ -103,12 +144,12 @@ def _randomised(name: str, suite: SuiteConfig, num_classes: int) -> torch.nn.Mod
 
 
 def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedDataset, idx: list[int],
-            masks: dict[int, np.ndarray], suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int]
-            ) -> dict[str, Any]:
+            removal: Removal, suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int]) -> dict[str, Any]:
     """Faithfulness (with every baseline) and the sanity checks of one model on the lesion images."""
     cfg, test = suite.explain, data.splits["test"]
     images, labels = test.images[idx], test.labels[idx]
-    inputs = scored_inputs(images, labels, [masks[i] for i in idx], list(idx), [grey(x, data) for x in images])
+    inputs = scored_inputs(images, labels, [removal.masks[i] for i in idx], list(idx), [grey(x, data) for x in images],
+                           removal.fills[removal.fill], removal.fill, removal.mask)
     t0 = time.perf_counter()
     trained, randomised = model_maps(model, inputs, cfg, baseline), model_maps(random_model, inputs, cfg, baseline)
     t1 = time.perf_counter()
@@ -125,7 +166,7 @@ def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedD
 
 
 def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoint: Path,
-                    chosen: dict[str, list[int]], masks: dict[int, np.ndarray], artifacts: Path
+                    chosen: dict[str, list[int]], removal: Removal, artifacts: Path
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model info, metrics) of one model's explanations."""
     from bench.models import create_model
@@ -152,14 +193,12 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
                    "note": native.note,
                    "channel_map_shape": list(native.channel_map.shape[1:]) if native.channel_map is not None else None},
     }
-    checked = chosen["lesion"] or chosen["samples"] + chosen["misclassified"]
-    removed = {fill: filled(test.images[checked], fill, cfg.deletion_blur_sigma, black=baseline) for fill in FILLS}
-    check = fully_removed(model, removed, list(data.class_names))
-    metrics["fully_removed"] = {"fill": cfg.deletion_fill, **check}
-    metrics["fully_removed_max_finding_prob"] = check.get(cfg.deletion_fill, {}).get("max_finding_prob")
+    check = fully_removed(model, removal.fills, list(data.class_names))
+    metrics["fully_removed"] = {"fill": removal.fill, "note": removal.note, **check}
+    metrics["fully_removed_max_finding_prob"] = check.get(removal.fill, {}).get("max_finding_prob")
     timing: dict[str, float] = {"gallery_s": round(gallery_s, 3)}
     if chosen["lesion"]:
-        scored = _scores(model, _randomised(name, suite, num_classes), data, chosen["lesion"], masks, suite, baseline,
+        scored = _scores(model, _randomised(name, suite, num_classes), data, chosen["lesion"], removal, suite, baseline,
                          cam_grid)
         metrics["faithfulness"], metrics["sanity"] = scored["faithfulness"], scored["sanity"]
         timing.update(scored["timing"])
@@ -188,7 +227,7 @@ def _explained_checkpoint(paths: RunPaths, suite: SuiteConfig, name: str, seed: 
 
 
 def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPaths, seed: int,
-                chosen: dict[str, list[int]], masks: dict[int, np.ndarray], force: bool = False) -> Path | None:
+                chosen: dict[str, list[int]], removal: Removal, force: bool = False) -> Path | None:
     """Explain one model (the checkpoint of ``seed``) and write ``explain__<model>.json``."""
     checkpoint = paths.checkpoint(suite.name, name, seed)
     if not checkpoint.exists():
@@ -206,7 +245,7 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
             return out
         info, metrics, error = None, {}, None
         try:
-            info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, masks, paths.artifacts)
+            info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, removal, paths.artifacts)
             metrics["explained_checkpoint"] = _explained_checkpoint(paths, suite, name, seed)
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             error = error_record(exc, "explain")
@@ -222,7 +261,8 @@ def explain_suite(suite: SuiteConfig, models: list[str], data: LoadedDataset, pa
     masks = lesion_masks(data, suite.data.image_size)
     chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seed))
     start = time.perf_counter()
-    written = [p for p in (explain_one(suite, name, data, paths, seed, chosen, masks, force) for name in models)
+    removal = prepare_removal(data, suite, chosen, masks)
+    written = [p for p in (explain_one(suite, name, data, paths, seed, chosen, removal, force) for name in models)
                if p is not None]
     summary = summarise(suite, paths, written)
     log.info("explain stage of %s: %d models in %.1f s", suite.name, len(written), time.perf_counter() - start)

@@ -80,11 +80,11 @@ def _curves(curves: list[CurveRow]) -> list[str]:
     above = [c.model for c in curves if c.fill_passed is False]
     worst = max((c.fill_max_finding for c in curves if c.fill_max_finding is not None), default=None)
     if above:
-        out.append(f"A fully removed image is still read as a finding with probability above 0.5 by: "
+        out.append(f"The fully removed images are still read as a finding (mean probability above 0.5) by: "
                    f"{', '.join(above)}; their deletion and insertion scores partly measure the fill.")
     elif worst is not None:
-        out.append(f"A fully removed image is read as no finding with probability above 0.5 by any model "
-                   f"(highest {worst:.2f}).")
+        out.append(f"The fully removed images are read as no finding with a mean probability above 0.5 by any "
+                   f"model (highest {worst:.2f}); a black or blurred image would be (see the deletion table).")
     return out
 
 

@@ -97,6 +97,8 @@ class ExplainGroup:
     blur_sigma_px: float | None = None
     gradcam_grid: str | None = None
     curve_baselines: tuple[str, ...] = ()  # the model-free baselines' labels in the deletion table
+    mask: str | None = None  # "evidence" or "core": what the scores were taken against
+    fill_note: str | None = None  # why the fill is not the one asked for
 
     @property
     def key(self) -> str:
@@ -151,7 +153,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
         rows, curves, gallery, native, skipped, seconds, scored_images = [], [], [], [], None, 0.0, None
         methods: tuple[str, ...] = ()
         grids: dict[str, tuple[int, ...]] = {}
-        first_faith, sanity_cfg, orders, deletion_cfg = None, {}, [], {}
+        first_faith, sanity_cfg, orders, deletion_cfg, fill_note = None, {}, [], {}, None
         for r in models:
             with reading(r.path):
                 name, m = r.payload["model"]["name"], r.payload["metrics"]
@@ -174,6 +176,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
                 if (m.get("sanity") or {}).get("cascade_order"):
                     orders.append((name, " → ".join(m["sanity"]["cascade_order"])))
                 deletion_cfg = faith.get("deletion") or deletion_cfg
+                fill_note = (m.get("fully_removed") or {}).get("note") or fill_note
         ordered = tuple(sorted(methods, key=lambda k: (k in flagged_keys, methods.index(k))))
         misclassified = defaultdict(list)
         for item in gallery:
@@ -199,6 +202,9 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
             fill=deletion_cfg.get("fill"), blur_sigma_px=deletion_cfg.get("blur_sigma_px"),
             gradcam_grid=", ".join(sorted(grid_shapes)) or None,
             curve_baselines=tuple(label for label, _, _ in curves[0].baselines) if curves else (),
+            mask={"evidence": "evidence masks (every pixel the finding changed)",
+                  "core": "core lesion masks"}.get((first_faith or {}).get("mask") or "core"),
+            fill_note=fill_note,
         ))
     return tuple(out)
 

@@ -114,6 +114,7 @@ class CurveRow:
     fill_max_finding: float | None  # fully removed image: highest probability of a finding class
     fill_passed: bool | None
     black_max_finding: float | None  # the same with a black fill, for contrast
+    blur_max_finding: float | None  # ... and with a heavy blur
     baselines: tuple[tuple[str, Stat | None, Stat | None], ...]  # (label, deletion vs random, insertion vs random)
 
 
@@ -190,4 +191,5 @@ def curve_row(name: str, m: dict[str, Any], accuracy: float | None) -> CurveRow:
     return CurveRow(name, accuracy, stat(deletion.get("starting_probability")), stat(deletion.get("removed_probability")),
                     stat(random_order.get("deletion_auc")), stat(random_order.get("insertion_auc")),
                     used.get("max_finding_prob"), used.get("passed"),
-                    (removed.get("black") or {}).get("max_finding_prob"), baselines)
+                    (removed.get("black") or {}).get("max_finding_prob"),
+                    (removed.get("blur") or {}).get("max_finding_prob"), baselines)

@@ -11,14 +11,15 @@ from bench.core.config import ExplainConfig
 from bench.explain.deletion import (
     DELETION_FRACTIONS, Curves, auc, curve_inputs, filled, fully_removed, gaussian_blur, ranking,
 )
+from bench.data.synthetic import render_item
 from bench.models import create_model
 
 CLASSES = ["acute_infarct", "arteriovenous_anomaly", "chronic_infarct", "edema", "extra", "focal_flair_hyper",
            "intra", "normal", "pituitary_lesion", "white_matter_changes"]
 
 
-def test_the_default_fill_is_a_blur_and_black_is_refused():
-    assert ExplainConfig().deletion_fill == "blur"
+def test_the_default_fill_is_the_lesion_free_twin_and_black_is_refused():
+    assert ExplainConfig().deletion_fill == "lesion_free" and ExplainConfig().mask == "evidence"
     with pytest.raises(ValueError, match="deletion_fill"):
         ExplainConfig(deletion_fill="black")
 
@@ -85,11 +86,24 @@ def test_a_map_on_the_evidence_deletes_faster_than_random_order():
                                   "pyramid_fastformer", "pyramid_xca", "pyramid_xca_nolpi", "pyramid_swin"])
 def test_a_fully_removed_image_is_not_read_as_a_finding(name: str):
     """Every quick model (untrained here; the stage records the check for the trained checkpoints):
-    no class but normal above 0.5 on a fully removed (blurred) image."""
+    the fully removed images (the lesion-free twins of lesion images) get no finding class above 0.5."""
     torch.manual_seed(0)
     model = create_model(name, "quick", num_classes=len(CLASSES), in_chans=1, image_size=64).eval()
-    images = torch.randn(4, 1, 64, 64)
-    fill = ExplainConfig().deletion_fill
-    check = fully_removed(model, {fill: filled(images, fill, ExplainConfig().deletion_blur_sigma, black=-1.0)}, CLASSES)
-    assert check[fill]["images"] == 4 and 0 <= check[fill]["max_finding_prob"] <= 0.5 and check[fill]["passed"]
-    assert "note" in fully_removed(model, {fill: images}, [f"c{i}" for i in range(len(CLASSES))])
+    twins = [render_item(0, i, label, 64)[2] for i, label in enumerate(["edema", "intra", "pituitary_lesion", "extra"])]
+    removed = torch.from_numpy((np.stack(twins).astype(np.float32) / 255 - 0.2) / 0.25).unsqueeze(1)
+    check = fully_removed(model, {"lesion_free": removed}, CLASSES)["lesion_free"]
+    assert check["images"] == 4 and 0 <= check["max_finding_prob"] <= 0.5 and check["passed"]
+    assert check["any_image_max_finding_prob"] >= check["max_finding_prob"]
+    assert "note" in fully_removed(model, {"lesion_free": removed}, [f"c{i}" for i in range(len(CLASSES))])
+
+
+def test_the_check_fails_a_fill_read_as_a_finding():
+    class Always(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(len(x), len(CLASSES))
+            logits[:, 1] = 10.0  # arteriovenous anomaly, whatever the image
+            return logits
+
+    check = fully_removed(Always(), {"black": torch.zeros(3, 1, 8, 8)}, CLASSES)["black"]
+    assert not check["passed"] and check["max_finding_class"] == "arteriovenous_anomaly"
+    assert check["read_as_finding"] == 1.0 and check["images_above_threshold"] == 3

@@ -75,13 +75,14 @@ def test_every_model_is_explained_scored_and_compared(trained, monkeypatch):
         assert faith["gradcam_ceiling"]["grid"] == m["gradcam_grid"] and min(m["gradcam_grid"]) >= 8
         assert 0 <= faith["gradcam_ceiling"]["pointing_game"]["value"] <= 1
         deletion = faith["deletion"]
-        assert deletion["fill"] == "blur" and deletion["blur_sigma_px"] > 0
+        assert deletion["fill"] == "lesion_free" and faith["mask"] == "evidence"  # the synthetic data has twins
         assert 0 < deletion["starting_probability"]["value"] < 1
-        # the fully removed image: recorded for the fill used and for black, the cue it replaces
+        # the fully removed image: recorded for the fill used and for the cues it replaces (black, blur, mean)
         removed = m["fully_removed"]
-        assert removed["fill"] == "blur" and {"blur", "mean", "black"} <= set(removed)
-        assert m["fully_removed_max_finding_prob"] == removed["blur"]["max_finding_prob"]
-        assert removed["blur"]["passed"] == (removed["blur"]["max_finding_prob"] <= 0.5)
+        assert removed["fill"] == "lesion_free" and {"lesion_free", "blur", "mean", "black"} <= set(removed)
+        check = removed["lesion_free"]
+        assert m["fully_removed_max_finding_prob"] == check["max_finding_prob"] and check["images"] == 6
+        assert check["passed"] == (check["max_finding_prob"] <= 0.5) and check["max_finding_class"] != "normal"
         sanity = m["sanity"]
         assert sanity["cascade_order"][0] == "head" and sanity["cascade_order"][-1] == "stem"
         for record in sanity["methods"].values():

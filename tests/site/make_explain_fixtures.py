@@ -89,27 +89,30 @@ def explain_payload(name: str, k: int) -> dict:
     from bench.explain.scores import interval
 
     faithfulness = {
-        "images": IMAGES, "scores": scores, "baselines": {b: _summary(free[b], start, 1000 + i) for i, b in enumerate(MODEL_FREE)},
+        "images": IMAGES, "mask": "evidence", "scores": scores, "baselines": {b: _summary(free[b], start, 1000 + i) for i, b in enumerate(MODEL_FREE)},
         "strongest_baseline": strongest,
         "random_point": {"image": interval(np.full(8, 0.04), 200, 1), "foreground": interval(np.full(8, 0.09), 200, 2)},
         "foreground_share": 0.45,
         "gradcam_ceiling": {"grid": [8, 8], **_summary(_per_image(rng, 0.99), start, 6000)},
-        "deletion": {"fill": "blur", "blur_sigma_px": 6.4, "fractions": [i / 10 for i in range(11)],
+        "deletion": {"fill": "lesion_free", "blur_sigma_px": None, "fractions": [i / 10 for i in range(11)],
                      "starting_probability": interval(start, 200, 7001),
                      "removed_probability": interval(start * 0.3, 200, 7002),
                      "random_order": {"deletion_auc": interval(start * 0.5, 200, 7003),
                                       "insertion_auc": interval(start * 0.4, 200, 7004)}},
     }
-    removed = {fill: {"max_finding_prob": p, "mean_max_finding_prob": p / 2, "images_above_threshold": int(p > 0.5),
-                      "images": 8, "predicted": {"normal": 8 - int(p > 0.5), "arteriovenous_anomaly": int(p > 0.5)},
-                      "passed": p <= 0.5} for fill, p in (("blur", 0.31 + 0.05 * k), ("mean", 0.42), ("black", 0.97))}
+    removed = {fill: {"max_finding_prob": p, "max_finding_class": cls, "any_image_max_finding_prob": min(1.0, p + 0.3),
+                      "mean_max_finding_prob": p, "images_above_threshold": int(p > 0.5) * 6, "images": 8,
+                      "read_as_finding": 0.75 if p > 0.5 else 0.125,
+                      "predicted": {"normal": 2, cls: 6} if p > 0.5 else {"normal": 7, cls: 1}, "passed": p <= 0.5}
+               for fill, p, cls in (("lesion_free", 0.21 + 0.05 * k, "edema"), ("blur", 0.78, "white_matter_changes"),
+                                    ("mean", 0.62, "arteriovenous_anomaly"), ("black", 0.97, "arteriovenous_anomaly"))}
     return {"methods": METHODS, "baseline_value": -0.9, "gradcam_grid": [8, 8],
             "faithfulness": faithfulness,
             "sanity": {"images": 4, "threshold": 0.5, "judged_from": 2,
                        "cascade_order": ["head", "stage 4", "stage 3", "stage 2", "stage 1", "stem"],
                        "methods": {m: _sanity(m, k) for m in METHODS}},
-            "fully_removed": {"fill": "blur", "threshold": 0.5, **removed},
-            "fully_removed_max_finding_prob": removed["blur"]["max_finding_prob"],
+            "fully_removed": {"fill": "lesion_free", "note": None, "threshold": 0.5, **removed},
+            "fully_removed_max_finding_prob": removed["lesion_free"]["max_finding_prob"],
             "explained_checkpoint": {"seed": 0, "balanced_accuracy": 0.8 - 0.1 * k},
             "timing": {"gallery_s": 2.0, "maps_s": 4.0, "scores_s": 3.0, "sanity_s": 3.5}, "explain_time_s": 12.5}
 

@@ -156,3 +156,14 @@ def test_gradcam_caveat_names_grids_that_differ_and_grids_too_coarse_to_point() 
     assert "4×4 for every model" in coarse and "ceiling" in coarse and "differ" not in coarse
     assert gradcam_grids({"vit": (8, 8), "resnet50": (8, 8)}) is None
     assert gradcam_grids({}) is None
+
+
+def test_the_page_says_which_masks_and_fill_and_how_each_fill_is_read(rendered: tuple[Path, list[Path]],
+                                                                        paths: SimpleNamespace) -> None:
+    text = (rendered[0] / "explain.md").read_text()
+    assert "masks: evidence masks (every pixel the finding changed); deletion fill: lesion_free." in text
+    curves = _section(text, "Deletion and insertion: what each model starts from")
+    for r in _results(paths):
+        removed = r["metrics"]["fully_removed"]
+        cell = " / ".join(f"{removed[f]['max_finding_prob']:.2f}" for f in ("lesion_free", "black", "blur"))
+        assert f"| {cell} |" in curves, r["model"]["name"]
