@@ -63,6 +63,21 @@ def gallery(model: torch.nn.Module, name: str, data: LoadedDataset, chosen: dict
     return entries, native
 
 
+def uniformity(maps: np.ndarray) -> dict[str, float]:
+    """How flat native maps are, read on an absolute scale (each map as a distribution over its pixels,
+    mean over images): ``entropy_ratio`` = H(p) / log(pixels), 1 for a uniform map; ``peak_over_uniform``
+    = max / mean (1 when flat); ``floor`` = min / max, what every pixel gets at least (attention rollout's
+    identity term puts one under every token)."""
+    flat = np.clip(np.asarray(maps, dtype=np.float64).reshape(len(maps), -1), 0, None)
+    total = flat.sum(axis=1, keepdims=True)
+    p = np.divide(flat, total, out=np.full_like(flat, 1.0 / flat.shape[1]), where=total > 0)
+    entropy = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1) / np.log(flat.shape[1])
+    top = flat.max(axis=1)
+    return {"entropy_ratio": float(entropy.mean()),
+            "peak_over_uniform": float(np.mean(top / np.maximum(flat.mean(axis=1), 1e-12))),
+            "floor": float(np.mean(flat.min(axis=1) / np.maximum(top, 1e-12)))}
+
+
 def prune_folder(folder: Path, artifacts: Path, entries: list[dict[str, Any]]) -> list[Path]:
     """Remove the strips under ``folder`` that ``entries`` do not reference; returns what was removed."""
     kept = {rel for e in entries for targets in e["files"].values() for rel in targets.values()}

@@ -35,7 +35,7 @@ from bench.data.datasets import LoadedDataset
 from bench.explain.attribution import METHODS, attribute_all
 from bench.explain.deletion import FILLS, filled, fully_removed
 from bench.explain.faithfulness import faithfulness, model_maps, scored_inputs
-from bench.explain.gallery import gallery, grey
+from bench.explain.gallery import gallery, grey, uniformity
 from bench.explain.lesion_free import twins
 from bench.explain.sanity import sanity_checks
 from bench.explain.summary import summarise
@@ -189,7 +189,8 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
         cam_grid = tuple(feature_tap(model, suite.data.image_size).features(test.images[:1]).shape[-2:])
     metrics: dict[str, Any] = {
         "methods": list(METHODS), "baseline_value": baseline, "gallery": entries, "gradcam_grid": list(cam_grid),
-        "native": {"maps": [{"name": m.name, "description": m.description} for m in native.maps],
+        "native": {"maps": [{"name": m.name, "description": m.description, "uniformity": uniformity(m.maps.numpy())}
+                            for m in native.maps],
                    "note": native.note,
                    "channel_map_shape": list(native.channel_map.shape[1:]) if native.channel_map is not None else None},
     }

@@ -49,6 +49,8 @@ class NativeInfo:
     model: str
     maps: tuple[tuple[str, str], ...]  # (name, description)
     note: str | None
+    # per map: (name, entropy ÷ log pixels, peak ÷ mean, min ÷ max), means over the gallery images
+    uniformity: tuple[tuple[str, float | None, float | None, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,11 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
                 grids[name] = tuple(m.get("gradcam_grid") or ())
                 seconds += m.get("explain_time_s") or 0.0
                 gallery += _gallery(name, m["gallery"], present)
-                native.append(NativeInfo(name, tuple((n["name"], n["description"]) for n in m["native"]["maps"]),
-                                         m["native"].get("note")))
+                native.append(NativeInfo(
+                    name, tuple((n["name"], n["description"]) for n in m["native"]["maps"]), m["native"].get("note"),
+                    tuple((n["name"], *(n.get("uniformity", {}).get(k) for k in ("entropy_ratio", "peak_over_uniform",
+                                                                                  "floor")))
+                          for n in m["native"]["maps"] if n.get("uniformity"))))
                 faith = m.get("faithfulness")
                 if not faith:
                     skipped = m.get("faithfulness_skipped")

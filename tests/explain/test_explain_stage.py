@@ -94,7 +94,9 @@ def test_every_model_is_explained_scored_and_compared(trained, monkeypatch):
         for rel in strips:
             assert 0 < (paths.artifacts / rel).stat().st_size <= 60_000
     assert results["explain__resnet50.json"]["metrics"]["native"]["maps"] == []
-    assert results["explain__pyramid_performer.json"]["metrics"]["native"]["maps"]
+    native = results["explain__pyramid_performer.json"]["metrics"]["native"]["maps"]
+    assert native and all(0 < m["uniformity"]["entropy_ratio"] <= 1 and 0 <= m["uniformity"]["floor"] <= 1
+                          for m in native)
     summary = results["explain.json"]["metrics"]
     assert set(summary["comparison"]) == set(METHODS)
     assert summary["comparison"]["gradcam"]["pointing_game"]["best"] in suite.models

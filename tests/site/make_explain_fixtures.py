@@ -140,7 +140,9 @@ def write_explain() -> None:
                     files.setdefault(method, {})[target] = rel
             gallery.append({"image": image, "kind": kind, "true": true, "predicted": predicted, "files": files})
         metrics = {**explain_payload(name, k), "gallery": gallery,
-                   "native": {"maps": [{"name": "attention rollout, stage 1", "description": "rollout"}], "note": None}}
+                   "native": {"maps": [{"name": "attention rollout, stage 1", "description": "rollout",
+                                        "uniformity": {"entropy_ratio": 0.97 - 0.02 * k, "peak_over_uniform": 1.8,
+                                                       "floor": 0.41}}], "note": None}}
         results[name] = metrics
         write_result(result_path(RESULTS, CPU["id"], "quick", "explain", name, None), {
             "kind": "explain", **provenance(CPU, 22, "medbench run --suite quick --stages explain"), "suite": "quick",

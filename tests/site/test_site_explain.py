@@ -167,3 +167,12 @@ def test_the_page_says_which_masks_and_fill_and_how_each_fill_is_read(rendered: 
         removed = r["metrics"]["fully_removed"]
         cell = " / ".join(f"{removed[f]['max_finding_prob']:.2f}" for f in ("lesion_free", "black", "blur"))
         assert f"| {cell} |" in curves, r["model"]["name"]
+
+
+def test_native_maps_show_how_flat_they_are(rendered: tuple[Path, list[Path]], paths: SimpleNamespace) -> None:
+    text = (rendered[0] / "explain.md").read_text()
+    for r in _results(paths):
+        for m in r["metrics"]["native"]["maps"]:
+            u = m["uniformity"]
+            row = f"| {m['name']} | {u['entropy_ratio']:.3f} | {u['peak_over_uniform']:.2f} | {u['floor']:.2f} |"
+            assert row in text, row
