@@ -211,8 +211,15 @@ class ExplainConfig:
     mask: str = "evidence"  # scored against: "evidence" (every pixel the finding changed; synthetic) or "core"
     bootstrap: int = 1000
     seed: int = 0
+    # the training seeds whose checkpoints are explained (empty: the suite's first seed). The first
+    # gets the gallery and the sanity checks; every one is scored, and the suite summary gives each
+    # score as a mean over them with an interval over seeds and images. Each seed costs about as
+    # much as the first, so the number is a choice of cost.
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        _check(len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
+               f"explain.seeds must be distinct and >= 0, got {self.seeds}")
         for key in ("gallery_per_class", "gallery_misclassified", "pointing_tolerance"):
             _check(getattr(self, key) >= 0, f"explain.{key} must be >= 0, got {getattr(self, key)}")
         for key in ("faithfulness_images", "ig_steps", "internal_batch_size", "smoothgrad_samples",

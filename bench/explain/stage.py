@@ -37,6 +37,7 @@ from bench.explain.deletion import FILLS, filled, fully_removed
 from bench.explain.faithfulness import faithfulness, model_maps, scored_inputs
 from bench.explain.gallery import gallery, grey, uniformity
 from bench.explain.lesion_free import twins
+from bench.explain.native_maps import NativeMaps
 from bench.explain.sanity import sanity_checks
 from bench.explain.summary import summarise
 from bench.explain.taps import feature_tap
@@ -126,7 +127,7 @@ def prepare_removal(data: LoadedDataset, suite: SuiteConfig, chosen: dict[str, l
     if cfg.mask == "evidence" and pairs is not None and chosen["lesion"]:
         evidence = dict(zip(checked, pairs.evidence))
         masks, mask = {i: evidence[i] if evidence[i].any() else core[i] for i in chosen["lesion"]}, "evidence"
-    elif cfg.mask == "evidence":
+    elif cfg.mask == "evidence" and chosen["lesion"]:
         note = (note + "; " if note else "") + f"scored against the core lesion masks: no evidence masks ({why})"
     if note:
         log.warning("%s", note)
@@ -144,7 +145,8 @@ def _randomised(name: str, suite: SuiteConfig, num_classes: int) -> torch.nn.Mod
 
 
 def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedDataset, idx: list[int],
-            removal: Removal, suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int]) -> dict[str, Any]:
+            removal: Removal, suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int], primary: bool = True
+            ) -> dict[str, Any]:
     """Faithfulness (with every baseline) and the sanity checks of one model on the lesion images."""
     cfg, test = suite.explain, data.splits["test"]
     images, labels = test.images[idx], test.labels[idx]
@@ -156,7 +158,7 @@ def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedD
     faith = faithfulness(model, inputs, trained, randomised, cfg, cam_grid)
     t2 = time.perf_counter()
     n = min(cfg.sanity_images, len(idx))
-    sanity = sanity_checks(
+    sanity = None if not primary else sanity_checks(
         model, random_model.state_dict(), METHODS,
         lambda m, method: attribute_all(m, method, images[:n], labels[:n], idx[:n], cfg, baseline),
         trained, randomised, inputs.heads[:n], cfg.sanity_threshold, cfg.sanity_judged_from)
@@ -166,9 +168,10 @@ def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedD
 
 
 def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoint: Path,
-                    chosen: dict[str, list[int]], removal: Removal, artifacts: Path
+                    chosen: dict[str, list[int]], removal: Removal, artifacts: Path, primary: bool = True
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model info, metrics) of one model's explanations."""
+    """(model info, metrics) of one model's explanations; an additional seed (``primary`` False) is
+    scored only: no gallery, no sanity checks (those are the first seed's)."""
     from bench.models import create_model
     from bench.stages.train import load_checkpoint
 
@@ -182,7 +185,10 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
     model.eval()
     baseline = (0.0 - data.mean) / data.std  # a black image, the background of every slice
     folder = artifacts / "explain" / safe_name(suite.name) / safe_name(name)
-    entries, native = gallery(model, name, data, chosen, cfg, baseline, folder, artifacts)
+    if primary:
+        entries, native = gallery(model, name, data, chosen, cfg, baseline, folder, artifacts)
+    else:
+        entries, native = [], NativeMaps(name, (), "drawn for the first explained seed only", None)
     gallery_s = time.perf_counter() - start
     test = data.splits["test"]
     with torch.no_grad():  # the grid Grad-CAM's map is computed on, before upsampling
@@ -200,8 +206,10 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
     timing: dict[str, float] = {"gallery_s": round(gallery_s, 3)}
     if chosen["lesion"]:
         scored = _scores(model, _randomised(name, suite, num_classes), data, chosen["lesion"], removal, suite, baseline,
-                         cam_grid)
-        metrics["faithfulness"], metrics["sanity"] = scored["faithfulness"], scored["sanity"]
+                         cam_grid, primary)
+        metrics["faithfulness"] = scored["faithfulness"]
+        if primary:
+            metrics["sanity"] = scored["sanity"]
         timing.update(scored["timing"])
     else:
         metrics["faithfulness"] = None
@@ -228,16 +236,18 @@ def _explained_checkpoint(paths: RunPaths, suite: SuiteConfig, name: str, seed: 
 
 
 def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPaths, seed: int,
-                chosen: dict[str, list[int]], removal: Removal, force: bool = False) -> Path | None:
-    """Explain one model (the checkpoint of ``seed``) and write ``explain__<model>.json``."""
+                chosen: dict[str, list[int]], removal: Removal, force: bool = False, primary: bool = True
+                ) -> Path | None:
+    """Explain one model (the checkpoint of ``seed``) and write ``explain__<model>.json`` (an
+    additional seed: ``explain__<model>__seed<k>.json``, scores only)."""
     checkpoint = paths.checkpoint(suite.name, name, seed)
     if not checkpoint.exists():
         log.warning("no checkpoint %s: %s is not explained", checkpoint, name)
         return None
-    out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", name, None)
+    out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", name, None if primary else seed)
     from bench.stages.train import config_fingerprint
 
-    config = {**suite.to_dict()["explain"], "seed_explained": seed, "images": chosen,
+    config = {**suite.to_dict()["explain"], "seed_explained": seed, "primary": primary, "images": chosen,
               "trained": config_fingerprint(suite, name, seed)}
     config["fingerprint"] = fingerprint(config)
     with exclusive_lock(paths.lock_for(out)):
@@ -246,7 +256,7 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
             return out
         info, metrics, error = None, {}, None
         try:
-            info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, removal, paths.artifacts)
+            info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, removal, paths.artifacts, primary)
             metrics["explained_checkpoint"] = _explained_checkpoint(paths, suite, name, seed)
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             error = error_record(exc, "explain")
@@ -258,13 +268,16 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
 
 def explain_suite(suite: SuiteConfig, models: list[str], data: LoadedDataset, paths: RunPaths, *, seed: int,
                   force: bool = False) -> list[Path]:
-    """Explain every model that has a checkpoint of ``seed``, then compare them."""
+    """Explain every model that has a checkpoint of each explained seed (``explain.seeds``, else
+    ``seed``), then compare them. The first seed chooses the gallery's misclassified images."""
+    seeds = suite.explain.seeds or (seed,)
     masks = lesion_masks(data, suite.data.image_size)
-    chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seed))
+    chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seeds[0]))
     start = time.perf_counter()
     removal = prepare_removal(data, suite, chosen, masks)
-    written = [p for p in (explain_one(suite, name, data, paths, seed, chosen, removal, force) for name in models)
-               if p is not None]
+    written = [p for k, s in enumerate(seeds) for name in models
+               if (p := explain_one(suite, name, data, paths, s, chosen, removal, force, primary=k == 0)) is not None]
     summary = summarise(suite, paths, written)
-    log.info("explain stage of %s: %d models in %.1f s", suite.name, len(written), time.perf_counter() - start)
+    log.info("explain stage of %s: %d models x %d seed(s) in %.1f s", suite.name, len(models), len(seeds),
+             time.perf_counter() - start)
     return written + ([summary] if summary else [])

@@ -9,7 +9,10 @@ lead pair, and whether the scores agree with each other.
   unflagged methods whose pointing game beats the strongest model-free baseline (paired
   bootstrap, ``bench.explain.faithfulness``); none when no pair qualifies;
 - **metric correlations**: Spearman's ρ between every two scores over all model–method pairs
-  (do the scores rank the pairs the same way?).
+  (do the scores rank the pairs the same way?);
+- **across seeds** (where ``explain.seeds`` names more than one): each score as the mean over the
+  explained checkpoints, with a 95% interval from a two-level bootstrap (seeds, then the same
+  images), so that it includes seed variation, beside the explained checkpoints' mean accuracy.
 """
 
 from __future__ import annotations
@@ -60,6 +63,43 @@ def metric_correlations(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"scores": list(SCORES), "pairs": len(pairs), "spearman": matrix}
 
 
+def two_level_interval(per_seed: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float, float]:
+    """(mean, 2.5th, 97.5th percentile) of the mean of a (seeds × images) table, resampling seeds
+    and then images (the same images for every seed, as the stage scores them)."""
+    table = np.asarray(per_seed, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n_seeds, n_images = table.shape
+    means = np.empty(n_resamples)
+    for b in range(n_resamples):
+        means[b] = table[rng.integers(0, n_seeds, n_seeds)][:, rng.integers(0, n_images, n_images)].mean()
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(table.mean()), float(lo), float(hi)
+
+
+def across_seeds(by_seed: dict[str, dict[int, dict[str, Any]]], bootstrap: int, seed: int) -> dict[str, Any]:
+    """Per model explained at two or more seeds: each method's scores over its seeds."""
+    out: dict[str, Any] = {}
+    for model, runs in sorted(by_seed.items()):
+        seeds = sorted(runs)
+        if len(seeds) < 2:
+            continue
+        accuracy = [runs[s].get("explained_checkpoint", {}).get("balanced_accuracy") for s in seeds]
+        entry: dict[str, Any] = {"seeds": seeds, "balanced_accuracy": float(np.mean(accuracy))
+                                 if all(a is not None for a in accuracy) else None, "methods": {}}
+        for k, method in enumerate(METHODS):
+            scores = [runs[s]["faithfulness"]["scores"].get(method) for s in seeds]
+            if any(sc is None for sc in scores):
+                continue
+            entry["methods"][method] = {}
+            for j, score in enumerate(SCORES):
+                table = np.array([sc["per_image"][score] for sc in scores])
+                value, lo, hi = two_level_interval(table, bootstrap, seed + 100 * k + j)
+                entry["methods"][method][score] = {"value": value, "ci95": [lo, hi],
+                                                   "per_seed": [float(row.mean()) for row in table]}
+        out[model] = entry
+    return out
+
+
 def compare_models(results: dict[str, dict[str, Any]], bootstrap: int, seed: int) -> dict[str, Any]:
     """Per method and score: the best model and those tied with it."""
     summary: dict[str, Any] = {}
@@ -81,10 +121,13 @@ def compare_models(results: dict[str, dict[str, Any]], bootstrap: int, seed: int
 def summarise(suite: SuiteConfig, paths: RunPaths, results: list[Path]) -> Path | None:
     """Write the suite's ``explain.json`` from the models' explain results (None without scores)."""
     scored: dict[str, dict[str, Any]] = {}
+    by_seed: dict[str, dict[int, dict[str, Any]]] = {}
     for path in results:
         r = load_result(path)
         if r["error"] is None and r["metrics"].get("faithfulness"):
-            scored[r["model"]["name"]] = r["metrics"]
+            by_seed.setdefault(r["model"]["name"], {})[r["seed"]] = r["metrics"]
+            if r["config"].get("primary", True):
+                scored[r["model"]["name"]] = r["metrics"]
     if not scored:
         return None
     cfg = suite.explain
@@ -98,7 +141,9 @@ def summarise(suite: SuiteConfig, paths: RunPaths, results: list[Path]) -> Path 
         "beats_strongest_baseline": beats,
         "pairs": sum(len(r["faithfulness"]["scores"]) for r in scored.values()),
         "metric_correlations": metric_correlations(scored),
-        "explain_time_s": round(sum(r.get("explain_time_s") or 0.0 for r in scored.values()), 3),
+        "across_seeds": across_seeds(by_seed, cfg.bootstrap, cfg.seed),
+        "explain_time_s": round(sum(m.get("explain_time_s") or 0.0 for runs in by_seed.values()
+                                    for m in runs.values()), 3),
     }
     out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", None, None)
     config = {"models": sorted(scored), "bootstrap": cfg.bootstrap, "seed": cfg.seed}

@@ -101,6 +101,7 @@ class ExplainGroup:
     curve_baselines: tuple[str, ...] = ()  # the model-free baselines' labels in the deletion table
     mask: str | None = None  # "evidence" or "core": what the scores were taken against
     fill_note: str | None = None  # why the fill is not the one asked for
+    seeds_explained: tuple[int, ...] = ()  # where several seeds' checkpoints were scored
 
     @property
     def key(self) -> str:
@@ -151,7 +152,10 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
     for (machine, suite), members in sorted(by_group.items()):
         summary = next((r.payload["metrics"] for r in members if r.payload["model"] is None), {})
         flagged_keys = set(summary.get("flagged_methods") or {})
-        models = sorted((r for r in members if r.payload["model"] is not None), key=lambda r: r.payload["model"]["name"])
+        # additional seeds' results are read through the summary (``across_seeds``), not as rows
+        models = sorted((r for r in members if r.payload["model"] is not None and r.payload["config"].get("primary", True)),
+                        key=lambda r: r.payload["model"]["name"])
+        across = summary.get("across_seeds") or {}
         rows, curves, gallery, native, skipped, seconds, scored_images = [], [], [], [], None, 0.0, None
         methods: tuple[str, ...] = ()
         grids: dict[str, tuple[int, ...]] = {}
@@ -175,7 +179,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
                 first_faith = first_faith or faith
                 scored_images = len(faith["images"])
                 acc = _explained_accuracy(m, accuracy.get((machine, suite, name)))
-                rows += faith_rows(name, m, summary.get("comparison", {}), flagged_keys, acc)
+                rows += faith_rows(name, m, summary.get("comparison", {}), flagged_keys, acc, across.get(name))
                 curves.append(curve_row(name, m, acc))
                 sanity_cfg = m.get("sanity") or sanity_cfg
                 if (m.get("sanity") or {}).get("cascade_order"):
@@ -210,6 +214,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
             mask={"evidence": "evidence masks (every pixel the finding changed)",
                   "core": "core lesion masks"}.get((first_faith or {}).get("mask") or "core"),
             fill_note=fill_note,
+            seeds_explained=tuple(sorted({s for entry in across.values() for s in entry["seeds"]})),
         ))
     return tuple(out)
 

@@ -57,6 +57,7 @@ class Score:
     randomised: Stat | None  # the same method on the randomised-weights model
     beats_randomised: bool | None
     ceiling: Stat | None  # Grad-CAM only: a perfect map at its grid
+    across_seeds: Stat | None = None  # the mean over the explained seeds, interval over seeds and images
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ def _sanity(record: dict[str, Any] | None) -> Sanity:
 
 
 def faith_rows(name: str, m: dict[str, Any], comparison: dict[str, Any], flagged: set[str],
-               accuracy: float | None) -> list[FaithRow]:
-    """The rows of one model's result, one per method."""
+               accuracy: float | None, across: dict[str, Any] | None = None) -> list[FaithRow]:
+    """The rows of one model's result, one per method (``across``: the summary's scores of this
+    model over its explained seeds, where there are several)."""
     faith = m["faithfulness"]
     baselines = faith.get("baselines") or {}
     sanity = (m.get("sanity") or {}).get("methods") or m.get("sanity") or {}  # earlier results: keyed by method
@@ -153,7 +155,8 @@ def faith_rows(name: str, m: dict[str, Any], comparison: dict[str, Any], flagged
             one = _score(s, score, comparison.get(method, {}).get(score, {}), name,
                          faith.get("gradcam_ceiling") if method == "gradcam" and score in LOCATION else None)
             strongest = (faith.get("strongest_baseline") or {}).get(score)
-            scores[score] = replace(one, baseline_stat=stat(baselines.get(strongest, {}).get(score)))
+            scores[score] = replace(one, baseline_stat=stat(baselines.get(strongest, {}).get(score)),
+                                    across_seeds=stat(((across or {}).get("methods", {}).get(method) or {}).get(score)))
         rows.append(FaithRow(name, method, METHOD_LABELS.get(method, method), scores, _sanity(sanity.get(method)),
                              method in flagged, accuracy))
     return rows

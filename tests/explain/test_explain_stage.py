@@ -112,10 +112,39 @@ def test_every_model_is_explained_scored_and_compared(trained, monkeypatch):
 def test_without_masks_the_scores_are_skipped_and_the_gallery_stays(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
     suite, data, paths = trained
-    data.splits["test"].mask_paths = None  # real data: no lesion masks
+    monkeypatch.setattr(data.splits["test"], "mask_paths", None)  # real data: no lesion masks (undone after)
     paths = dataclasses.replace(paths, results=tmp_path / "results", artifacts=tmp_path / "artifacts")
     written = explain_suite(suite, ["resnet50"], data, paths, seed=0)
     result = load_result(written[0])
     assert result["metrics"]["faithfulness"] is None
     assert "no lesion masks" in result["metrics"]["faithfulness_skipped"]
     assert result["metrics"]["gallery"] and len(written) == 1  # no summary without scores
+
+
+def test_several_seeds_are_scored_and_summarised_over_seeds(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    suite, data, paths = trained
+    train_one(suite, "resnet50", 1, data, paths, progress=False)
+    suite = dataclasses.replace(suite, explain=dataclasses.replace(suite.explain, seeds=(0, 1)))
+    paths = dataclasses.replace(paths, results=tmp_path / "results", artifacts=tmp_path / "artifacts")
+    written = explain_suite(suite, ["resnet50"], data, paths, seed=0)
+    assert [p.name for p in written] == ["explain__resnet50.json", "explain__resnet50__seed1.json", "explain.json"]
+    extra = load_result(written[1])
+    assert extra["seed"] == 1 and extra["config"]["primary"] is False and extra["metrics"]["gallery"] == []
+    assert "sanity" not in extra["metrics"] and extra["metrics"]["faithfulness"]["scores"]
+    summary = load_result(written[2])["metrics"]
+    assert summary["pairs"] == len(METHODS)  # the first seed's results are the rows
+    entry = summary["across_seeds"]["resnet50"]
+    assert entry["seeds"] == [0, 1]
+    for method in METHODS:
+        pg = entry["methods"][method]["pointing_game"]
+        assert len(pg["per_seed"]) == 2 and pg["ci95"][0] <= pg["value"] <= pg["ci95"][1]
+        assert pg["value"] == pytest.approx(sum(pg["per_seed"]) / 2)
+
+
+def test_explained_seeds_are_distinct():
+    from bench.core.config import ExplainConfig
+
+    assert ExplainConfig().seeds == () and ExplainConfig(seeds=(0, 2)).seeds == (0, 2)
+    with pytest.raises(ValueError, match="explain.seeds"):
+        ExplainConfig(seeds=(1, 1))

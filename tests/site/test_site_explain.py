@@ -176,3 +176,30 @@ def test_native_maps_show_how_flat_they_are(rendered: tuple[Path, list[Path]], p
             u = m["uniformity"]
             row = f"| {m['name']} | {u['entropy_ratio']:.3f} | {u['peak_over_uniform']:.2f} | {u['floor']:.2f} |"
             assert row in text, row
+
+
+def test_scores_over_several_seeds_are_shown_beside_the_first_checkpoints(tmp_path: Path, results_copy: Path,
+                                                                        render: Callable[..., list[Path]]) -> None:
+    """An additional seed's result is read through the summary, never as a row of its own."""
+    from bench.explain.summary import across_seeds
+
+    folder = results_copy / "cpu-fixture-2c" / "quick"
+    first = json.loads((folder / "explain__pyramid_softmax.json").read_text())
+    again = json.loads(json.dumps(first))
+    again["seed"], again["config"]["primary"] = 1, False
+    for scores in again["metrics"]["faithfulness"]["scores"].values():
+        scores["per_image"] = {k: [v * 0.5 for v in values] for k, values in scores["per_image"].items()}
+    (folder / "explain__pyramid_softmax__seed1.json").write_text(json.dumps(again))
+    summary = json.loads((folder / "explain.json").read_text())
+    summary["metrics"]["across_seeds"] = across_seeds({"pyramid_softmax": {0: first["metrics"], 1: again["metrics"]}},
+                                                      200, 0)
+    (folder / "explain.json").write_text(json.dumps(summary))
+    out = tmp_path / "docs"
+    render(out, results=results_copy)
+    text = (out / "explain.md").read_text()
+    rows = _table_rows(_section(text, "Pointing game"))
+    assert len(rows) == 8  # still one row per model and method
+    entry = summary["metrics"]["across_seeds"]["pyramid_softmax"]["methods"]["saliency"]["pointing_game"]
+    saliency = next(c for c in rows if c[0].startswith("[pyramid_softmax]") and c[1] == "Saliency")
+    assert saliency[7] == f"{entry['value']:.3f} [{entry['ci95'][0]:.3f}–{entry['ci95'][1]:.3f}]"
+    assert "over the checkpoints of seeds 0, 1" in text
