@@ -57,7 +57,7 @@ def gallery(model: torch.nn.Module, name: str, data: LoadedDataset, chosen: dict
         key = f"native:{item.name}"
         for k in range(len(indices)):
             path = folder / "native" / f"{safe_name(item.name)}-{indices[k]:05d}.webp"
-            write_strip(path, grey(images[k], data), item.maps[k].numpy())
+            write_strip(path, grey(images[k], data), item.maps[k].numpy(), absolute=True)
             entries[k]["files"].setdefault(key, {})["predicted"] = path.relative_to(artifacts).as_posix()
     prune_folder(folder, artifacts, entries)
     return entries, native

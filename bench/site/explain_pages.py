@@ -25,6 +25,11 @@ from bench.site.load import LoadedResult, reading
 log = logging.getLogger(__name__)
 
 
+# the strips' widths in pixels (bench.explain.images): input | map | overlay, and native maps'
+# absolute strips with their colour bar
+STRIP_WIDTH, NATIVE_STRIP_WIDTH = 292, 328
+
+
 def explain_asset(relpath: str) -> str:
     """Where an explain artifact (a path under the artifacts folder) is copied in the site."""
     return f"assets/{relpath}"
@@ -42,6 +47,7 @@ class GalleryItem:
     target: str  # the class the map explains
     explains: str  # "predicted" or "true" where they differ, "either" where the prediction was right
     src: str  # site path
+    width: int = STRIP_WIDTH
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,8 @@ def _gallery(model: str, entries: list[dict[str, Any]], present: frozenset[str] 
                     continue
                 items.append(GalleryItem(model, method, _method_label(method), e["image"], e["kind"], e["true"],
                                          e["predicted"], e["predicted"] if target == "predicted" else e["true"],
-                                         "either" if e["predicted"] == e["true"] else target, explain_asset(path)))
+                                         "either" if e["predicted"] == e["true"] else target, explain_asset(path),
+                                         NATIVE_STRIP_WIDTH if method.startswith("native:") else STRIP_WIDTH))
     return items
 
 

@@ -232,3 +232,19 @@ def test_uniformity_reads_flat_and_peaked_maps_on_an_absolute_scale():
     spike = np.zeros((1, 8, 8))
     spike[0, 3, 3] = 1.0
     assert uniformity(spike)["entropy_ratio"] == pytest.approx(0.0) and uniformity(spike)["floor"] == 0.0
+
+
+def test_native_strips_use_an_absolute_scale_with_a_colour_bar():
+    import numpy as np
+
+    from bench.explain.images import BAR_PX, PANEL_PX, absolute_strip, strip
+
+    image = np.random.default_rng(0).random((16, 16))
+    flat = np.full((16, 16), 0.9)
+    flat[4:6, 4:6] = 1.0  # a map within 10% of its maximum everywhere
+    drawn = absolute_strip(image, flat)
+    assert drawn.size == (strip(image, flat).width + 2 + BAR_PX, PANEL_PX)
+    panel = np.asarray(drawn)[:, PANEL_PX + 2:2 * PANEL_PX + 2].astype(int)
+    assert np.ptp(panel[..., 0]) < 40 and panel[..., 0].mean() < 160  # one dark colour: about 1x uniform
+    scaled = np.asarray(strip(image, flat))[:, PANEL_PX + 2:2 * PANEL_PX + 2].astype(int)
+    assert scaled[..., 0].mean() > 240  # divided by its maximum, the same flat map is a bright field

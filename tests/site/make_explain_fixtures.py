@@ -136,7 +136,8 @@ def write_explain() -> None:
                 for target in targets:
                     rel = f"explain/quick/{name}/{method.replace(':', '-').replace(' ', '-').replace(',', '')}/" \
                           f"{image:05d}-{target}.webp"
-                    write_strip(ARTIFACTS / rel, rng.random((16, 16)), rng.random((16, 16)))
+                    write_strip(ARTIFACTS / rel, rng.random((16, 16)), rng.random((16, 16)),
+                                absolute=method.startswith("native"))
                     files.setdefault(method, {})[target] = rel
             gallery.append({"image": image, "kind": kind, "true": true, "predicted": predicted, "files": files})
         metrics = {**explain_payload(name, k), "gallery": gallery,

@@ -203,3 +203,16 @@ def test_scores_over_several_seeds_are_shown_beside_the_first_checkpoints(tmp_pa
     saliency = next(c for c in rows if c[0].startswith("[pyramid_softmax]") and c[1] == "Saliency")
     assert saliency[7] == f"{entry['value']:.3f} [{entry['ci95'][0]:.3f}–{entry['ci95'][1]:.3f}]"
     assert "over the checkpoints of seeds 0, 1" in text
+
+
+def test_native_strips_are_drawn_wider_with_their_colour_bar(rendered: tuple[Path, list[Path]]) -> None:
+    from PIL import Image
+
+    out = rendered[0]
+    text = (out / "gallery.md").read_text()
+    figures = re.findall(r'<img src="([^"]+)" loading="lazy" width="(\d+)" height="96"', text)
+    assert figures
+    for src, width in figures:
+        path = out / src.removeprefix("../") if not (out / src).exists() else out / src
+        assert Image.open(path).size == (int(width), 96), src
+    assert {w for s, w in figures if "native" in s} == {"328"} and {w for s, w in figures if "native" not in s} == {"292"}
