@@ -27,7 +27,9 @@ from bench.core.config import ExplainConfig
 from bench.explain.attribution import METHODS, attribute_all
 from bench.explain.baselines import MODEL_FREE, foreground, grid_ceiling_map, model_free_maps, random_point_hits
 from bench.explain.deletion import DELETION_FRACTIONS, Curves, order_seed, random_ranking, ranking
-from bench.explain.scores import bootstrap_ratio, interval, paired_difference, pointing_hit, relevance_mass, relevance_rank
+from bench.explain.scores import (
+    bootstrap_ratio, interval, paired_difference, pointing_hit, relevance_mass, relevance_rank,
+)
 
 LOCATION = ("pointing_game", "relevance_mass", "relevance_rank")
 CURVES = ("deletion_vs_random", "insertion_vs_random")
@@ -155,7 +157,8 @@ def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray
         "gradcam_ceiling": {"grid": list(cam_grid), **_summary(ceiling, cfg, 6000)},
         "deletion": {
             "fill": inputs.fill,
-            "blur_sigma_px": round(cfg.deletion_blur_sigma * inputs.images.shape[-1], 3) if inputs.fill == "blur" else None,
+            "blur_sigma_px": (round(cfg.deletion_blur_sigma * inputs.images.shape[-1], 3)
+                              if inputs.fill == "blur" else None),
             "fractions": list(DELETION_FRACTIONS),
             "starting_probability": interval(start, cfg.bootstrap, cfg.seed + 7001),
             "removed_probability": interval(end, cfg.bootstrap, cfg.seed + 7002),

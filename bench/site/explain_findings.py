@@ -44,8 +44,9 @@ def _beats(rows: list[FaithRow]) -> str:
 
 def _per_method(rows: list[FaithRow]) -> list[str]:
     out = []
+    order = list(METHOD_LABELS)
     methods = sorted({r.method for r in rows}, key=lambda m: (any(r.flagged for r in rows if r.method == m),
-                                                              list(METHOD_LABELS).index(m) if m in METHOD_LABELS else 9))
+                                                              order.index(m) if m in order else len(order)))
     for method in methods:
         mine = [r for r in rows if r.method == method]
         best = next((r for r in mine if r.scores["pointing_game"].best), None)

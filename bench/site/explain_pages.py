@@ -160,7 +160,8 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
         summary = next((r.payload["metrics"] for r in members if r.payload["model"] is None), {})
         flagged_keys = set(summary.get("flagged_methods") or {})
         # additional seeds' results are read through the summary (``across_seeds``), not as rows
-        models = sorted((r for r in members if r.payload["model"] is not None and r.payload["config"].get("primary", True)),
+        models = sorted((r for r in members
+                         if r.payload["model"] is not None and r.payload["config"].get("primary", True)),
                         key=lambda r: r.payload["model"]["name"])
         across = summary.get("across_seeds") or {}
         rows, curves, gallery, native, skipped, seconds, scored_images = [], [], [], [], None, 0.0, None

@@ -126,7 +126,8 @@ def _score(s: dict[str, Any], score: str, marks: dict[str, Any], name: str, ceil
     versus = (s.get("vs_strongest_baseline") or {}).get(score) or {}
     against_random = (s.get("vs_randomised_weights") or {}).get(score) or {}
     return Score(own.get("value"), Interval(*ci) if ci else None, marks.get("best") == name,
-                 name in marks.get("tied_with_best", ()), BASELINE_LABELS.get(versus.get("baseline"), versus.get("baseline")),
+                 name in marks.get("tied_with_best", ()),
+                 BASELINE_LABELS.get(versus.get("baseline"), versus.get("baseline")),
                  None, versus.get("beats"), stat((s.get("randomised_weights") or {}).get(score)),
                  against_random.get("beats"), stat((ceiling or {}).get(score)))
 
@@ -137,7 +138,8 @@ def _sanity(record: dict[str, Any] | None) -> Sanity:
     full = record.get("full") or record  # an earlier result: one full randomisation, its values at the top
     return Sanity(record.get("passed"), tuple(record.get("failures") or ()),
                   {v: full.get(v) for v in VARIANT_LABELS},
-                  tuple((step["randomised"], step.get("spearman_abs_foreground")) for step in record.get("cascade", ())))
+                  tuple((step["randomised"], step.get("spearman_abs_foreground"))
+                        for step in record.get("cascade", ())))
 
 
 def faith_rows(name: str, m: dict[str, Any], comparison: dict[str, Any], flagged: set[str],
@@ -191,7 +193,8 @@ def curve_row(name: str, m: dict[str, Any], accuracy: float | None) -> CurveRow:
     baselines = tuple((BASELINE_LABELS.get(k, k), stat(v.get("deletion_vs_random")), stat(v.get("insertion_vs_random")))
                       for k, v in sorted((faith.get("baselines") or {}).items()))
     random_order = deletion.get("random_order") or {}
-    return CurveRow(name, accuracy, stat(deletion.get("starting_probability")), stat(deletion.get("removed_probability")),
+    return CurveRow(name, accuracy, stat(deletion.get("starting_probability")),
+                    stat(deletion.get("removed_probability")),
                     stat(random_order.get("deletion_auc")), stat(random_order.get("insertion_auc")),
                     used.get("max_finding_prob"), used.get("passed"),
                     (removed.get("black") or {}).get("max_finding_prob"),

@@ -31,12 +31,14 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
 def test_references_unreferenced_files_and_pruning(tmp_path: Path):
     results, artifacts = _tree(tmp_path)
     assert "explain/quick/a/saliency/00001-predicted.webp" in referenced(results)
-    assert unreferenced(artifacts, results) == ["dataset/synth/stray.txt", "explain/quick/a/saliency/00002-predicted.webp"]
+    assert unreferenced(artifacts, results) == ["dataset/synth/stray.txt",
+                                                "explain/quick/a/saliency/00002-predicted.webp"]
     assert missing(artifacts, results) == []  # the uncompressed ONNX is local only
     (artifacts / "export" / "quick" / "a.onnx.gz").unlink()
     assert missing(artifacts, results) == ["export/quick/a.onnx.gz"]
     assert main(["--results-dir", str(results), "--artifacts-dir", str(artifacts), "--prune"]) == 1
-    assert unreferenced(artifacts, results) == [] and (artifacts / "explain/quick/a/saliency/00001-predicted.webp").exists()
+    assert unreferenced(artifacts, results) == []
+    assert (artifacts / "explain/quick/a/saliency/00001-predicted.webp").exists()
     assert prune(artifacts, results) == []
 
 

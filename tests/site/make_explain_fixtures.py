@@ -29,7 +29,8 @@ def _per_image(rng: np.random.Generator, level: float) -> dict[str, np.ndarray]:
             "relevance_rank": np.clip(0.6 + 0.3 * level + 0.05 * rng.standard_normal(n), 0, 1),
             "deletion_vs_random": 0.2 * level + 0.05 * rng.standard_normal(n),
             "insertion_vs_random": 0.1 * level + 0.05 * rng.standard_normal(n),
-            "deletion_auc": 0.4 - 0.2 * level + 0.02 * rng.random(n), "insertion_auc": 0.3 + 0.2 * level + 0.02 * rng.random(n)}
+            "deletion_auc": 0.4 - 0.2 * level + 0.02 * rng.random(n),
+            "insertion_auc": 0.3 + 0.2 * level + 0.02 * rng.random(n)}
 
 
 def _summary(values: dict[str, np.ndarray], start: np.ndarray, seed: int) -> dict:
@@ -89,7 +90,8 @@ def explain_payload(name: str, k: int) -> dict:
     from bench.explain.scores import interval
 
     faithfulness = {
-        "images": IMAGES, "mask": "evidence", "scores": scores, "baselines": {b: _summary(free[b], start, 1000 + i) for i, b in enumerate(MODEL_FREE)},
+        "images": IMAGES, "mask": "evidence", "scores": scores,
+        "baselines": {b: _summary(free[b], start, 1000 + i) for i, b in enumerate(MODEL_FREE)},
         "strongest_baseline": strongest,
         "random_point": {"image": interval(np.full(8, 0.04), 200, 1), "foreground": interval(np.full(8, 0.09), 200, 2)},
         "foreground_share": 0.45,

@@ -36,7 +36,8 @@ def test_every_score_shows_the_strongest_baseline_randomised_weights_and_the_pai
         rendered: tuple[Path, list[Path]], paths: SimpleNamespace) -> None:
     text = (rendered[0] / "explain.md").read_text()
     results = {r["model"]["name"]: r["metrics"]["faithfulness"] for r in _results(paths)}
-    labels = {"intensity": "input intensity", "uniform_foreground": "uniform over the head", "edges": "edge map (Sobel)"}
+    labels = {"intensity": "input intensity", "uniform_foreground": "uniform over the head",
+              "edges": "edge map (Sobel)"}
     for title, score in zip(SCORE_TITLES, ("pointing_game", "relevance_mass", "relevance_rank", "deletion_vs_random",
                                            "insertion_vs_random")):
         rows = _table_rows(_section(text, title))
@@ -215,4 +216,5 @@ def test_native_strips_are_drawn_wider_with_their_colour_bar(rendered: tuple[Pat
     for src, width in figures:
         path = out / src.removeprefix("../") if not (out / src).exists() else out / src
         assert Image.open(path).size == (int(width), 96), src
-    assert {w for s, w in figures if "native" in s} == {"328"} and {w for s, w in figures if "native" not in s} == {"292"}
+    assert {w for s, w in figures if "native" in s} == {"328"}
+    assert {w for s, w in figures if "native" not in s} == {"292"}
