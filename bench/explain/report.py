@@ -31,7 +31,8 @@ def _cell(scores: dict[str, Any], faith: dict[str, Any], score: str) -> str:
         return "—"
     lo, hi = own.get("ci95") or (float("nan"), float("nan"))
     mark = "✓" if versus.get("beats") else "✗"
-    return f"{own['value']:.3f} [{lo:.3f}–{hi:.3f}] vs {versus.get('baseline', '?')} {base.get('value', float('nan')):.3f} {mark}"
+    baseline = f"{versus.get('baseline', '?')} {base.get('value', float('nan')):.3f}"
+    return f"{own['value']:.3f} [{lo:.3f}–{hi:.3f}] vs {baseline} {mark}"
 
 
 def table(results: list[dict[str, Any]]) -> str:
