@@ -200,19 +200,40 @@ class ExplainConfig:
     smoothgrad_samples: int = 16
     smoothgrad_noise: float = 0.15  # noise std as a share of the input's range
     sanity_images: int = 32
-    sanity_threshold: float = 0.5  # mean Spearman with a randomised model at or above this fails the check
+    sanity_threshold: float = 0.5  # |mean Spearman| with a randomised model at or above this fails the check
+    # cascading randomisation (head, then each stage from the top) is judged from this step on:
+    # 1 = the head alone, 2 = the head and the top stage (the head alone keeps every feature)
+    sanity_judged_from: int = 2
+    # what a removed pixel becomes: "lesion_free" (the same image rendered without its finding;
+    # synthetic data, blur elsewhere), "blur" (of the same image) or "mean" (the image's mean)
+    deletion_fill: str = "lesion_free"
+    deletion_blur_sigma: float = 0.1  # the blur's sigma as a share of the image side
+    mask: str = "evidence"  # scored against: "evidence" (every pixel the finding changed; synthetic) or "core"
     bootstrap: int = 1000
     seed: int = 0
+    # the training seeds whose checkpoints are explained (empty: the suite's first seed). The first
+    # gets the gallery and the sanity checks; every one is scored, and the suite summary gives each
+    # score as a mean over them with an interval over seeds and images. Each seed costs about as
+    # much as the first, so the number is a choice of cost.
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        _check(len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
+               f"explain.seeds must be distinct and >= 0, got {self.seeds}")
         for key in ("gallery_per_class", "gallery_misclassified", "pointing_tolerance"):
             _check(getattr(self, key) >= 0, f"explain.{key} must be >= 0, got {getattr(self, key)}")
         for key in ("faithfulness_images", "ig_steps", "internal_batch_size", "smoothgrad_samples",
-                    "sanity_images", "bootstrap"):
+                    "sanity_images", "bootstrap", "sanity_judged_from"):
             _check(getattr(self, key) >= 1, f"explain.{key} must be >= 1, got {getattr(self, key)}")
         _check(0 < self.smoothgrad_noise <= 1, f"explain.smoothgrad_noise must be in (0, 1], got {self.smoothgrad_noise}")
         _check(0 < self.sanity_threshold <= 1,
                f"explain.sanity_threshold must be in (0, 1], got {self.sanity_threshold}")
+        # black is not offered: an all-black image is itself read as a finding (arteriovenous anomaly)
+        _check(self.deletion_fill in ("lesion_free", "blur", "mean"),
+               f"explain.deletion_fill must be 'lesion_free', 'blur' or 'mean', got {self.deletion_fill!r}")
+        _check(self.mask in ("evidence", "core"), f"explain.mask must be 'evidence' or 'core', got {self.mask!r}")
+        _check(0 < self.deletion_blur_sigma <= 1,
+               f"explain.deletion_blur_sigma must be in (0, 1], got {self.deletion_blur_sigma}")
 
 
 @dataclass(frozen=True)

@@ -306,17 +306,33 @@ LESIONS: dict[str, Lesion] = {name[len("_lesion_"):]: fn for name, fn in sorted(
 
 def render(label: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One image of class ``label``: (uint8 H×W image, bool H×W lesion mask), all drawn from ``rng``."""
+    image, mask, _ = render_with_lesion_free(label, size, rng, lesion_free=False)
+    return image, mask
+
+
+def render_with_lesion_free(label: str, size: int, rng: np.random.Generator, lesion_free: bool = True
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(image, lesion mask, the same image without its finding): the lesion-free twin has the same
+    anatomy, pose and nuisances (the same draws from ``rng``, applied to both), only the lesion
+    painter's changes left out. ``render`` is this without the twin; the image's bytes are the same."""
     if label not in LESIONS:
         raise KeyError(f"unknown synthetic class {label!r}; valid: {', '.join(LESIONS)}")
     fr = _frame(size, rng)
     img, anat = _anatomy(fr, rng)
+    clean = img.copy() if lesion_free else None
     mask = LESIONS[label](fr, img, anat, rng)
-    img = _blur(img, rng.uniform(0.4, 0.8) * size / 128)  # scanner point-spread function
+    sigma = rng.uniform(0.4, 0.8) * size / 128  # scanner point-spread function
     grid = (np.arange(size, dtype=np.float32) + 0.5) * (2 / size) - 1
     x, y = grid[None, :], grid[:, None]
     c = rng.uniform(-0.2, 0.2, 4).astype(np.float32)
-    img *= np.exp(c[0] * x + c[1] * y + c[2] * x * y + c[3] * (x * x - y * y))  # coil bias field
+    bias = np.exp(c[0] * x + c[1] * y + c[2] * x * y + c[3] * (x * x - y * y))  # coil bias field
     noise = rng.standard_normal((2, size, size), dtype=np.float32) * np.float32(rng.uniform(0.01, 0.04))
-    img = np.sqrt((img + noise[0]) ** 2 + noise[1] ** 2)  # magnitude image: Rician noise
-    img = img ** np.float32(rng.uniform(0.75, 1.35)) * np.float32(255 * rng.uniform(0.85, 1.15))
-    return np.clip(np.round(img), 0, 255).astype(np.uint8), mask
+    gamma, gain = np.float32(rng.uniform(0.75, 1.35)), np.float32(255 * rng.uniform(0.85, 1.15))
+
+    def finish(pixels: np.ndarray) -> np.ndarray:
+        pixels = _blur(pixels, sigma)
+        pixels *= bias
+        pixels = np.sqrt((pixels + noise[0]) ** 2 + noise[1] ** 2)  # magnitude image: Rician noise
+        return np.clip(np.round(pixels ** gamma * gain), 0, 255).astype(np.uint8)
+
+    return finish(img), mask, finish(clean) if clean is not None else None

@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.core.env import cpu_cores
-from bench.data.samples import render
+from bench.data.samples import render, render_with_lesion_free
 from bench.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 from bench.results.store import exclusive_lock
 
@@ -88,12 +88,29 @@ def _image_id(index: int) -> str:
     return f"{index:05d}"
 
 
+def item_rng(seed: int, index: int) -> np.random.Generator:
+    """Image ``index``'s own stream, so workers and order cannot change a pixel."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, index)))
+
+
+def render_item(seed: int, index: int, label: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image ``index`` of a dataset again, with its lesion-free twin: (image, core lesion mask,
+    lesion-free image); the image is byte for byte the one ``generate`` wrote. The pixels where
+    image and twin differ are the finding's evidence (its core mask, halo and mass effect)."""
+    image, mask, lesion_free = render_with_lesion_free(label, size, item_rng(seed, index))
+    assert lesion_free is not None
+    return image, mask, lesion_free
+
+
+def image_index(path: str | Path) -> int:
+    """The generator index of an image written by ``generate`` (its file name)."""
+    return int(Path(path).stem)
+
+
 def _write_chunk(root: Path, size: int, seed: int, items: list[tuple[int, str]]) -> int:
     """Render and write the images ``items`` (index, label); runs in a worker process."""
     for index, label in items:
-        # Image ``index`` draws from its own stream, so workers and order cannot change a pixel.
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, index)))
-        image, mask = render(label, size, rng)
+        image, mask = render(label, size, item_rng(seed, index))
         for kind, pixels in (("images", image), ("masks", mask.astype(np.uint8) * 255)):
             Image.fromarray(pixels).save(root / kind / label / f"{_image_id(index)}.png", compress_level=1)
     return len(items)

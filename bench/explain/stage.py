@@ -2,26 +2,26 @@
 
 For each model (the kept checkpoint of the suite's first seed) it:
 
-- explains fixed, seeded test images (``gallery_per_class`` per class, plus the
-  ``gallery_misclassified`` images the most models got wrong, the same for every model)
-  with the four methods of ``bench.explain.attribution`` and the model's native attention maps,
-  each for the predicted class and, where it differs, the true class; the strips go to
-  ``data/artifacts/explain/<suite>/<model>/``;
-- scores the maps of seeded lesion images (true class) against their masks: pointing game,
-  relevance mass, relevance rank and deletion AUC, each with a bootstrap 95% CI over images,
-  beside the random baseline (mask area ÷ image area) on the same images;
-- runs the sanity check of Adebayo et al.: the Spearman correlation between the maps of the
-  trained model and of the same architecture with random weights.
+- draws the gallery (``bench.explain.gallery``): fixed, seeded test images (``gallery_per_class``
+  per class, plus the ``gallery_misclassified`` images the most models got wrong, the same for
+  every model) with the four methods of ``bench.explain.attribution`` and the native maps;
+- scores the maps of seeded lesion images (true class) against their masks, beside the
+  model-free maps, the random point, the randomised-weights model and, for Grad-CAM, the best
+  map its grid allows (``bench.explain.faithfulness``), every score with a bootstrap 95% interval;
+- checks that a fully removed image (the deletion fill) is not read as a finding
+  (``bench.explain.deletion.fully_removed``);
+- runs the cascading and full randomisation sanity checks (``bench.explain.sanity``).
 
-One ``explain`` result per model, then a suite summary that marks, per method and score,
-the models tied with the best (a paired bootstrap over the same images). Without masks
-(real data) the scores are skipped with the reason, and the galleries are still drawn.
+One ``explain`` result per model, then the suite summary (``bench.explain.summary``). Without
+masks (real data) the scores are skipped with the reason, and the galleries are still drawn.
+The stage logs its time per model and in all; each result records it (``explain_time_s``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,20 @@ from PIL import Image
 from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
-from bench.explain.attribution import (
-    DELETION_FRACTIONS, METHODS, attribute, bootstrap_mean, deletion_auc, deletion_inputs, dilate, paired_tied, pointing_hit,
-    feature_tap, relevance_mass, relevance_rank, spearman,
-)
-from bench.explain.images import write_strip
+from bench.explain.attribution import METHODS, attribute_all
+from bench.explain.deletion import FILLS, filled, fully_removed
+from bench.explain.faithfulness import faithfulness, model_maps, scored_inputs
+from bench.explain.gallery import gallery, grey, uniformity
+from bench.explain.lesion_free import twins
+from bench.explain.native_maps import NativeMaps
+from bench.explain.sanity import sanity_checks
+from bench.explain.summary import summarise
+from bench.explain.taps import feature_tap
 from bench.results.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, safe_name, write_result
 
 log = logging.getLogger(__name__)
 
-SCORES = ("pointing_game", "relevance_mass", "relevance_rank", "deletion_auc")
-HIGHER_IS_BETTER = {"pointing_game": True, "relevance_mass": True, "relevance_rank": True, "deletion_auc": False}
 RANDOM_SEED_OFFSET = 104_729  # the randomised model of the sanity check: another init of the same architecture
 
 
@@ -93,119 +95,83 @@ def choose_images(data: LoadedDataset, cfg: Any, masks: dict[int, np.ndarray],
     return {"samples": samples, "misclassified": misclassified, "lesion": lesion}
 
 
-def _maps(model: torch.nn.Module, method: str, images: torch.Tensor, targets: torch.Tensor, cfg: Any,
-          baseline: float) -> np.ndarray:
-    out = []
-    for start in range(0, len(images), cfg.internal_batch_size):
-        batch = slice(start, start + cfg.internal_batch_size)
-        out.append(attribute(model, method, images[batch], targets[batch], baseline=baseline, ig_steps=cfg.ig_steps,
-                             internal_batch_size=cfg.internal_batch_size, smoothgrad_samples=cfg.smoothgrad_samples,
-                             smoothgrad_noise=cfg.smoothgrad_noise, seed=cfg.seed).numpy())
-    return np.concatenate(out) if out else np.zeros((0,) + tuple(images.shape[-2:]))
+@dataclass(frozen=True)
+class Removal:
+    """What the stage scores against and removes with, the same for every model: the masks of the
+    lesion images (``mask``: evidence or core), the fully removed images of the checked images for
+    every fill, and the fill deletion uses (``fill``, with ``note`` where it is not the one asked for)."""
+
+    checked: list[int]
+    masks: dict[int, np.ndarray]
+    mask: str
+    fills: dict[str, torch.Tensor]
+    fill: str
+    note: str | None
 
 
-@torch.no_grad()
-def _probabilities(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model(images[i:i + 128]).softmax(dim=1) for i in range(0, len(images), 128)])
+def prepare_removal(data: LoadedDataset, suite: SuiteConfig, chosen: dict[str, list[int]],
+                    core: dict[int, np.ndarray]) -> Removal:
+    """Lesion-free twins and evidence masks where the data allows (``bench.explain.lesion_free``)."""
+    cfg, test = suite.explain, data.splits["test"]
+    checked = chosen["lesion"] or chosen["samples"] + chosen["misclassified"]
+    baseline = (0.0 - data.mean) / data.std
+    images = test.images[checked]
+    fills = {fill: filled(images, fill, cfg.deletion_blur_sigma, black=baseline) for fill in FILLS}
+    pairs, why = twins(data, checked, suite.data.image_size) if checked else (None, "no images")
+    if pairs is not None:
+        fills = {"lesion_free": pairs.images, **fills}
+    fill, note = cfg.deletion_fill, None
+    if fill not in fills:
+        fill, note = "blur", f"no lesion-free images ({why}): deletion fills with a blur of the image instead"
+    masks, mask = core, "core"
+    if cfg.mask == "evidence" and pairs is not None and chosen["lesion"]:
+        evidence = dict(zip(checked, pairs.evidence))
+        masks, mask = {i: evidence[i] if evidence[i].any() else core[i] for i in chosen["lesion"]}, "evidence"
+    elif cfg.mask == "evidence" and chosen["lesion"]:
+        note = (note + "; " if note else "") + f"scored against the core lesion masks: no evidence masks ({why})"
+    if note:
+        log.warning("%s", note)
+    return Removal(checked, masks, mask, fills, fill, note)
 
 
-def _interval(values: list[float], cfg: Any, offset: int) -> dict[str, Any]:
-    mean, lo, hi = bootstrap_mean(np.asarray(values), cfg.bootstrap, cfg.seed + offset)
-    return {"value": mean, "ci95": [lo, hi], "n": len(values)}
-
-
-def faithfulness(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, masks: list[np.ndarray],
-                 cfg: Any, baseline: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Scores per method (with CIs and random baselines) and each method's maps of these images."""
-    area = np.array([m.mean() for m in masks])
-    dilated_area = np.array([dilate(m, cfg.pointing_tolerance).mean() for m in masks])
-    scores: dict[str, Any] = {}
-    maps: dict[str, np.ndarray] = {}
-    for k, method in enumerate(METHODS):
-        maps[method] = m = _maps(model, method, images, labels, cfg, baseline)
-        hits = [pointing_hit(m[i], masks[i], cfg.pointing_tolerance) for i in range(len(masks))]
-        mass = [relevance_mass(m[i], masks[i]) for i in range(len(masks))]
-        rank = [relevance_rank(m[i], masks[i]) for i in range(len(masks))]
-        steps = len(DELETION_FRACTIONS)
-        blacked = torch.cat([deletion_inputs(images[i], m[i], baseline) for i in range(len(masks))])
-        probs = _probabilities(model, blacked).view(len(masks), steps, -1)
-        deletion = [deletion_auc(probs[i, :, labels[i]].numpy()) for i in range(len(masks))]
-        per_image = {"pointing_game": hits, "relevance_mass": [v if v is not None else 0.0 for v in mass],
-                     "relevance_rank": [v if v is not None else 0.5 for v in rank], "deletion_auc": deletion}
-        scores[method] = {
-            **{score: _interval(values, cfg, 10 * k + j) for j, (score, values) in enumerate(per_image.items())},
-            "pointing_game_random": {"value": float(dilated_area.mean())},
-            "relevance_mass_random": {"value": float(area.mean())},
-            "relevance_rank_random": {"value": 0.5},
-            "per_image": {score: [round(float(v), 6) for v in values] for score, values in per_image.items()},
-        }
-    return scores, maps
-
-
-def sanity_check(name: str, suite: SuiteConfig, num_classes: int, images: torch.Tensor, labels: torch.Tensor,
-                 trained_maps: dict[str, np.ndarray], cfg: Any, baseline: float) -> dict[str, Any]:
-    """Mean Spearman correlation (signed and absolute) between trained and randomised-weight maps."""
+def _randomised(name: str, suite: SuiteConfig, num_classes: int) -> torch.nn.Module:
+    """The same architecture with seeded random weights: the sanity checks' and the baselines' model."""
     from bench.models import create_model
 
-    torch.manual_seed(cfg.seed + RANDOM_SEED_OFFSET)
-    random_model = create_model(name, suite.scale, num_classes=num_classes, in_chans=suite.data.in_chans,
-                                image_size=suite.data.image_size).eval()
-    out = {}
-    for method in METHODS:
-        random_maps = _maps(random_model, method, images, labels, cfg, baseline)
-        trained = trained_maps[method][:len(images)]
-        signed = [spearman(trained[i], random_maps[i]) for i in range(len(images))]
-        absolute = [spearman(np.abs(trained[i]), np.abs(random_maps[i])) for i in range(len(images))]
-        mean_signed = float(np.mean([v for v in signed if v is not None])) if any(v is not None for v in signed) else None
-        mean_abs = (float(np.mean([v for v in absolute if v is not None]))
-                    if any(v is not None for v in absolute) else None)
-        worst = max((abs(v) for v in (mean_signed, mean_abs) if v is not None), default=None)
-        out[method] = {"spearman": mean_signed, "spearman_abs": mean_abs, "images": len(images),
-                       "passed": worst is not None and worst < cfg.sanity_threshold}
-    return out
+    with torch.random.fork_rng():
+        torch.manual_seed(suite.explain.seed + RANDOM_SEED_OFFSET)
+        return create_model(name, suite.scale, num_classes=num_classes, in_chans=suite.data.in_chans,
+                            image_size=suite.data.image_size).eval()
 
 
-def _display(image: torch.Tensor, data: LoadedDataset) -> np.ndarray:
-    """A normalised input back to grey [0, 1] for display (first channel)."""
-    return (image[0].numpy() * data.std + data.mean).clip(0, 1)
-
-
-def gallery(model: torch.nn.Module, name: str, data: LoadedDataset, chosen: dict[str, list[int]], cfg: Any,
-            baseline: float, folder: Path, artifacts: Path) -> tuple[list[dict[str, Any]], Any]:
-    """Strips for the gallery images: each method (predicted class, and true class where it differs) and native maps."""
-    from bench.explain.native_maps import native_maps
-
-    test = data.splits["test"]
-    indices = chosen["samples"] + chosen["misclassified"]
-    images, labels = test.images[indices], test.labels[indices]
-    predicted = _probabilities(model, images).argmax(dim=1)
-    entries = [{"image": i, "kind": "sample" if i in chosen["samples"] else "misclassified",
-                "true": data.class_names[int(labels[k])], "predicted": data.class_names[int(predicted[k])],
-                "files": {}} for k, i in enumerate(indices)]
-    for method in METHODS:
-        for target_name, targets in (("predicted", predicted), ("true", labels)):
-            rows = [k for k in range(len(indices)) if target_name == "predicted" or labels[k] != predicted[k]]
-            if not rows:
-                continue
-            maps = _maps(model, method, images[rows], targets[rows], cfg, baseline)
-            for m, k in zip(maps, rows):
-                path = folder / method / f"{indices[k]:05d}-{target_name}.webp"
-                write_strip(path, _display(images[k], data), m)
-                entries[k]["files"].setdefault(method, {})[target_name] = path.relative_to(artifacts).as_posix()
-    native = native_maps(model, name, images)
-    for item in native.maps:
-        key = f"native:{item.name}"
-        for k in range(len(indices)):
-            path = folder / "native" / f"{safe_name(item.name)}-{indices[k]:05d}.webp"
-            write_strip(path, _display(images[k], data), item.maps[k].numpy())
-            entries[k]["files"].setdefault(key, {})["predicted"] = path.relative_to(artifacts).as_posix()
-    return entries, native
+def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedDataset, idx: list[int],
+            removal: Removal, suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int], primary: bool = True
+            ) -> dict[str, Any]:
+    """Faithfulness (with every baseline) and the sanity checks of one model on the lesion images."""
+    cfg, test = suite.explain, data.splits["test"]
+    images, labels = test.images[idx], test.labels[idx]
+    inputs = scored_inputs(images, labels, [removal.masks[i] for i in idx], list(idx), [grey(x, data) for x in images],
+                           removal.fills[removal.fill], removal.fill, removal.mask)
+    t0 = time.perf_counter()
+    trained, randomised = model_maps(model, inputs, cfg, baseline), model_maps(random_model, inputs, cfg, baseline)
+    t1 = time.perf_counter()
+    faith = faithfulness(model, inputs, trained, randomised, cfg, cam_grid)
+    t2 = time.perf_counter()
+    n = min(cfg.sanity_images, len(idx))
+    sanity = None if not primary else sanity_checks(
+        model, random_model.state_dict(), METHODS,
+        lambda m, method: attribute_all(m, method, images[:n], labels[:n], idx[:n], cfg, baseline),
+        trained, randomised, inputs.heads[:n], cfg.sanity_threshold, cfg.sanity_judged_from)
+    t3 = time.perf_counter()
+    timing = {"maps_s": round(t1 - t0, 3), "scores_s": round(t2 - t1, 3), "sanity_s": round(t3 - t2, 3)}
+    return {"faithfulness": faith, "sanity": sanity, "timing": timing}
 
 
 def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoint: Path,
-                    chosen: dict[str, list[int]], masks: dict[int, np.ndarray], artifacts: Path
+                    chosen: dict[str, list[int]], removal: Removal, artifacts: Path, primary: bool = True
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model info, metrics) of one model's explanations."""
+    """(model info, metrics) of one model's explanations; an additional seed (``primary`` False) is
+    scored only: no gallery, no sanity checks (those are the first seed's)."""
     from bench.models import create_model
     from bench.stages.train import load_checkpoint
 
@@ -219,43 +185,69 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
     model.eval()
     baseline = (0.0 - data.mean) / data.std  # a black image, the background of every slice
     folder = artifacts / "explain" / safe_name(suite.name) / safe_name(name)
-    entries, native = gallery(model, name, data, chosen, cfg, baseline, folder, artifacts)
+    if primary:
+        entries, native = gallery(model, name, data, chosen, cfg, baseline, folder, artifacts)
+    else:
+        entries, native = [], NativeMaps(name, (), "drawn for the first explained seed only", None)
+    gallery_s = time.perf_counter() - start
+    test = data.splits["test"]
     with torch.no_grad():  # the grid Grad-CAM's map is computed on, before upsampling
-        cam_grid = list(feature_tap(model).features(data.splits["test"].images[:1]).shape[-2:])
+        cam_grid = tuple(feature_tap(model, suite.data.image_size).features(test.images[:1]).shape[-2:])
     metrics: dict[str, Any] = {
-        "methods": list(METHODS), "baseline_value": baseline, "gallery": entries, "gradcam_grid": cam_grid,
-        "native": {"maps": [{"name": m.name, "description": m.description} for m in native.maps],
+        "methods": list(METHODS), "baseline_value": baseline, "gallery": entries, "gradcam_grid": list(cam_grid),
+        "native": {"maps": [{"name": m.name, "description": m.description, "uniformity": uniformity(m.maps.numpy())}
+                            for m in native.maps],
                    "note": native.note,
                    "channel_map_shape": list(native.channel_map.shape[1:]) if native.channel_map is not None else None},
     }
-    test = data.splits["test"]
+    check = fully_removed(model, removal.fills, list(data.class_names))
+    metrics["fully_removed"] = {"fill": removal.fill, "note": removal.note, **check}
+    metrics["fully_removed_max_finding_prob"] = check.get(removal.fill, {}).get("max_finding_prob")
+    timing: dict[str, float] = {"gallery_s": round(gallery_s, 3)}
     if chosen["lesion"]:
-        idx = chosen["lesion"]
-        scores, maps = faithfulness(model, test.images[idx], test.labels[idx], [masks[i] for i in idx], cfg, baseline)
-        n = min(cfg.sanity_images, len(idx))
-        metrics["faithfulness"] = {"images": idx, "scores": scores}
-        metrics["sanity"] = sanity_check(name, suite, num_classes, test.images[idx[:n]], test.labels[idx[:n]],
-                                         maps, cfg, baseline)
+        scored = _scores(model, _randomised(name, suite, num_classes), data, chosen["lesion"], removal, suite, baseline,
+                         cam_grid, primary)
+        metrics["faithfulness"] = scored["faithfulness"]
+        if primary:
+            metrics["sanity"] = scored["sanity"]
+        timing.update(scored["timing"])
     else:
         metrics["faithfulness"] = None
         metrics["faithfulness_skipped"] = "the test split has no lesion masks (real data has none), so maps " \
                                           "cannot be scored against lesions; the galleries are still drawn"
     metrics["explain_time_s"] = round(time.perf_counter() - start, 3)
+    metrics["timing"] = timing
+    log.info("explained %s in %.1f s (%s)", name, metrics["explain_time_s"],
+             ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))
     info = model_info(name, suite.scale, model, suite.data.image_size, suite.data.in_chans, num_classes, None)
     return info, metrics
 
 
+def _explained_checkpoint(paths: RunPaths, suite: SuiteConfig, name: str, seed: int) -> dict[str, Any]:
+    """The explained checkpoint's seed and its own test balanced accuracy (from its train result), so
+    that the accuracy shown beside the maps is the explained model's, not a mean over seeds."""
+    path = result_path(paths.results, env.machine_info()["id"], suite.name, "train", name, seed)
+    accuracy = None
+    if path.exists():
+        result = load_result(path)
+        if result["error"] is None:
+            accuracy = (result["metrics"].get("balanced_accuracy") or {}).get("value")
+    return {"seed": seed, "balanced_accuracy": accuracy}
+
+
 def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPaths, seed: int,
-                chosen: dict[str, list[int]], masks: dict[int, np.ndarray], force: bool = False) -> Path | None:
-    """Explain one model (the checkpoint of ``seed``) and write ``explain__<model>.json``."""
+                chosen: dict[str, list[int]], removal: Removal, force: bool = False, primary: bool = True
+                ) -> Path | None:
+    """Explain one model (the checkpoint of ``seed``) and write ``explain__<model>.json`` (an
+    additional seed: ``explain__<model>__seed<k>.json``, scores only)."""
     checkpoint = paths.checkpoint(suite.name, name, seed)
     if not checkpoint.exists():
         log.warning("no checkpoint %s: %s is not explained", checkpoint, name)
         return None
-    out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", name, None)
+    out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", name, None if primary else seed)
     from bench.stages.train import config_fingerprint
 
-    config = {**suite.to_dict()["explain"], "seed_explained": seed, "images": chosen,
+    config = {**suite.to_dict()["explain"], "seed_explained": seed, "primary": primary, "images": chosen,
               "trained": config_fingerprint(suite, name, seed)}
     config["fingerprint"] = fingerprint(config)
     with exclusive_lock(paths.lock_for(out)):
@@ -264,7 +256,8 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
             return out
         info, metrics, error = None, {}, None
         try:
-            info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, masks, paths.artifacts)
+            info, metrics = explain_metrics(suite, name, data, checkpoint, chosen, removal, paths.artifacts, primary)
+            metrics["explained_checkpoint"] = _explained_checkpoint(paths, suite, name, seed)
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             error = error_record(exc, "explain")
             log.exception("explain of %s failed", name)
@@ -273,40 +266,18 @@ def explain_one(suite: SuiteConfig, name: str, data: LoadedDataset, paths: RunPa
     return out
 
 
-def summarise(suite: SuiteConfig, paths: RunPaths, results: list[Path]) -> Path | None:
-    """Per method and score: the best model and every model tied with it (paired bootstrap, same images)."""
-    scored = {}
-    for path in results:
-        r = load_result(path)
-        if r["error"] is None and r["metrics"].get("faithfulness"):
-            scored[r["model"]["name"]] = r["metrics"]["faithfulness"]["scores"]
-    if not scored:
-        return None
-    cfg = suite.explain
-    summary: dict[str, Any] = {}
-    for method in METHODS:
-        for score in SCORES:
-            values = {m: np.asarray(s[method]["per_image"][score]) for m, s in scored.items()}
-            sign = 1 if HIGHER_IS_BETTER[score] else -1
-            best = max(sorted(values), key=lambda m: sign * values[m].mean())
-            summary.setdefault(method, {})[score] = {
-                "best": best,
-                "tied_with_best": sorted(m for m in values if m != best and
-                                         paired_tied(values[m], values[best], cfg.bootstrap, cfg.seed)),
-            }
-    out = result_path(paths.results, env.machine_info()["id"], suite.name, "explain", None, None)
-    config = {"models": sorted(scored), "bootstrap": cfg.bootstrap, "seed": cfg.seed}
-    config["fingerprint"] = fingerprint({**config, "inputs": [load_result(p)["config"]["fingerprint"] for p in results]})
-    write_result(out, payload("explain", suite.name, None, None, config, {"comparison": summary}))
-    return out
-
-
 def explain_suite(suite: SuiteConfig, models: list[str], data: LoadedDataset, paths: RunPaths, *, seed: int,
                   force: bool = False) -> list[Path]:
-    """Explain every model that has a checkpoint of ``seed``, then compare them."""
+    """Explain every model that has a checkpoint of each explained seed (``explain.seeds``, else
+    ``seed``), then compare them. The first seed chooses the gallery's misclassified images."""
+    seeds = suite.explain.seeds or (seed,)
     masks = lesion_masks(data, suite.data.image_size)
-    chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seed))
-    written = [p for p in (explain_one(suite, name, data, paths, seed, chosen, masks, force) for name in models)
-               if p is not None]
+    chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seeds[0]))
+    start = time.perf_counter()
+    removal = prepare_removal(data, suite, chosen, masks)
+    written = [p for k, s in enumerate(seeds) for name in models
+               if (p := explain_one(suite, name, data, paths, s, chosen, removal, force, primary=k == 0)) is not None]
     summary = summarise(suite, paths, written)
+    log.info("explain stage of %s: %d models x %d seed(s) in %.1f s", suite.name, len(models), len(seeds),
+             time.perf_counter() - start)
     return written + ([summary] if summary else [])

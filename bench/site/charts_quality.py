@@ -91,27 +91,47 @@ def calibration(group: TrainGroup) -> Figure:
 
 
 def faithfulness(group: ExplainGroup) -> Figure:
-    """Pointing game per model, one bar group per method, with 95% CIs and the random baseline."""
+    """Pointing game per model, one bar group per method (methods that pass every sanity check
+    first; a flagged method is labelled and drawn faint), with 95% CIs. A bar is solid only where
+    the pair beats the strongest model-free baseline by the paired test; lines mark that baseline,
+    the random point in the head and in the image, and Grad-CAM's ceiling at its grid."""
     fig = Figure()
     for i, method in enumerate(group.methods):
         rows = [row for row in group.rows if row.method == method and row.scores["pointing_game"].value is not None]
+        if not rows:
+            continue
+        flagged = any(row.flagged for row in rows)
+        name = METHOD_LABELS.get(method, method) + (" (fails a sanity check)" if flagged else "")
+        scores = [row.scores["pointing_game"] for row in rows]
         fig.add_trace(bar(
-            x=[label(row.model) for row in rows], y=[r(row.scores["pointing_game"].value) for row in rows],
-            name=label(METHOD_LABELS.get(method, method)), marker={"color": COLORS[i % len(COLORS)]},
+            x=[label(row.model) for row in rows], y=[r(s.value) for s in scores], name=label(name),
+            marker={"color": COLORS[i % len(COLORS)],
+                    "opacity": [0.35 if flagged else (1.0 if s.beats else 0.55) for s in scores],
+                    "pattern": {"shape": "/" if flagged else ""}},
             error_y={"type": "data", "symmetric": False, "visible": True,
-                     "array": [r(row.scores["pointing_game"].ci95.hi - row.scores["pointing_game"].value)
-                               for row in rows],
-                     "arrayminus": [r(row.scores["pointing_game"].value - row.scores["pointing_game"].ci95.lo)
-                                    for row in rows]},
-            hovertemplate=f"{label(method)}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+                     "array": [r(s.ci95.hi - s.value) if s.ci95 else 0 for s in scores],
+                     "arrayminus": [r(s.value - s.ci95.lo) if s.ci95 else 0 for s in scores]},
+            text=["beats the strongest baseline" if s.beats else "not above the strongest baseline" for s in scores],
+            hovertemplate=f"{label(name)}<br>%{{x}}: %{{y:.3f}}<br>%{{text}}<extra></extra>",
         ))
-    baseline = [row for row in group.rows if row.method == group.methods[0]] if group.methods else []
-    fig.add_trace(scatter(
-        x=[label(row.model) for row in baseline], y=[r(row.scores["pointing_game"].random) for row in baseline],
-        name="random point (mask area share)", mode="markers", marker={"symbol": "line-ew-open", "size": 28,
-                                                                        "color": "#888"},
-        hovertemplate="random baseline %{y:.3f}<extra></extra>",
-    ))
+    models = [label(m) for m in group.models if any(row.model == m for row in group.rows)]
+    lines = []
+    strongest = next((row.scores["pointing_game"] for row in group.rows if row.scores["pointing_game"].baseline_stat),
+                     None)
+    if strongest is not None:
+        lines.append((f"strongest model-free baseline ({strongest.baseline})", strongest.baseline_stat.value, "#444"))
+    by_label = {b.label: b.scores.get("pointing_game") for b in group.baselines}
+    for text, color in (("random point in the head", "#888"), ("random point in the image", "#bbb")):
+        if by_label.get(text) is not None:
+            lines.append((text, by_label[text].value, color))
+    ceiling = next((v for k, v in by_label.items() if k.startswith("perfect map") and v is not None), None)
+    if ceiling is not None:
+        lines.append(("Grad-CAM ceiling (perfect map at its grid)", ceiling.value, "#2a9d8f"))
+    for text, value, color in lines:
+        fig.add_trace(scatter(
+            x=models, y=[r(value)] * len(models), name=label(text), mode="lines",
+            line={"dash": "dot", "color": color}, hovertemplate=f"{label(text)} %{{y:.3f}}<extra></extra>",
+        ))
     title = f"Pointing game against the lesion masks: {label(group.suite)} on {label(group.machine)}"
     fig.update_layout(title=_titled(title, group.synthetic), barmode="group", xaxis={"title": _text("model")},
                       yaxis={"title": _text("share of maps whose maximum is in the lesion (95% CI)"), "range": [0, 1]})

@@ -1,8 +1,10 @@
-"""Context of the explainability pages: faithfulness per model and method, galleries, misclassified images.
+"""Context of the explainability pages: faithfulness per model and method beside every baseline,
+the sanity checks, deletion's starting probabilities, galleries, misclassified images.
 
-Read from the ``explain`` results: one per model, and the suite summary that marks the
-models tied with the best. The gallery's image files are copied from the artifacts folder
-into the site (``assets/explain/``); nothing here computes a statistic.
+Read from the ``explain`` results: one per model, and the suite summary (models tied with the
+best, flagged methods, the lead pair, the metrics' rank correlations). The gallery's image files
+are copied from the artifacts folder into the site (``assets/explain/``); nothing here computes a
+statistic: every verdict shown is the engine's. The findings are worded in ``explain_findings``.
 """
 
 from __future__ import annotations
@@ -13,42 +15,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.site.context import Interval, TrainGroup, slug
+from bench.site.explain_findings import Finding, findings, gradcam_grids
+from bench.site.explain_rows import (
+    BaselineRow, CurveRow, FaithRow, ScoreTable, baseline_rows, curve_row, faith_rows, score_tables,
+)
+from bench.site.explain_rows import METHOD_LABELS, SCORE_LABELS  # noqa: F401 - re-exported for the charts
 from bench.site.load import LoadedResult, reading
 
 log = logging.getLogger(__name__)
 
-METHOD_LABELS = {"saliency": "Saliency", "integrated_gradients": "Integrated Gradients",
-                 "smoothgrad": "SmoothGrad", "gradcam": "Grad-CAM"}
-SCORE_LABELS = {"pointing_game": "pointing game", "relevance_mass": "relevance mass",
-                "relevance_rank": "relevance rank (AUROC)", "deletion_auc": "deletion AUC"}
+
+# the strips' widths in pixels (bench.explain.images): input | map | overlay, and native maps'
+# absolute strips with their colour bar
+STRIP_WIDTH, NATIVE_STRIP_WIDTH = 292, 328
 
 
 def explain_asset(relpath: str) -> str:
     """Where an explain artifact (a path under the artifacts folder) is copied in the site."""
     return f"assets/{relpath}"
-
-
-@dataclass(frozen=True)
-class Score:
-    value: float | None
-    ci95: Interval | None
-    random: float | None  # the random baseline on the same images, where the score has one
-    best: bool
-    tied_with_best: bool
-
-
-@dataclass(frozen=True)
-class FaithRow:
-    """One (model, method): its scores against the masks and its sanity check."""
-
-    model: str
-    method: str
-    scores: dict[str, Score]
-    spearman: float | None
-    spearman_abs: float | None
-    sanity_passed: bool | None
-    balanced_accuracy: float | None
-    beats_random_pointing: bool | None  # the pointing game's CI lies above the random baseline
 
 
 @dataclass(frozen=True)
@@ -63,6 +47,7 @@ class GalleryItem:
     target: str  # the class the map explains
     explains: str  # "predicted" or "true" where they differ, "either" where the prediction was right
     src: str  # site path
+    width: int = STRIP_WIDTH
 
 
 @dataclass(frozen=True)
@@ -70,6 +55,8 @@ class NativeInfo:
     model: str
     maps: tuple[tuple[str, str], ...]  # (name, description)
     note: str | None
+    # per map: (name, entropy ÷ log pixels, peak ÷ mean, min ÷ max), means over the gallery images
+    uniformity: tuple[tuple[str, float | None, float | None, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,32 +67,51 @@ class MisclassifiedImage:
 
 
 @dataclass(frozen=True)
+class Correlations:
+    """Spearman's ρ between the scores over every model–method pair."""
+
+    labels: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[float | None, ...]], ...]
+    pairs: int
+
+
+@dataclass(frozen=True)
 class ExplainGroup:
     machine: str
     suite: str
     synthetic: bool
     rows: tuple[FaithRow, ...]
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # unflagged methods first
     models: tuple[str, ...]
     classes: tuple[str, ...]
     gallery: tuple[GalleryItem, ...]
     misclassified: tuple[MisclassifiedImage, ...]
     native: tuple[NativeInfo, ...]
     skipped: str | None  # why there are no faithfulness scores (real data has no masks)
-    findings: tuple[str, ...]
+    findings: tuple[Finding, ...]
     images_scored: int | None
     tolerance: int | None
     explain_seconds: float | None
     chart: str | None
+    score_tables: tuple[ScoreTable, ...] = ()
+    baselines: tuple[BaselineRow, ...] = ()
+    curves: tuple[CurveRow, ...] = ()
+    flagged: tuple[str, ...] = ()  # labels of the methods that fail a sanity check for some model
+    correlations: Correlations | None = None
+    sanity_threshold: float | None = None
+    sanity_judged_from: int | None = None
+    cascade_orders: tuple[tuple[str, str], ...] = ()  # (model, "head → stage 4 → … → stem")
+    fill: str | None = None
+    blur_sigma_px: float | None = None
+    gradcam_grid: str | None = None
+    curve_baselines: tuple[str, ...] = ()  # the model-free baselines' labels in the deletion table
+    mask: str | None = None  # "evidence" or "core": what the scores were taken against
+    fill_note: str | None = None  # why the fill is not the one asked for
+    seeds_explained: tuple[int, ...] = ()  # where several seeds' checkpoints were scored
 
     @property
     def key(self) -> str:
         return slug(self.machine, self.suite)
-
-
-def _score(entry: dict[str, Any], random: dict[str, Any] | None, best: bool, tied: bool) -> Score:
-    ci = entry.get("ci95")
-    return Score(entry.get("value"), Interval(*ci) if ci else None, (random or {}).get("value"), best, tied)
 
 
 def _method_label(key: str) -> str:
@@ -122,53 +128,23 @@ def _gallery(model: str, entries: list[dict[str, Any]], present: frozenset[str] 
                     continue
                 items.append(GalleryItem(model, method, _method_label(method), e["image"], e["kind"], e["true"],
                                          e["predicted"], e["predicted"] if target == "predicted" else e["true"],
-                                         "either" if e["predicted"] == e["true"] else target, explain_asset(path)))
+                                         "either" if e["predicted"] == e["true"] else target, explain_asset(path),
+                                         NATIVE_STRIP_WIDTH if method.startswith("native:") else STRIP_WIDTH))
     return items
 
 
-def _gradcam_grids(grids: dict[str, tuple[int, ...]]) -> str | None:
-    """A caveat where Grad-CAM's maps differ in resolution between models, or are so coarse that
-    their maximum can only sit in a few places."""
-    shapes = {m: "×".join(map(str, g)) for m, g in grids.items() if g}
-    if len(set(shapes.values())) > 1:
-        listed = "; ".join(f"{shape} for {', '.join(sorted(m for m in shapes if shapes[m] == shape))}"
-                           for shape in sorted(set(shapes.values())))
-        return (f"Grad-CAM's maps differ in resolution between models ({listed}): a finer grid can point "
-                "more precisely, so its Grad-CAM scores compare grids as well as models.")
-    coarse = [g for g in grids.values() if g and max(g) <= 4]
-    if not coarse:
+def _correlations(summary: dict[str, Any]) -> Correlations | None:
+    c = summary.get("metric_correlations")
+    if not c:
         return None
-    return (f"Grad-CAM's map is {'×'.join(map(str, coarse[0]))} for every model: upsampled to the image, "
-            "its maximum can only fall near the centre of one of a few cells, so its pointing game "
-            "locates a lesion only coarsely. The models are still compared at one resolution.")
+    labels = tuple(SCORE_LABELS.get(s, s) for s in c["scores"])
+    return Correlations(labels, tuple(zip(labels, (tuple(row) for row in c["spearman"]))), c["pairs"])
 
 
-def _findings(rows: list[FaithRow]) -> tuple[str, ...]:
-    scored = [r for r in rows if r.scores.get("pointing_game") and r.scores["pointing_game"].value is not None]
-    if not scored:
-        return ()
-    out = []
-    top = max(scored, key=lambda r: r.scores["pointing_game"].value)
-    pg = top.scores["pointing_game"]
-    out.append(f"Best pointing game: {top.model} with {METHOD_LABELS.get(top.method, top.method)}, "
-               f"{pg.value:.3f} (95% CI {pg.ci95.lo:.3f}–{pg.ci95.hi:.3f}) against {pg.random:.3f} for a random "
-               f"point on the same images." if pg.ci95 and pg.random is not None else
-               f"Best pointing game: {top.model} with {top.method}, {pg.value:.3f}.")
-    for method in sorted({r.method for r in scored}, key=list(METHOD_LABELS).index):
-        rows_m = [r for r in scored if r.method == method]
-        best = next((r for r in rows_m if r.scores["pointing_game"].best), None)
-        if best is not None:
-            tied = [r.model for r in rows_m if r.scores["pointing_game"].tied_with_best]
-            out.append(f"{METHOD_LABELS.get(method, method)}: the best pointing game is {best.model}'s, "
-                       f"{best.scores['pointing_game'].value:.3f}; "
-                       + (f"tied with it: {', '.join(tied)}." if tied else "no other model is tied with it."))
-    above = sum(1 for r in scored if r.beats_random_pointing)
-    out.append(f"{above} of {len(scored)} model–method pairs point inside the lesion more often than chance "
-               "(their 95% interval lies above the random baseline).")
-    failed = sorted({f"{r.model} / {METHOD_LABELS.get(r.method, r.method)}" for r in rows if r.sanity_passed is False})
-    out.append("Sanity check: every map changes when the weights are randomised." if not failed else
-               f"Sanity check failed (the map barely changes with random weights): {', '.join(failed)}.")
-    return tuple(out)
+def _explained_accuracy(m: dict[str, Any], fallback: float | None) -> float | None:
+    """The explained checkpoint's own test balanced accuracy where the result records it."""
+    explained = m.get("explained_checkpoint") or {}
+    return explained.get("balanced_accuracy", fallback)
 
 
 def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
@@ -181,10 +157,17 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
     accuracy = {(g.machine, g.suite, row.model): row.metrics["balanced_accuracy"].mean for g in groups for row in g.rows}
     out = []
     for (machine, suite), members in sorted(by_group.items()):
-        summary = next((r.payload["metrics"]["comparison"] for r in members if r.payload["model"] is None), {})
-        models = sorted((r for r in members if r.payload["model"] is not None), key=lambda r: r.payload["model"]["name"])
-        rows, gallery, native, skipped, seconds, scored_images, methods = [], [], [], None, 0.0, None, ()
+        summary = next((r.payload["metrics"] for r in members if r.payload["model"] is None), {})
+        flagged_keys = set(summary.get("flagged_methods") or {})
+        # additional seeds' results are read through the summary (``across_seeds``), not as rows
+        models = sorted((r for r in members
+                         if r.payload["model"] is not None and r.payload["config"].get("primary", True)),
+                        key=lambda r: r.payload["model"]["name"])
+        across = summary.get("across_seeds") or {}
+        rows, curves, gallery, native, skipped, seconds, scored_images = [], [], [], [], None, 0.0, None
+        methods: tuple[str, ...] = ()
         grids: dict[str, tuple[int, ...]] = {}
+        first_faith, sanity_cfg, orders, deletion_cfg, fill_note = None, {}, [], {}, None
         for r in models:
             with reading(r.path):
                 name, m = r.payload["model"]["name"], r.payload["metrics"]
@@ -192,40 +175,57 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
                 grids[name] = tuple(m.get("gradcam_grid") or ())
                 seconds += m.get("explain_time_s") or 0.0
                 gallery += _gallery(name, m["gallery"], present)
-                native.append(NativeInfo(name, tuple((n["name"], n["description"]) for n in m["native"]["maps"]),
-                                         m["native"].get("note")))
+                native.append(NativeInfo(
+                    name, tuple((n["name"], n["description"]) for n in m["native"]["maps"]), m["native"].get("note"),
+                    tuple((n["name"], *(n.get("uniformity", {}).get(k) for k in ("entropy_ratio", "peak_over_uniform",
+                                                                                  "floor")))
+                          for n in m["native"]["maps"] if n.get("uniformity"))))
                 faith = m.get("faithfulness")
                 if not faith:
                     skipped = m.get("faithfulness_skipped")
                     continue
+                first_faith = first_faith or faith
                 scored_images = len(faith["images"])
-                for method in methods:
-                    s = faith["scores"][method]
-                    marks = summary.get(method, {})
-                    scores = {score: _score(s[score], s.get(f"{score}_random"),
-                                            marks.get(score, {}).get("best") == name,
-                                            name in marks.get(score, {}).get("tied_with_best", ()))
-                              for score in SCORE_LABELS}
-                    sanity = (m.get("sanity") or {}).get(method, {})
-                    pg = scores["pointing_game"]
-                    rows.append(FaithRow(name, method, scores, sanity.get("spearman"), sanity.get("spearman_abs"),
-                                         sanity.get("passed"), accuracy.get((machine, suite, name)),
-                                         pg.ci95.lo > pg.random if pg.ci95 and pg.random is not None else None))
+                acc = _explained_accuracy(m, accuracy.get((machine, suite, name)))
+                rows += faith_rows(name, m, summary.get("comparison", {}), flagged_keys, acc, across.get(name))
+                curves.append(curve_row(name, m, acc))
+                sanity_cfg = m.get("sanity") or sanity_cfg
+                if (m.get("sanity") or {}).get("cascade_order"):
+                    orders.append((name, " → ".join(m["sanity"]["cascade_order"])))
+                deletion_cfg = faith.get("deletion") or deletion_cfg
+                fill_note = (m.get("fully_removed") or {}).get("note") or fill_note
+        ordered = tuple(sorted(methods, key=lambda k: (k in flagged_keys, methods.index(k))))
         misclassified = defaultdict(list)
         for item in gallery:
             if item.kind == "misclassified":
                 misclassified[(item.image, item.true)].append(item)
         synthetic = any(g.synthetic for g in groups if (g.machine, g.suite) == (machine, suite))
+        grid_shapes = {"×".join(map(str, g)) for g in grids.values() if g}
         out.append(ExplainGroup(
-            machine=machine, suite=suite, synthetic=synthetic, rows=tuple(rows), methods=methods,
+            machine=machine, suite=suite, synthetic=synthetic, rows=tuple(rows), methods=ordered,
             models=tuple(r.payload["model"]["name"] for r in models),
             classes=tuple(sorted({i.true for i in gallery})), gallery=tuple(gallery),
             misclassified=tuple(MisclassifiedImage(image, true, tuple(items))
                                 for (image, true), items in sorted(misclassified.items())),
             native=tuple(native), skipped=skipped, images_scored=scored_images,
-            findings=_findings(rows) + tuple(x for x in [_gradcam_grids(grids)] if x),
+            findings=findings(rows, curves, summary) + tuple(f for f in [gradcam_grids(grids)] if f),
             tolerance=models[0].payload["config"].get("pointing_tolerance") if models else None,
             explain_seconds=round(seconds, 1) if models else None,
             chart=f"faithfulness-{slug(machine, suite)}" if rows else None,
+            score_tables=score_tables(rows), baselines=baseline_rows(first_faith) if first_faith else (),
+            curves=tuple(curves), flagged=tuple(METHOD_LABELS.get(k, k) for k in ordered if k in flagged_keys),
+            correlations=_correlations(summary), sanity_threshold=sanity_cfg.get("threshold"),
+            sanity_judged_from=sanity_cfg.get("judged_from"), cascade_orders=tuple(orders),
+            fill=deletion_cfg.get("fill"), blur_sigma_px=deletion_cfg.get("blur_sigma_px"),
+            gradcam_grid=", ".join(sorted(grid_shapes)) or None,
+            curve_baselines=tuple(label for label, _, _ in curves[0].baselines) if curves else (),
+            mask={"evidence": "evidence masks (every pixel the finding changed)",
+                  "core": "core lesion masks"}.get((first_faith or {}).get("mask") or "core"),
+            fill_note=fill_note,
+            seeds_explained=tuple(sorted({s for entry in across.values() for s in entry["seeds"]})),
         ))
     return tuple(out)
+
+
+__all__ = ["BaselineRow", "Correlations", "CurveRow", "ExplainGroup", "FaithRow", "GalleryItem", "Interval",
+           "MisclassifiedImage", "NativeInfo", "ScoreTable", "explain_asset", "explain_groups"]

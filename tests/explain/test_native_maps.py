@@ -214,3 +214,37 @@ def test_bad_inputs_are_refused() -> None:
         native_maps(_maps("pyramid_softmax")[0], "pyramid_softmax", torch.randn(1, 64, 64))
     with pytest.raises(TypeError, match="PyramidTransformer or a TimmAdapter"):
         native_maps(torch.nn.Linear(2, 2), "linear", torch.randn(1, 1, 2, 2))
+
+
+def test_uniformity_reads_flat_and_peaked_maps_on_an_absolute_scale():
+    import numpy as np
+
+    from bench.explain.gallery import uniformity
+
+    flat = uniformity(np.ones((2, 8, 8)))
+    assert flat == {"entropy_ratio": pytest.approx(1.0), "peak_over_uniform": pytest.approx(1.0),
+                    "floor": pytest.approx(1.0)}
+    peaked = np.full((1, 8, 8), 0.5)
+    peaked[0, 0, 0] = 1.0  # divided by its maximum, as native maps are: a floor of 0.5
+    u = uniformity(peaked)
+    assert 0.9 < u["entropy_ratio"] < 1.0 and u["floor"] == pytest.approx(0.5)
+    assert u["peak_over_uniform"] == pytest.approx(64 / (63 * 0.5 + 1.0))
+    spike = np.zeros((1, 8, 8))
+    spike[0, 3, 3] = 1.0
+    assert uniformity(spike)["entropy_ratio"] == pytest.approx(0.0) and uniformity(spike)["floor"] == 0.0
+
+
+def test_native_strips_use_an_absolute_scale_with_a_colour_bar():
+    import numpy as np
+
+    from bench.explain.images import BAR_PX, PANEL_PX, absolute_strip, strip
+
+    image = np.random.default_rng(0).random((16, 16))
+    flat = np.full((16, 16), 0.9)
+    flat[4:6, 4:6] = 1.0  # a map within 10% of its maximum everywhere
+    drawn = absolute_strip(image, flat)
+    assert drawn.size == (strip(image, flat).width + 2 + BAR_PX, PANEL_PX)
+    panel = np.asarray(drawn)[:, PANEL_PX + 2:2 * PANEL_PX + 2].astype(int)
+    assert np.ptp(panel[..., 0]) < 40 and panel[..., 0].mean() < 160  # one dark colour: about 1x uniform
+    scaled = np.asarray(strip(image, flat))[:, PANEL_PX + 2:2 * PANEL_PX + 2].astype(int)
+    assert scaled[..., 0].mean() > 240  # divided by its maximum, the same flat map is a bright field

@@ -244,56 +244,9 @@ def main() -> None:
     })
     write_bad()
     write_artifacts()
+    from make_explain_fixtures import write_explain  # the explain results, computed by bench.explain
+
     write_explain()
-
-
-def write_explain() -> None:
-    """Explain results of two models (two gallery images each, one misclassified), their strips and the summary."""
-    import numpy as np
-
-    from bench.explain.images import write_strip
-
-    methods = ["saliency", "integrated_gradients", "smoothgrad", "gradcam"]
-    folder = RESULTS / CPU["id"] / "quick"
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(("pyramid_softmax", "pyramid_swin")):
-        gallery = []
-        for image, true, predicted, kind in ((3, "edema", "edema", "sample"), (8, "intra", "extra", "misclassified")):
-            files: dict = {}
-            for method in methods + ["native:attention rollout, stage 1"]:
-                targets = ["predicted"] + (["true"] if predicted != true and not method.startswith("native") else [])
-                for target in targets:
-                    rel = f"explain/quick/{name}/{method.replace(':', '-').replace(' ', '-').replace(',', '')}/" \
-                          f"{image:05d}-{target}.webp"
-                    write_strip(ARTIFACTS / rel, rng.random((16, 16)), rng.random((16, 16)))
-                    files.setdefault(method, {})[target] = rel
-            gallery.append({"image": image, "kind": kind, "true": true, "predicted": predicted, "files": files})
-        per_image = {"pointing_game": [1, 0, 1, 1], "relevance_mass": [0.3, 0.1, 0.2, 0.4],
-                     "relevance_rank": [0.8, 0.6, 0.7, 0.9], "deletion_auc": [0.2, 0.3, 0.1, 0.2]}
-        scores = {m: {**{score: {"value": float(np.mean(v)) - 0.05 * k, "ci95": [0.1, 0.9], "n": 4}
-                         for score, v in per_image.items()},
-                      "pointing_game_random": {"value": 0.05}, "relevance_mass_random": {"value": 0.04},
-                      "relevance_rank_random": {"value": 0.5}, "per_image": per_image} for m in methods}
-        write_result(result_path(RESULTS, CPU["id"], "quick", "explain", name, None), {
-            "kind": "explain", **provenance(CPU, 22, "medbench run --suite quick --stages explain"), "suite": "quick",
-            "model": model_record(name), "seed": 0, "config": {"pointing_tolerance": 2},
-            "metrics": {"methods": methods, "gallery": gallery, "gradcam_grid": [2, 2],
-                        "native": {"maps": [{"name": "attention rollout, stage 1", "description": "rollout"}],
-                                   "note": None},
-                        "faithfulness": {"images": [1, 2, 3, 4], "scores": scores},
-                        "sanity": {m: {"spearman": 0.1, "spearman_abs": 0.7 if m == "integrated_gradients" else 0.1,
-                                       "images": 4, "passed": m != "integrated_gradients"} for m in methods},
-                        "explain_time_s": 12.5},
-            "error": None,
-        })
-    write_result(folder / "explain.json", {
-        "kind": "explain", **provenance(CPU, 22, "medbench run --suite quick --stages explain"), "suite": "quick",
-        "model": None, "seed": None, "config": {"models": ["pyramid_softmax", "pyramid_swin"]},
-        "metrics": {"comparison": {m: {score: {"best": "pyramid_softmax", "tied_with_best": ["pyramid_swin"]}
-                                       for score in ("pointing_game", "relevance_mass", "relevance_rank",
-                                                     "deletion_auc")} for m in methods}},
-        "error": None,
-    })
 
 
 def write_comparison() -> None:

@@ -233,14 +233,3 @@ def test_skipped_files_are_listed_on_the_home_page(tmp_path: Path, results_copy:
     index = page(out, "index.md")
     assert "2 unreadable files skipped" in index
     assert "| radiology_ai/MR/brain/edema/broken.png | truncated PNG file |" in index
-
-
-def test_gradcam_caveat_names_grids_that_differ_and_grids_too_coarse_to_point():
-    from bench.site.explain_pages import _gradcam_grids
-
-    differ = _gradcam_grids({"vit": (4, 4), "resnet50": (2, 2), "pyramid_swin": (2, 2)})
-    assert "differ in resolution" in differ and "2×2 for pyramid_swin, resnet50; 4×4 for vit" in differ
-    coarse = _gradcam_grids({"vit": (4, 4), "resnet50": (4, 4)})
-    assert "4×4 for every model" in coarse and "differ" not in coarse
-    assert _gradcam_grids({"vit": (14, 14), "resnet50": (14, 14)}) is None
-    assert _gradcam_grids({}) is None
