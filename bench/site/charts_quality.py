@@ -3,7 +3,7 @@ calibration, faithfulness to the lesion masks, class distribution."""
 
 from __future__ import annotations
 
-from bench.site.chart_style import COLORS, _error_bars, _text, _titled, label, r
+from bench.site.chart_style import COLORS, _error_bars, _text, _titled, label, model_color, r
 from bench.site.context import DatasetInfo, TrainGroup
 from bench.site.explain_pages import METHOD_LABELS, ExplainGroup
 from bench.site.figure import Figure, bar, heatmap, scatter, subplots
@@ -16,13 +16,13 @@ def metric_bars(group: TrainGroup) -> Figure:
     """Grouped bars: every model's test metrics with their intervals."""
     metrics = ("top1", "top5", "balanced_accuracy", "macro_auc", "cohen_kappa")
     fig = Figure()
-    for i, row in enumerate(group.rows + group.baselines):
+    for row in group.rows + group.baselines:
         shown = [m for m in metrics if row.metrics[m].mean is not None]
         bars = [_error_bars(row, m) for m in shown]
         fig.add_trace(bar(
             x=[METRIC_LABELS[m] for m in shown], y=[r(row.metrics[m].mean) for m in shown],
             name=label(row.model) + (" (baseline)" if row.baseline else ""),
-            marker={"color": COLORS[i % len(COLORS)], "opacity": 0.55 if row.baseline else 1.0},
+            marker={"color": model_color(row.model), "opacity": 0.55 if row.baseline else 1.0},
             error_y={"type": "data", "symmetric": False, "visible": True,
                      "array": [b.get("array", [0])[0] for b in bars],
                      "arrayminus": [b.get("arrayminus", [0])[0] for b in bars]},
@@ -63,18 +63,18 @@ def calibration(group: TrainGroup) -> Figure:
     """ECE per model (with its interval) and the reliability diagram, seeds pooled."""
     fig = subplots(("ECE (lower is better)", "Reliability diagram"))
     rows = [row for row in group.rows if row.metrics["ece"].mean is not None]
-    for i, row in enumerate(rows):
+    for row in rows:
         bars = _error_bars(row, "ece")
         fig.add_trace(bar(
             x=[label(row.model)], y=[r(row.metrics["ece"].mean)], name=label(row.model), legendgroup=row.model,
-            marker={"color": COLORS[i % len(COLORS)]}, showlegend=False, error_y=bars,
+            marker={"color": model_color(row.model)}, showlegend=False, error_y=bars,
             hovertemplate=f"{label(row.model)}<br>ECE %{{y:.3f}}<extra></extra>",
         ), row=1, col=1)
         if row.reliability:
             fig.add_trace(scatter(
                 x=[r(b.confidence) for b in row.reliability], y=[r(b.accuracy) for b in row.reliability],
                 name=label(row.model), legendgroup=row.model, mode="lines+markers",
-                line={"color": COLORS[i % len(COLORS)]}, text=[str(b.count) for b in row.reliability],
+                line={"color": model_color(row.model)}, text=[str(b.count) for b in row.reliability],
                 hovertemplate=f"{label(row.model)}<br>confidence %{{x:.2f}}: accuracy %{{y:.2f}} "
                               f"(%{{text}} images)<extra></extra>",
             ), row=1, col=2)

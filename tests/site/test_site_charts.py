@@ -136,3 +136,37 @@ def test_every_chart_passes_plotlys_own_checks(ctx: SiteContext) -> None:
             args.append(value)
             rest = rest[end:].lstrip(" ,")
         go.Figure({"data": args[0], "layout": args[1]})  # raises on any unknown or malformed property
+
+
+def _chart_json(snippet: str) -> tuple[list[dict], dict]:
+    """(traces, layout) of a chart snippet: the data and layout arguments of its ``Plotly.newPlot`` call."""
+    import json
+
+    decoder = json.JSONDecoder()
+    at = snippet.index("Plotly.newPlot(")
+    at = snippet.index("[", snippet.index(",", at))  # past the div id
+    traces, end = decoder.raw_decode(snippet, at)
+    layout, _ = decoder.raw_decode(snippet, snippet.index("{", end))
+    return traces, layout
+
+
+def test_one_colour_per_model_in_every_chart_and_no_bars_on_a_log_axis(ctx: SiteContext) -> None:
+    """Every trace named after a model has that model's colour, in every chart the site builds;
+    no bar chart puts its bars on a log axis."""
+    from bench.site.chart_style import MODEL_COLORS, model_color
+
+    models = {row.model for group in ctx.train_groups for row in group.rows + group.baselines}
+    seen: dict[str, set[str]] = {}
+    for div_id, snippet in charts.build_charts(ctx).items():
+        traces, layout = _chart_json(snippet)
+        for trace in traces:
+            name = (trace.get("name") or "").removesuffix(" (baseline)")
+            color = (trace.get("marker") or {}).get("color") or (trace.get("line") or {}).get("color")
+            if name in models and isinstance(color, str):
+                seen.setdefault(name, set()).add(color)
+            if trace.get("type") == "bar":
+                axis = "yaxis" if trace.get("orientation") != "h" else "xaxis"
+                suffix = (trace.get(axis[0] + "axis") or axis[0])[1:]
+                assert (layout.get(f"{axis}{suffix}") or {}).get("type") != "log", div_id
+    assert seen and all(colors == {model_color(name)} for name, colors in seen.items()), seen
+    assert len(set(MODEL_COLORS.values())) == len(MODEL_COLORS)  # no two registry models share a colour
