@@ -79,7 +79,8 @@ def _train_one_locked(suite: SuiteConfig, model_name: str, seed: int, data: Load
                           num_classes, gmacs)
         metrics, error = trainer.run(), None
         if kind == "budget" and ctx.is_main:
-            metrics["budget_check"] = budget_check(metrics, out.parent / f"train__{out.name.split('__', 1)[1]}")
+            base = result_path(paths.results, env.machine_info()["id"], suite.name, "train", model_name, seed)
+            metrics["budget_check"] = budget_check(metrics, base)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded, not dropped
         metrics, error = {}, error_record(exc, "train")
         if ctx.enabled:  # the other ranks wait in a collective: end the job, after recording why
