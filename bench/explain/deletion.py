@@ -16,7 +16,11 @@ Vedaldi, ICCV 2017; RISE) as white-matter changes or edema, 0.48–0.91; a flat 
 image's mean as a finding, 0.37–0.90. The twin is read as normal by every model: 0.16–0.38.
 Elsewhere (real data) the fill is the blur (``gaussian_blur``), and the stage says so. Whether a
 fully removed image is read as a finding is measured for every fill (``fully_removed``) on every
-model, so the choice is checked, not assumed.
+model, so the choice is checked, not assumed. A twin can still be read as a finding: the model's
+own false positive on a normal brain (3–29 of 100 twins on the seed-0 checkpoints). The stage
+therefore scores only lesion images whose fully removed image no explained checkpoint reads as a
+finding above 0.5 (``bench.explain.removal``): deletion ends, and insertion starts, at the
+absence of the finding for every model.
 
 **Not confidence.** The raw areas scale with how confident the model was to begin with, so each
 map's curves are read against the same image's curves in a random order (seeded per image), and
@@ -139,14 +143,18 @@ class Curves:
         return deletion, insertion
 
 
+def finding_probabilities(model: nn.Module, removed: torch.Tensor, class_names: list[str]) -> np.ndarray:
+    """Per image, the highest probability of a finding class (any class but ``normal``)."""
+    findings = [i for i, name in enumerate(class_names) if name != "normal"]
+    return probabilities(model, removed).numpy().astype(np.float64)[:, findings].max(axis=1)
+
+
 def fully_removed(model: nn.Module, fills: dict[str, torch.Tensor], class_names: list[str],
                   threshold: float = 0.5) -> dict[str, Any]:
-    """Per fill: how the fully removed images are read. A fill **passes** when no finding class
-    (any class but ``normal``) gets a mean probability above ``threshold`` over the images: the
-    typical fully removed image is not read as a finding. Also recorded: the highest probability
-    of a finding on any single image, and the share of images whose top class is a finding (to be
-    read beside the share of genuine normal images the model calls a finding). A note instead
-    where no class is called normal."""
+    """Per fill: how the fully removed images are read. A fill **passes** when no fully removed
+    image gets a finding class (any class but ``normal``) above ``threshold``, image by image.
+    Also recorded: the finding class with the highest mean probability, and the share of images
+    whose top class is a finding. A note instead where no class is called normal."""
     if "normal" not in class_names:
         return {"note": "no class is called normal, so no finding can be told from the absence of one"}
     findings = [i for i, name in enumerate(class_names) if name != "normal"]
@@ -162,5 +170,5 @@ def fully_removed(model: nn.Module, fills: dict[str, torch.Tensor], class_names:
                      "images_above_threshold": int((top > threshold).sum()), "images": int(len(top)),
                      "read_as_finding": float(1 - predicted[class_names.index("normal")] / len(top)),
                      "predicted": {class_names[c]: int(n) for c, n in enumerate(predicted) if n},
-                     "passed": bool(class_means.max() <= threshold)}
+                     "passed": bool(top.max() <= threshold)}
     return out

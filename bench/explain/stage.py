@@ -5,7 +5,8 @@ For each model (the kept checkpoint of the suite's first seed) it:
 - draws the gallery (``bench.explain.gallery``): fixed, seeded test images (``gallery_per_class``
   per class, plus the ``gallery_misclassified`` images the most models got wrong, the same for
   every model) with the four methods of ``bench.explain.attribution`` and the native maps;
-- scores the maps of seeded lesion images (true class) against their masks, beside the
+- scores the maps of seeded lesion images (true class) whose fully removed image no explained
+  checkpoint reads as a finding (``bench.explain.removal``) against their masks, beside the
   model-free maps, the random point, the randomised-weights model and, for Grad-CAM, the best
   map its grid allows (``bench.explain.faithfulness``), every score with a bootstrap 95% interval;
 - checks that a fully removed image (the deletion fill) is not read as a finding
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.explain.attribution import METHODS, attribute_all
-from bench.explain.deletion import FILLS, filled, fully_removed
+from bench.explain.deletion import fully_removed
 from bench.explain.faithfulness import faithfulness, model_maps, scored_inputs
 from bench.explain.gallery import gallery, grey, uniformity
-from bench.explain.lesion_free import twins
 from bench.explain.native_maps import NativeMaps
+from bench.explain.removal import Removal, clean_references, prepare_removal
 from bench.explain.sanity import sanity_checks
 from bench.explain.summary import summarise
 from bench.explain.taps import feature_tap
@@ -47,6 +47,8 @@ from bench.results.store import exclusive_lock, load_result, result_path, safe_n
 log = logging.getLogger(__name__)
 
 RANDOM_SEED_OFFSET = 104_729  # the randomised model of the sanity check: another init of the same architecture
+# lesion images drawn per scored one: a few have a fully removed image some model reads as a finding
+DRAWN_PER_SCORED = 4
 
 
 def lesion_masks(data: LoadedDataset, size: int) -> dict[int, np.ndarray]:
@@ -77,7 +79,8 @@ def _trained_predictions(paths: RunPaths, suite: SuiteConfig, seed: int) -> dict
 
 def choose_images(data: LoadedDataset, cfg: Any, masks: dict[int, np.ndarray],
                   predictions: dict[str, list[int]]) -> dict[str, list[int]]:
-    """Seeded test indices: gallery samples per class, shared misclassified images, lesion images."""
+    """Seeded test indices: gallery samples per class, shared misclassified images, and lesion images
+    drawn in a seeded order (``clean_references`` keeps the scored ones among them)."""
     test = data.splits["test"]
     labels = test.labels.numpy()
     rng = np.random.default_rng(cfg.seed)
@@ -91,47 +94,9 @@ def choose_images(data: LoadedDataset, cfg: Any, masks: dict[int, np.ndarray],
         ranked = sorted((i for i in order if wrong[i] > 0), key=lambda i: -wrong[i])
         misclassified = [int(i) for i in ranked if int(i) not in samples][:cfg.gallery_misclassified]
     lesion = sorted(int(i) for i in order if int(i) in masks)
-    lesion = sorted(int(i) for i in rng.permutation(lesion)[:cfg.faithfulness_images]) if lesion else []
+    drawn = DRAWN_PER_SCORED * cfg.faithfulness_images
+    lesion = [int(i) for i in rng.permutation(lesion)[:drawn]] if lesion else []
     return {"samples": samples, "misclassified": misclassified, "lesion": lesion}
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What the stage scores against and removes with, the same for every model: the masks of the
-    lesion images (``mask``: evidence or core), the fully removed images of the checked images for
-    every fill, and the fill deletion uses (``fill``, with ``note`` where it is not the one asked for)."""
-
-    checked: list[int]
-    masks: dict[int, np.ndarray]
-    mask: str
-    fills: dict[str, torch.Tensor]
-    fill: str
-    note: str | None
-
-
-def prepare_removal(data: LoadedDataset, suite: SuiteConfig, chosen: dict[str, list[int]],
-                    core: dict[int, np.ndarray]) -> Removal:
-    """Lesion-free twins and evidence masks where the data allows (``bench.explain.lesion_free``)."""
-    cfg, test = suite.explain, data.splits["test"]
-    checked = chosen["lesion"] or chosen["samples"] + chosen["misclassified"]
-    baseline = (0.0 - data.mean) / data.std
-    images = test.images[checked]
-    fills = {fill: filled(images, fill, cfg.deletion_blur_sigma, black=baseline) for fill in FILLS}
-    pairs, why = twins(data, checked, suite.data.image_size) if checked else (None, "no images")
-    if pairs is not None:
-        fills = {"lesion_free": pairs.images, **fills}
-    fill, note = cfg.deletion_fill, None
-    if fill not in fills:
-        fill, note = "blur", f"no lesion-free images ({why}): deletion fills with a blur of the image instead"
-    masks, mask = core, "core"
-    if cfg.mask == "evidence" and pairs is not None and chosen["lesion"]:
-        evidence = dict(zip(checked, pairs.evidence))
-        masks, mask = {i: evidence[i] if evidence[i].any() else core[i] for i in chosen["lesion"]}, "evidence"
-    elif cfg.mask == "evidence" and chosen["lesion"]:
-        note = (note + "; " if note else "") + f"scored against the core lesion masks: no evidence masks ({why})"
-    if note:
-        log.warning("%s", note)
-    return Removal(checked, masks, mask, fills, fill, note)
 
 
 def _randomised(name: str, suite: SuiteConfig, num_classes: int) -> torch.nn.Module:
@@ -167,22 +132,27 @@ def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedD
     return {"faithfulness": faith, "sanity": sanity, "timing": timing}
 
 
+def trained_model(suite: SuiteConfig, name: str, checkpoint: Path) -> torch.nn.Module:
+    """The kept (best-on-val) weights of a checkpoint, in eval mode."""
+    from bench.models import create_model
+    from bench.stages.train import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    model = create_model(name, suite.scale, num_classes=len(ckpt["class_names"]), in_chans=suite.data.in_chans,
+                         image_size=suite.data.image_size)
+    model.load_state_dict(ckpt["best_state"] or ckpt["model"])
+    return model.eval()
+
+
 def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoint: Path,
                     chosen: dict[str, list[int]], removal: Removal, artifacts: Path, primary: bool = True
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model info, metrics) of one model's explanations; an additional seed (``primary`` False) is
     scored only: no gallery, no sanity checks (those are the first seed's)."""
-    from bench.models import create_model
-    from bench.stages.train import load_checkpoint
-
     cfg = suite.explain
     start = time.perf_counter()
-    ckpt = load_checkpoint(checkpoint)
-    num_classes = len(ckpt["class_names"])
-    model = create_model(name, suite.scale, num_classes=num_classes, in_chans=suite.data.in_chans,
-                         image_size=suite.data.image_size)
-    model.load_state_dict(ckpt["best_state"] or ckpt["model"])
-    model.eval()
+    model = trained_model(suite, name, checkpoint)
+    num_classes = len(data.class_names)
     baseline = (0.0 - data.mean) / data.std  # a black image, the background of every slice
     folder = artifacts / "explain" / safe_name(suite.name) / safe_name(name)
     if primary:
@@ -201,7 +171,7 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
                    "channel_map_shape": list(native.channel_map.shape[1:]) if native.channel_map is not None else None},
     }
     check = fully_removed(model, removal.fills, list(data.class_names))
-    metrics["fully_removed"] = {"fill": removal.fill, "note": removal.note, **check}
+    metrics["fully_removed"] = {"fill": removal.fill, "note": removal.note, "reference": removal.reference, **check}
     metrics["fully_removed_max_finding_prob"] = check.get(removal.fill, {}).get("max_finding_prob")
     timing: dict[str, float] = {"gallery_s": round(gallery_s, 3)}
     if chosen["lesion"]:
@@ -275,6 +245,11 @@ def explain_suite(suite: SuiteConfig, models: list[str], data: LoadedDataset, pa
     chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seeds[0]))
     start = time.perf_counter()
     removal = prepare_removal(data, suite, chosen, masks)
+    if chosen["lesion"]:
+        checkpoints = [(f"{name} seed {s}", name, paths.checkpoint(suite.name, name, s)) for s in seeds for name in models]
+        readers = ((label, trained_model(suite, name, path)) for label, name, path in checkpoints if path.exists())
+        removal = clean_references(removal, readers, list(data.class_names), suite.explain.faithfulness_images)
+        chosen = {**chosen, "lesion": removal.checked}
     written = [p for k, s in enumerate(seeds) for name in models
                if (p := explain_one(suite, name, data, paths, s, chosen, removal, force, primary=k == 0)) is not None]
     summary = summarise(suite, paths, written)

@@ -81,12 +81,24 @@ def _curves(curves: list[CurveRow]) -> list[str]:
     above = [c.model for c in curves if c.fill_passed is False]
     worst = max((c.fill_max_finding for c in curves if c.fill_max_finding is not None), default=None)
     if above:
-        out.append(f"The fully removed images are still read as a finding (mean probability above 0.5) by: "
+        out.append(f"Some fully removed images are still read as a finding (probability above 0.5) by: "
                    f"{', '.join(above)}; their deletion and insertion scores partly measure the fill.")
     elif worst is not None:
-        out.append(f"The fully removed images are read as no finding with a mean probability above 0.5 by any "
-                   f"model (highest {worst:.2f}); a black or blurred image would be (see the deletion table).")
+        out.append(f"No fully removed version of a scored image is read as a finding above 0.5 by any model "
+                   f"(highest {worst:.2f}); a black or blurred image would be (see the deletion table).")
     return out
+
+
+def reference_sentence(reference: dict[str, Any] | None) -> str | None:
+    """Which drawn lesion images were scored: those whose fully removed image no model reads as a finding."""
+    if not reference or not reference.get("rule") or not reference.get("drawn"):
+        return None
+    excluded = reference.get("excluded_by") or {}
+    most = max(excluded.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+    tail = f"; the most left out by one checkpoint: {most[1]} ({most[0]})" if most else ""
+    return (f"Images scored: {reference['kept']} of the {reference['drawn']} lesion images drawn in a seeded order, "
+            f"the first whose fully removed image no explained checkpoint reads as a finding above "
+            f"{reference['threshold']} ({reference['clean']} of {reference['drawn']} qualify{tail}).")
 
 
 def findings(rows: list[FaithRow], curves: list[CurveRow], summary: dict[str, Any]) -> tuple[Finding, ...]:

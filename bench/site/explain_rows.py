@@ -112,7 +112,7 @@ class CurveRow:
     removed: Stat | None  # ... on the fully removed image
     random_deletion: Stat | None
     random_insertion: Stat | None
-    fill_max_finding: float | None  # fully removed image: highest probability of a finding class
+    fill_max_finding: float | None  # fully removed images: highest probability of a finding class on any one
     fill_passed: bool | None
     black_max_finding: float | None  # the same with a black fill, for contrast
     blur_max_finding: float | None  # ... and with a heavy blur
@@ -196,6 +196,6 @@ def curve_row(name: str, m: dict[str, Any], accuracy: float | None) -> CurveRow:
     return CurveRow(name, accuracy, stat(deletion.get("starting_probability")),
                     stat(deletion.get("removed_probability")),
                     stat(random_order.get("deletion_auc")), stat(random_order.get("insertion_auc")),
-                    used.get("max_finding_prob"), used.get("passed"),
-                    (removed.get("black") or {}).get("max_finding_prob"),
-                    (removed.get("blur") or {}).get("max_finding_prob"), baselines)
+                    used.get("any_image_max_finding_prob"), used.get("passed"),
+                    (removed.get("black") or {}).get("any_image_max_finding_prob"),
+                    (removed.get("blur") or {}).get("any_image_max_finding_prob"), baselines)

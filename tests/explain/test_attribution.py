@@ -118,4 +118,7 @@ def test_committed_fully_removed_images_are_not_read_as_findings():
         check = r["metrics"]["fully_removed"]
         assert check["fill"] in ("lesion_free", "blur", "mean"), "black is a class cue, not a fill"
         assert r["metrics"]["fully_removed_max_finding_prob"] == check[check["fill"]]["max_finding_prob"]
-        assert check[check["fill"]]["passed"], (r["model"]["name"], check[check["fill"]])
+        used = check[check["fill"]]
+        # image by image: no scored image's fully removed version reads as a finding above 0.5
+        assert used["passed"] and used["images_above_threshold"] == 0, (r["model"]["name"], used)
+        assert used["any_image_max_finding_prob"] <= 0.5 and used["images"] == len(r["metrics"]["faithfulness"]["images"])

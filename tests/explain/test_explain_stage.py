@@ -80,9 +80,13 @@ def test_every_model_is_explained_scored_and_compared(trained, monkeypatch):
         # the fully removed image: recorded for the fill used and for the cues it replaces (black, blur, mean)
         removed = m["fully_removed"]
         assert removed["fill"] == "lesion_free" and {"lesion_free", "blur", "mean", "black"} <= set(removed)
-        check = removed["lesion_free"]
-        assert m["fully_removed_max_finding_prob"] == check["max_finding_prob"] and check["images"] == 6
-        assert check["passed"] == (check["max_finding_prob"] <= 0.5) and check["max_finding_class"] != "normal"
+        check, reference = removed["lesion_free"], removed["reference"]
+        assert m["fully_removed_max_finding_prob"] == check["max_finding_prob"]
+        assert check["images"] == reference["kept"] == len(faith["images"]) <= 6
+        assert set(reference["excluded_by"]) == {f"{n} seed 0" for n in suite.models}
+        # every scored image's fully removed version is read as no finding by every explained model
+        assert check["images_above_threshold"] == 0 and check["any_image_max_finding_prob"] <= 0.5
+        assert check["passed"] and check["max_finding_class"] != "normal"
         sanity = m["sanity"]
         assert sanity["cascade_order"][0] == "head" and sanity["cascade_order"][-1] == "stem"
         for record in sanity["methods"].values():
