@@ -6,7 +6,9 @@ the perfect map at its grid):
 
 - location: pointing game, relevance mass, relevance rank (``bench.explain.scores``);
 - deletion and insertion with the non-cue fill, read against the same image's random-order
-  curves and normalised by the starting probability (``bench.explain.deletion``).
+  curves and normalised by the starting probability (``bench.explain.deletion``), on the images
+  whose fully removed image the model reads as no finding (``Inputs.clean``; NaN elsewhere, so
+  every mean, interval and paired test of a curve score counts only those images).
 
 Each score is a mean over images with a bootstrap 95% interval. A method **beats the baselines**
 on a score only when a paired bootstrap over the images puts its mean above that of the
@@ -58,6 +60,7 @@ class Inputs:
     fills: torch.Tensor
     fill: str
     mask: str  # "evidence" or "core": which masks these are
+    clean: np.ndarray  # per image: the model reads its fully removed image as no finding (curves scored)
 
 
 class Scorer:
@@ -67,9 +70,15 @@ class Scorer:
         self.inputs, self.cfg = inputs, cfg
         self.curves = Curves(model, inputs.images, inputs.labels, inputs.fills)
         n_pixels = inputs.images[0, 0].numel()
-        self.random_deletion, self.random_insertion = self.curves.areas(
+        deletion, insertion = self.curves.areas(
             [random_ranking(n_pixels, order_seed(cfg.seed, i, "random-order")) for i in inputs.ids])
-        self.mean_start = float(self.curves.start.mean())
+        self.random_deletion, self.random_insertion = self.only_clean(deletion), self.only_clean(insertion)
+        self.start = self.only_clean(self.curves.start)
+        self.mean_start = float(np.nanmean(self.start)) if inputs.clean.any() else float("nan")
+
+    def only_clean(self, values: np.ndarray) -> np.ndarray:
+        """Per-image curve values, NaN on the images whose fully removed image reads as a finding."""
+        return np.where(self.inputs.clean, values, np.nan)
 
     def score(self, maps: np.ndarray | list[np.ndarray], curves: bool = True) -> Scored:
         inp, tol = self.inputs, self.cfg.pointing_tolerance
@@ -81,7 +90,7 @@ class Scorer:
         }
         if curves:
             orders = [ranking(maps[i], order_seed(self.cfg.seed, inp.ids[i], "ties")) for i in range(n)]
-            deletion, insertion = self.curves.areas(orders)
+            deletion, insertion = (self.only_clean(v) for v in self.curves.areas(orders))
             values.update(deletion_auc=deletion, insertion_auc=insertion,
                           deletion_vs_random=(self.random_deletion - deletion) / max(self.mean_start, 1e-12),
                           insertion_vs_random=(insertion - self.random_insertion) / max(self.mean_start, 1e-12))
@@ -97,7 +106,8 @@ def _summary(scored: Scored, cfg: ExplainConfig, offset: int, start: np.ndarray 
            for k, (name, values) in enumerate(sorted(scored.values.items()))}
     if start is not None and "deletion_auc" in scored.values:
         value, lo, hi = bootstrap_ratio(scored.values["deletion_auc"], start, cfg.bootstrap, cfg.seed + offset + 97)
-        out["deletion_auc_normalised"] = {"value": value, "ci95": [lo, hi], "n": len(start)}
+        n = int((~np.isnan(scored.values["deletion_auc"]) & ~np.isnan(start)).sum())
+        out["deletion_auc_normalised"] = {"value": value if n else None, "ci95": [lo, hi] if n else [None, None], "n": n}
     return out
 
 
@@ -108,7 +118,10 @@ def _versus(method: Scored, other: Scored, cfg: ExplainConfig, offset: int) -> d
         if score in method.values and score in other.values:
             value, lo, hi = paired_difference(method.values[score], other.values[score], cfg.bootstrap,
                                               cfg.seed + offset + k)
-            out[score] = {"difference": {"value": value, "ci95": [lo, hi]}, "beats": bool(lo > 0)}
+            if np.isnan(value):  # no image scored on both sides
+                out[score] = {"difference": {"value": None, "ci95": [None, None]}, "beats": False}
+            else:
+                out[score] = {"difference": {"value": value, "ci95": [lo, hi]}, "beats": bool(lo > 0)}
     return out
 
 
@@ -119,8 +132,11 @@ def model_maps(model: nn.Module, inputs: Inputs, cfg: ExplainConfig, baseline: f
 
 
 def scored_inputs(images: torch.Tensor, labels: torch.Tensor, masks: list[np.ndarray], ids: list[int],
-                  grey: list[np.ndarray], fills: torch.Tensor, fill: str, mask: str) -> Inputs:
-    return Inputs(images, labels, masks, ids, grey, [foreground(g) for g in grey], fills, fill, mask)
+                  grey: list[np.ndarray], fills: torch.Tensor, fill: str, mask: str,
+                  clean: np.ndarray | None = None) -> Inputs:
+    """The scored images; ``clean`` (default: every image) marks those the curves are scored on."""
+    clean = np.ones(len(ids), dtype=bool) if clean is None else np.asarray(clean, dtype=bool)
+    return Inputs(images, labels, masks, ids, grey, [foreground(g) for g in grey], fills, fill, mask, clean)
 
 
 def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray], randomised: dict[str, np.ndarray],
@@ -129,7 +145,7 @@ def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray
     scorer = Scorer(model, inputs, cfg)
     free = [model_free_maps(g, h) for g, h in zip(inputs.grey, inputs.heads)]
     baselines = {name: scorer.score([f[name] for f in free]) for name in MODEL_FREE}
-    summaries = {name: _summary(s, cfg, 1000 + 100 * k, scorer.curves.start) for k, (name, s) in
+    summaries = {name: _summary(s, cfg, 1000 + 100 * k, scorer.start) for k, (name, s) in
                  enumerate(baselines.items())}
     strongest = {score: max(MODEL_FREE, key=lambda name: (baselines[name].values[score].mean(), name))
                  for score in SCORES}
@@ -139,15 +155,16 @@ def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray
         versus = _versus(own, Scored({s: baselines[strongest[s]].values[s] for s in SCORES}), cfg, 2000 + 100 * k)
         versus_random = _versus(own, rand, cfg, 3000 + 100 * k)
         scores[method] = {
-            **_summary(own, cfg, 100 * k, scorer.curves.start),
-            "randomised_weights": _summary(rand, cfg, 4000 + 100 * k, scorer.curves.start),
+            **_summary(own, cfg, 100 * k, scorer.start),
+            "randomised_weights": _summary(rand, cfg, 4000 + 100 * k, scorer.start),
             "vs_strongest_baseline": {s: {"baseline": strongest[s], **v} for s, v in versus.items()},
             "vs_randomised_weights": versus_random,
-            "per_image": {s: [round(float(v), 6) for v in own.values[s]] for s in SCORES + RAW},
+            "per_image": {s: [None if np.isnan(v) else round(float(v), 6) for v in own.values[s]]
+                          for s in SCORES + RAW},
         }
     hits = [random_point_hits(m, h, cfg.pointing_tolerance) for m, h in zip(inputs.masks, inputs.heads)]
     ceiling = scorer.score([grid_ceiling_map(m, cam_grid) for m in inputs.masks], curves=False)
-    start, end = scorer.curves.start, scorer.curves.end
+    start, end = scorer.start, scorer.only_clean(scorer.curves.end)
     return {
         "images": inputs.ids, "mask": inputs.mask, "scores": scores, "baselines": summaries,
         "strongest_baseline": strongest,
@@ -156,7 +173,7 @@ def faithfulness(model: nn.Module, inputs: Inputs, trained: dict[str, np.ndarray
         "foreground_share": float(np.mean([h.mean() for h in inputs.heads])),
         "gradcam_ceiling": {"grid": list(cam_grid), **_summary(ceiling, cfg, 6000)},
         "deletion": {
-            "fill": inputs.fill,
+            "fill": inputs.fill, "scored_images": int(inputs.clean.sum()),
             "blur_sigma_px": (round(cfg.deletion_blur_sigma * inputs.images.shape[-1], 3)
                               if inputs.fill == "blur" else None),
             "fractions": list(DELETION_FRACTIONS),

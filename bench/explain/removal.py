@@ -1,23 +1,23 @@
-"""What a removed pixel becomes, what the maps are scored against, and which images are scored.
+"""What a removed pixel becomes, what the maps are scored against, and which images each model's
+deletion and insertion curves are scored on.
 
-``prepare_removal`` builds, for the drawn lesion images, every fill's fully removed image (the
+``prepare_removal`` builds, for the scored lesion images, every fill's fully removed image (the
 lesion-free twin where the data allows, else a blur; ``bench.explain.deletion``) and the masks
 (evidence or core; ``bench.explain.lesion_free``).
 
-``clean_references`` then keeps only the images whose fully removed image (under the fill
-deletion uses) **no explained checkpoint** reads as a finding above the threshold. A twin is a
-normal brain, but a model can still call it a finding (its own false positive); on such an image
-deletion would end, and insertion start, at a finding, and the curve would partly measure that.
-The images are drawn in a seeded order and the first ``faithfulness_images`` that pass are kept,
-the same for every model, so every paired comparison stays on the same images. How many were
-left out, and by which checkpoint, is recorded (``reference``).
+``clean_references`` says, per image, whether a model reads its fully removed image (under the
+fill deletion uses) as no finding: no class but ``normal`` above THRESHOLD. A twin is a normal
+brain, but a model can still call it a finding (its own false positive on a normal brain); on
+such an image the deletion curve would end, and the insertion curve start, at a finding, and
+would partly measure that. So each checkpoint's curves are scored only on the images it reads
+clean (the others are NaN in the per-image values, ``None`` in the results), and comparisons
+between checkpoints pair the images both read clean. The location scores use every image.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,8 +37,7 @@ THRESHOLD = 0.5  # a finding class above this on a fully removed image: the imag
 class Removal:
     """What the stage scores against and removes with, the same for every model: the masks of the
     lesion images (``mask``: evidence or core), the fully removed images of the checked images for
-    every fill, and the fill deletion uses (``fill``, with ``note`` where it is not the one asked for).
-    ``reference``: how the scored images were kept (``clean_references``)."""
+    every fill, and the fill deletion uses (``fill``, with ``note`` where it is not the one asked for)."""
 
     checked: list[int]
     masks: dict[int, np.ndarray]
@@ -46,13 +45,6 @@ class Removal:
     fills: dict[str, torch.Tensor]
     fill: str
     note: str | None
-    reference: dict[str, Any] = field(default_factory=dict)
-
-    def restricted(self, kept: list[int], reference: dict[str, Any]) -> "Removal":
-        """The same removal on the images ``kept`` (a subset of ``checked``), in that order."""
-        rows = [self.checked.index(i) for i in kept]
-        return replace(self, checked=list(kept), masks={i: self.masks[i] for i in kept if i in self.masks},
-                       fills={name: images[rows] for name, images in self.fills.items()}, reference=reference)
 
 
 def prepare_removal(data: LoadedDataset, suite: SuiteConfig, chosen: dict[str, list[int]],
@@ -80,29 +72,10 @@ def prepare_removal(data: LoadedDataset, suite: SuiteConfig, chosen: dict[str, l
     return Removal(checked, masks, mask, fills, fill, note)
 
 
-def clean_references(removal: Removal, readers: Iterable[tuple[str, nn.Module]], class_names: list[str],
-                     wanted: int) -> Removal:
-    """Keep the first ``wanted`` drawn images whose fully removed image no reader (``(label,
-    model)``, every explained checkpoint) reads as a finding above THRESHOLD; see the module
-    docstring. Without a class called normal nothing can be told apart, and all images stay."""
-    drawn = removal.checked
+def clean_references(model: nn.Module, removal: Removal, class_names: list[str]) -> np.ndarray:
+    """Per checked image, whether ``model`` reads its fully removed image as no finding (every
+    class but ``normal`` at most THRESHOLD). All True where no class is called normal: nothing
+    can then be told from the absence of a finding."""
     if "normal" not in class_names:
-        return removal.restricted(drawn[:wanted], {"rule": None, "drawn": len(drawn), "kept": min(wanted, len(drawn)),
-                                                   "note": "no class is called normal"})
-    clean = np.ones(len(drawn), dtype=bool)
-    excluded_by: dict[str, int] = {}
-    for label, model in readers:
-        reads_clean = finding_probabilities(model, removal.fills[removal.fill], class_names) <= THRESHOLD
-        excluded_by[label] = int((~reads_clean).sum())
-        clean &= reads_clean
-    kept = [i for i, ok in zip(drawn, clean) if ok][:wanted]
-    reference = {
-        "rule": f"no explained checkpoint reads the fully removed image ({removal.fill}) as a finding "
-                f"above {THRESHOLD}",
-        "threshold": THRESHOLD, "drawn": len(drawn), "clean": int(clean.sum()), "kept": len(kept),
-        "excluded_by": excluded_by,
-    }
-    if len(kept) < wanted:
-        log.warning("only %d of the %d drawn lesion images have a fully removed image no model reads as a "
-                    "finding (%d wanted)", len(kept), len(drawn), wanted)
-    return removal.restricted(sorted(kept), reference)
+        return np.ones(len(removal.checked), dtype=bool)
+    return finding_probabilities(model, removal.fills[removal.fill], class_names) <= THRESHOLD

@@ -12,7 +12,10 @@ Numpy only, one image at a time:
   for Saliency Maps", NeurIPS 2018), optionally inside a region.
 
 Intervals are percentile bootstraps over images (Efron & Tibshirani 1993); comparisons of two
-maps or two models on the same images are paired bootstraps of the per-image differences.
+maps or two models on the same images are paired bootstraps of the per-image differences. A NaN
+marks an image a score was not taken on (a curve score where the model reads the fully removed
+image as a finding): means and intervals leave it out, and paired statistics keep the images
+both sides have.
 """
 
 from __future__ import annotations
@@ -89,8 +92,12 @@ def _resample(n: int, n_resamples: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float, float]:
-    """(mean, 2.5th, 97.5th percentile) of the mean over a bootstrap of the values."""
+    """(mean, 2.5th, 97.5th percentile) of the mean over a bootstrap of the values (NaN left out;
+    all NaN when none is left)."""
     values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
     means = values[_resample(len(values), n_resamples, seed)].mean(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(values.mean()), float(lo), float(hi)
@@ -101,6 +108,10 @@ def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, n_resamples:
     """(ratio, 2.5th, 97.5th percentile) of mean(numerator) / mean(denominator), images resampled
     together: a ratio of means, which a few images with a tiny denominator cannot blow up."""
     num, den = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    both = ~(np.isnan(num) | np.isnan(den))
+    num, den = num[both], den[both]
+    if len(num) == 0:
+        return float("nan"), float("nan"), float("nan")
     idx = _resample(len(num), n_resamples, seed)
     ratios = num[idx].mean(axis=1) / np.maximum(den[idx].mean(axis=1), 1e-12)
     lo, hi = np.percentile(ratios, [2.5, 97.5])
@@ -113,12 +124,16 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_resamples: int, seed: int)
 
 
 def paired_tied(a: np.ndarray, b: np.ndarray, n_resamples: int, seed: int) -> bool:
-    """Whether the 95% interval of a paired bootstrap of mean(a − b) over the same images contains zero."""
+    """Whether the 95% interval of a paired bootstrap of mean(a − b) over the same images contains
+    zero (or no image has both: nothing tells them apart)."""
     _, lo, hi = paired_difference(a, b, n_resamples, seed)
-    return lo <= 0.0 <= hi
+    return bool(np.isnan(lo) or lo <= 0.0 <= hi)
 
 
-def interval(values: np.ndarray | list[float], n_resamples: int, seed: int) -> dict[str, object]:
-    """``{"value", "ci95", "n"}`` of the mean of per-image values."""
-    mean, lo, hi = bootstrap_mean(np.asarray(values, dtype=np.float64), n_resamples, seed)
-    return {"value": mean, "ci95": [lo, hi], "n": len(values)}
+def interval(values: np.ndarray | list[float | None], n_resamples: int, seed: int) -> dict[str, object]:
+    """``{"value", "ci95", "n"}`` of the mean of per-image values; ``n`` counts the images scored
+    (None or NaN: not scored), and the value and interval are None when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    mean, lo, hi = bootstrap_mean(values, n_resamples, seed)
+    n = int((~np.isnan(values)).sum())
+    return {"value": mean if n else None, "ci95": [lo, hi] if n else [None, None], "n": n}

@@ -5,12 +5,12 @@ For each model (the kept checkpoint of the suite's first seed) it:
 - draws the gallery (``bench.explain.gallery``): fixed, seeded test images (``gallery_per_class``
   per class, plus the ``gallery_misclassified`` images the most models got wrong, the same for
   every model) with the four methods of ``bench.explain.attribution`` and the native maps;
-- scores the maps of seeded lesion images (true class) whose fully removed image no explained
-  checkpoint reads as a finding (``bench.explain.removal``) against their masks, beside the
+- scores the maps of seeded lesion images (true class) against their masks, beside the
   model-free maps, the random point, the randomised-weights model and, for Grad-CAM, the best
   map its grid allows (``bench.explain.faithfulness``), every score with a bootstrap 95% interval;
-- checks that a fully removed image (the deletion fill) is not read as a finding
-  (``bench.explain.deletion.fully_removed``);
+- scores deletion and insertion only on the images whose fully removed image (the deletion
+  fill) the model reads as no finding (``bench.explain.removal.clean_references``), and records
+  how every fill's fully removed images are read (``bench.explain.deletion.fully_removed``);
 - runs the cascading and full randomisation sanity checks (``bench.explain.sanity``).
 
 One ``explain`` result per model, then the suite summary (``bench.explain.summary``). Without
@@ -37,7 +37,7 @@ from bench.explain.deletion import fully_removed
 from bench.explain.faithfulness import faithfulness, model_maps, scored_inputs
 from bench.explain.gallery import gallery, grey, uniformity
 from bench.explain.native_maps import NativeMaps
-from bench.explain.removal import Removal, clean_references, prepare_removal
+from bench.explain.removal import THRESHOLD, Removal, clean_references, prepare_removal
 from bench.explain.sanity import sanity_checks
 from bench.explain.summary import summarise
 from bench.explain.taps import feature_tap
@@ -47,8 +47,6 @@ from bench.results.store import exclusive_lock, load_result, result_path, safe_n
 log = logging.getLogger(__name__)
 
 RANDOM_SEED_OFFSET = 104_729  # the randomised model of the sanity check: another init of the same architecture
-# lesion images drawn per scored one: a few have a fully removed image some model reads as a finding
-DRAWN_PER_SCORED = 4
 
 
 def lesion_masks(data: LoadedDataset, size: int) -> dict[int, np.ndarray]:
@@ -79,8 +77,7 @@ def _trained_predictions(paths: RunPaths, suite: SuiteConfig, seed: int) -> dict
 
 def choose_images(data: LoadedDataset, cfg: Any, masks: dict[int, np.ndarray],
                   predictions: dict[str, list[int]]) -> dict[str, list[int]]:
-    """Seeded test indices: gallery samples per class, shared misclassified images, and lesion images
-    drawn in a seeded order (``clean_references`` keeps the scored ones among them)."""
+    """Seeded test indices: gallery samples per class, shared misclassified images, lesion images."""
     test = data.splits["test"]
     labels = test.labels.numpy()
     rng = np.random.default_rng(cfg.seed)
@@ -94,8 +91,7 @@ def choose_images(data: LoadedDataset, cfg: Any, masks: dict[int, np.ndarray],
         ranked = sorted((i for i in order if wrong[i] > 0), key=lambda i: -wrong[i])
         misclassified = [int(i) for i in ranked if int(i) not in samples][:cfg.gallery_misclassified]
     lesion = sorted(int(i) for i in order if int(i) in masks)
-    drawn = DRAWN_PER_SCORED * cfg.faithfulness_images
-    lesion = [int(i) for i in rng.permutation(lesion)[:drawn]] if lesion else []
+    lesion = sorted(int(i) for i in rng.permutation(lesion)[:cfg.faithfulness_images]) if lesion else []
     return {"samples": samples, "misclassified": misclassified, "lesion": lesion}
 
 
@@ -110,13 +106,13 @@ def _randomised(name: str, suite: SuiteConfig, num_classes: int) -> torch.nn.Mod
 
 
 def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedDataset, idx: list[int],
-            removal: Removal, suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int], primary: bool = True
-            ) -> dict[str, Any]:
+            removal: Removal, clean: np.ndarray, suite: SuiteConfig, baseline: float, cam_grid: tuple[int, int],
+            primary: bool = True) -> dict[str, Any]:
     """Faithfulness (with every baseline) and the sanity checks of one model on the lesion images."""
     cfg, test = suite.explain, data.splits["test"]
     images, labels = test.images[idx], test.labels[idx]
     inputs = scored_inputs(images, labels, [removal.masks[i] for i in idx], list(idx), [grey(x, data) for x in images],
-                           removal.fills[removal.fill], removal.fill, removal.mask)
+                           removal.fills[removal.fill], removal.fill, removal.mask, clean)
     t0 = time.perf_counter()
     trained, randomised = model_maps(model, inputs, cfg, baseline), model_maps(random_model, inputs, cfg, baseline)
     t1 = time.perf_counter()
@@ -170,13 +166,21 @@ def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoi
                    "note": native.note,
                    "channel_map_shape": list(native.channel_map.shape[1:]) if native.channel_map is not None else None},
     }
-    check = fully_removed(model, removal.fills, list(data.class_names))
-    metrics["fully_removed"] = {"fill": removal.fill, "note": removal.note, "reference": removal.reference, **check}
+    clean = clean_references(model, removal, list(data.class_names))
+    check = fully_removed(model, {fill: images[torch.from_numpy(clean)] for fill, images in removal.fills.items()},
+                          list(data.class_names)) if clean.any() else {}
+    metrics["fully_removed"] = {
+        "fill": removal.fill, "note": removal.note,
+        # the images whose fully removed image this model reads as no finding: its curves are scored on them
+        "reference": {"images": len(clean), "scored": int(clean.sum()), "threshold": THRESHOLD,
+                      "rule": f"deletion and insertion are scored on the images whose fully removed image "
+                              f"({removal.fill}) this model reads as no finding above {THRESHOLD}"},
+        **check}
     metrics["fully_removed_max_finding_prob"] = check.get(removal.fill, {}).get("max_finding_prob")
     timing: dict[str, float] = {"gallery_s": round(gallery_s, 3)}
     if chosen["lesion"]:
-        scored = _scores(model, _randomised(name, suite, num_classes), data, chosen["lesion"], removal, suite, baseline,
-                         cam_grid, primary)
+        scored = _scores(model, _randomised(name, suite, num_classes), data, chosen["lesion"], removal, clean, suite,
+                         baseline, cam_grid, primary)
         metrics["faithfulness"] = scored["faithfulness"]
         if primary:
             metrics["sanity"] = scored["sanity"]
@@ -245,11 +249,6 @@ def explain_suite(suite: SuiteConfig, models: list[str], data: LoadedDataset, pa
     chosen = choose_images(data, suite.explain, masks, _trained_predictions(paths, suite, seeds[0]))
     start = time.perf_counter()
     removal = prepare_removal(data, suite, chosen, masks)
-    if chosen["lesion"]:
-        checkpoints = [(f"{name} seed {s}", name, paths.checkpoint(suite.name, name, s)) for s in seeds for name in models]
-        readers = ((label, trained_model(suite, name, path)) for label, name, path in checkpoints if path.exists())
-        removal = clean_references(removal, readers, list(data.class_names), suite.explain.faithfulness_images)
-        chosen = {**chosen, "lesion": removal.checked}
     written = [p for k, s in enumerate(seeds) for name in models
                if (p := explain_one(suite, name, data, paths, s, chosen, removal, force, primary=k == 0)) is not None]
     summary = summarise(suite, paths, written)

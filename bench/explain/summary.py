@@ -2,7 +2,8 @@
 lead pair, and whether the scores agree with each other.
 
 - **best and tied**: per method and score, the best model and every model tied with it (a paired
-  bootstrap of the per-image difference on the same images contains zero);
+  bootstrap of the per-image difference on the same images contains zero; for the curve scores,
+  on the images both models read clean, ``bench.explain.removal``);
 - **flagged methods**: a method that fails the sanity checks for any model is flagged for all
   (``bench.explain.sanity``): its scores are shown, but it never leads;
 - **lead**: the model–method pair the page may lead with: the highest pointing game among
@@ -66,14 +67,16 @@ def metric_correlations(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def two_level_interval(per_seed: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float, float]:
     """(mean, 2.5th, 97.5th percentile) of the mean of a (seeds × images) table, resampling seeds
     and then images (the same images for every seed, as the stage scores them)."""
-    table = np.asarray(per_seed, dtype=np.float64)
+    table = np.asarray(per_seed, dtype=np.float64)  # NaN: a cell not scored (``bench.explain.scores``)
     rng = np.random.default_rng(seed)
     n_seeds, n_images = table.shape
     means = np.empty(n_resamples)
-    for b in range(n_resamples):
-        means[b] = table[rng.integers(0, n_seeds, n_seeds)][:, rng.integers(0, n_images, n_images)].mean()
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(table.mean()), float(lo), float(hi)
+    with np.errstate(all="ignore"):
+        for b in range(n_resamples):
+            sample = table[rng.integers(0, n_seeds, n_seeds)][:, rng.integers(0, n_images, n_images)]
+            means[b] = np.nanmean(sample) if not np.isnan(sample).all() else np.nan
+    lo, hi = np.nanpercentile(means, [2.5, 97.5])
+    return float(np.nanmean(table)), float(lo), float(hi)
 
 
 def across_seeds(by_seed: dict[str, dict[int, dict[str, Any]]], bootstrap: int, seed: int) -> dict[str, Any]:
@@ -92,10 +95,10 @@ def across_seeds(by_seed: dict[str, dict[int, dict[str, Any]]], bootstrap: int, 
                 continue
             entry["methods"][method] = {}
             for j, score in enumerate(SCORES):
-                table = np.array([sc["per_image"][score] for sc in scores])
+                table = np.array([sc["per_image"][score] for sc in scores], dtype=np.float64)  # None → NaN
                 value, lo, hi = two_level_interval(table, bootstrap, seed + 100 * k + j)
                 entry["methods"][method][score] = {"value": value, "ci95": [lo, hi],
-                                                   "per_seed": [float(row.mean()) for row in table]}
+                                                   "per_seed": [float(np.nanmean(row)) for row in table]}
         out[model] = entry
     return out
 
@@ -105,11 +108,12 @@ def compare_models(results: dict[str, dict[str, Any]], bootstrap: int, seed: int
     summary: dict[str, Any] = {}
     for method in METHODS:
         for score in SCORES:
-            values = {m: np.asarray(r["faithfulness"]["scores"][method]["per_image"][score])
+            values = {m: np.asarray(r["faithfulness"]["scores"][method]["per_image"][score], dtype=np.float64)
                       for m, r in results.items() if method in r["faithfulness"]["scores"]}
+            values = {m: v for m, v in values.items() if not np.isnan(v).all()}  # None → NaN: not scored
             if not values:
                 continue
-            best = max(sorted(values), key=lambda m: values[m].mean())
+            best = max(sorted(values), key=lambda m: np.nanmean(values[m]))
             summary.setdefault(method, {})[score] = {
                 "best": best,
                 "tied_with_best": sorted(m for m in values if m != best and

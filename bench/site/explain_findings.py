@@ -89,18 +89,6 @@ def _curves(curves: list[CurveRow]) -> list[str]:
     return out
 
 
-def reference_sentence(reference: dict[str, Any] | None) -> str | None:
-    """Which drawn lesion images were scored: those whose fully removed image no model reads as a finding."""
-    if not reference or not reference.get("rule") or not reference.get("drawn"):
-        return None
-    excluded = reference.get("excluded_by") or {}
-    most = max(excluded.items(), key=lambda kv: (kv[1], kv[0]), default=None)
-    tail = f"; the most left out by one checkpoint: {most[1]} ({most[0]})" if most else ""
-    return (f"Images scored: {reference['kept']} of the {reference['drawn']} lesion images drawn in a seeded order, "
-            f"the first whose fully removed image no explained checkpoint reads as a finding above "
-            f"{reference['threshold']} ({reference['clean']} of {reference['drawn']} qualify{tail}).")
-
-
 def findings(rows: list[FaithRow], curves: list[CurveRow], summary: dict[str, Any]) -> tuple[Finding, ...]:
     if not any(r.scores["pointing_game"].value is not None for r in rows):
         return ()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.site.context import Interval, TrainGroup, slug
-from bench.site.explain_findings import Finding, findings, gradcam_grids, reference_sentence
+from bench.site.explain_findings import Finding, findings, gradcam_grids
 from bench.site.explain_rows import (
     BaselineRow, CurveRow, FaithRow, ScoreTable, baseline_rows, curve_row, faith_rows, score_tables,
 )
@@ -107,7 +107,6 @@ class ExplainGroup:
     curve_baselines: tuple[str, ...] = ()  # the model-free baselines' labels in the deletion table
     mask: str | None = None  # "evidence" or "core": what the scores were taken against
     fill_note: str | None = None  # why the fill is not the one asked for
-    reference: str | None = None  # which drawn lesion images were scored, and why the others were not
     seeds_explained: tuple[int, ...] = ()  # where several seeds' checkpoints were scored
 
     @property
@@ -168,7 +167,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
         rows, curves, gallery, native, skipped, seconds, scored_images = [], [], [], [], None, 0.0, None
         methods: tuple[str, ...] = ()
         grids: dict[str, tuple[int, ...]] = {}
-        first_faith, sanity_cfg, orders, deletion_cfg, fill_note, reference = None, {}, [], {}, None, None
+        first_faith, sanity_cfg, orders, deletion_cfg, fill_note = None, {}, [], {}, None
         for r in models:
             with reading(r.path):
                 name, m = r.payload["model"]["name"], r.payload["metrics"]
@@ -195,7 +194,6 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
                     orders.append((name, " → ".join(m["sanity"]["cascade_order"])))
                 deletion_cfg = faith.get("deletion") or deletion_cfg
                 fill_note = (m.get("fully_removed") or {}).get("note") or fill_note
-                reference = reference or reference_sentence((m.get("fully_removed") or {}).get("reference"))
         ordered = tuple(sorted(methods, key=lambda k: (k in flagged_keys, methods.index(k))))
         misclassified = defaultdict(list)
         for item in gallery:
@@ -223,7 +221,7 @@ def explain_groups(results: list[LoadedResult], groups: tuple[TrainGroup, ...],
             curve_baselines=tuple(label for label, _, _ in curves[0].baselines) if curves else (),
             mask={"evidence": "evidence masks (every pixel the finding changed)",
                   "core": "core lesion masks"}.get((first_faith or {}).get("mask") or "core"),
-            fill_note=fill_note, reference=reference,
+            fill_note=fill_note,
             seeds_explained=tuple(sorted({s for entry in across.values() for s in entry["seeds"]})),
         ))
     return tuple(out)

@@ -117,6 +117,8 @@ class CurveRow:
     black_max_finding: float | None  # the same with a black fill, for contrast
     blur_max_finding: float | None  # ... and with a heavy blur
     baselines: tuple[tuple[str, Stat | None, Stat | None], ...]  # (label, deletion vs random, insertion vs random)
+    scored: int | None = None  # images whose fully removed image the model reads as no finding: the curves' images
+    images: int | None = None  # lesion images scored on the location scores
 
 
 def _score(s: dict[str, Any], score: str, marks: dict[str, Any], name: str, ceiling: dict[str, Any] | None
@@ -198,4 +200,5 @@ def curve_row(name: str, m: dict[str, Any], accuracy: float | None) -> CurveRow:
                     stat(random_order.get("deletion_auc")), stat(random_order.get("insertion_auc")),
                     used.get("any_image_max_finding_prob"), used.get("passed"),
                     (removed.get("black") or {}).get("any_image_max_finding_prob"),
-                    (removed.get("blur") or {}).get("any_image_max_finding_prob"), baselines)
+                    (removed.get("blur") or {}).get("any_image_max_finding_prob"), baselines,
+                    deletion.get("scored_images"), len(faith.get("images") or []))

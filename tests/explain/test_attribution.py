@@ -121,4 +121,5 @@ def test_committed_fully_removed_images_are_not_read_as_findings():
         used = check[check["fill"]]
         # image by image: no scored image's fully removed version reads as a finding above 0.5
         assert used["passed"] and used["images_above_threshold"] == 0, (r["model"]["name"], used)
-        assert used["any_image_max_finding_prob"] <= 0.5 and used["images"] == len(r["metrics"]["faithfulness"]["images"])
+        assert used["any_image_max_finding_prob"] <= 0.5 and used["images"] == check["reference"]["scored"]
+        assert r["metrics"]["faithfulness"]["deletion"]["scored_images"] == check["reference"]["scored"]

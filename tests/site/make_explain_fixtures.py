@@ -96,7 +96,7 @@ def explain_payload(name: str, k: int) -> dict:
         "random_point": {"image": interval(np.full(8, 0.04), 200, 1), "foreground": interval(np.full(8, 0.09), 200, 2)},
         "foreground_share": 0.45,
         "gradcam_ceiling": {"grid": [8, 8], **_summary(_per_image(rng, 0.99), start, 6000)},
-        "deletion": {"fill": "lesion_free", "blur_sigma_px": None, "fractions": [i / 10 for i in range(11)],
+        "deletion": {"fill": "lesion_free", "scored_images": 8, "blur_sigma_px": None, "fractions": [i / 10 for i in range(11)],
                      "starting_probability": interval(start, 200, 7001),
                      "removed_probability": interval(start * 0.3, 200, 7002),
                      "random_order": {"deletion_auc": interval(start * 0.5, 200, 7003),
@@ -111,9 +111,9 @@ def explain_payload(name: str, k: int) -> dict:
                                          ("blur", 0.78, 0.97, "white_matter_changes"),
                                          ("mean", 0.62, 0.88, "arteriovenous_anomaly"),
                                          ("black", 0.97, 1.0, "arteriovenous_anomaly"))}
-    reference = {"rule": "no explained checkpoint reads the fully removed image (lesion_free) as a finding above 0.5",
-                 "threshold": 0.5, "drawn": 24, "clean": 19, "kept": 8,
-                 "excluded_by": {"pyramid_softmax seed 0": 3, "resnet50 seed 0": 2}}
+    reference = {"images": 8, "scored": 8, "threshold": 0.5,
+                 "rule": "deletion and insertion are scored on the images whose fully removed image (lesion_free) "
+                         "this model reads as no finding above 0.5"}
     return {"methods": METHODS, "baseline_value": -0.9, "gradcam_grid": [8, 8],
             "faithfulness": faithfulness,
             "sanity": {"images": 4, "threshold": 0.5, "judged_from": 2,

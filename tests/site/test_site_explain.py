@@ -114,7 +114,8 @@ def test_the_metrics_agreement_table_and_the_starting_probabilities(rendered: tu
     for r in _results(paths):
         start = r["metrics"]["faithfulness"]["deletion"]["starting_probability"]["value"]
         accuracy = r["metrics"]["explained_checkpoint"]["balanced_accuracy"]
-        assert f"| {accuracy:.3f} | {start:.3f} [" in curves, r["model"]["name"]
+        scored = r["metrics"]["faithfulness"]["deletion"]["scored_images"]
+        assert f"| {accuracy:.3f} | {scored} / 8 | {start:.3f} [" in curves, r["model"]["name"]
 
 
 def test_strings_from_the_results_are_escaped(tmp_path: Path, results_copy: Path,
@@ -168,11 +169,8 @@ def test_the_page_says_which_masks_and_fill_and_how_each_fill_is_read(rendered: 
         removed = r["metrics"]["fully_removed"]
         top = [f"{removed[f]['any_image_max_finding_prob']:.2f}" for f in ("lesion_free", "black", "blur")]
         assert f"| {top[0]} / {top[1]} / {top[2]} |" in curves, r["model"]["name"]  # per image, never a mean
-        ref = removed["reference"]
-        assert (f"Images scored: {ref['kept']} of the {ref['drawn']} lesion images drawn in a seeded order, the "
-                f"first whose fully removed image no explained checkpoint reads as a finding above 0.5 "
-                f"({ref['clean']} of {ref['drawn']} qualify; the most left out by one checkpoint: 3 "
-                f"(pyramid_softmax seed 0)).") in text
+        scored = r["metrics"]["faithfulness"]["deletion"]["scored_images"]
+        assert f"| {scored} / {len(r['metrics']['faithfulness']['images'])} |" in curves, r["model"]["name"]
     assert "No fully removed version of a scored image is read as a finding above 0.5 by any model" in text
 
 
