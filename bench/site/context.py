@@ -139,6 +139,7 @@ class BudgetRow:
     doubled_val: float
     gain: float
     budget_limited: bool
+    gain_ci95: Interval | None = None  # paired over the validation images (both runs predict the same ones)
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,8 @@ def _skipped(payloads: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
 def _budget_rows(budget: dict[str, Any]) -> tuple[BudgetRow, ...]:
     return tuple(BudgetRow(name, b["epochs_cap"], b["epochs_run"], b["val_balanced_accuracy"], b.get("decay_trigger"),
                            b["doubled_epochs_cap"], b["doubled_epochs_run"], b["doubled_val_balanced_accuracy"],
-                           b["gain"], b["budget_limited"])
+                           b["gain"], b["budget_limited"],
+                           Interval(*b["gain_ci95"]) if b.get("gain_ci95") else None)
                  for name, b in sorted((budget.get("models") or {}).items()))
 
 

@@ -162,10 +162,13 @@ def _best_val(result: dict[str, Any]) -> float:
     return balanced_accuracy(np.asarray(m["val_predictions"]), np.asarray(m["val_labels"]))
 
 
-def budget_study(scored: list[tuple[Path, dict[str, Any]]], delta: float) -> dict[str, Any] | None:
+def budget_study(scored: list[tuple[Path, dict[str, Any]]], delta: float, n_resamples: int = 1000
+                 ) -> dict[str, Any] | None:
     """Each model's budget-study run beside the suite run of the same seed: the validation
-    score under the recipe and under one twice as long, the gain, and ``budget_limited`` when the
-    gain is above ``delta``. None when no budget-study run exists."""
+    score under the recipe and under one twice as long, the gain with a paired 95% interval
+    over the validation images (both runs predict the same images), and ``budget_limited`` when
+    the gain is above ``delta``. None when no budget-study run exists."""
+    from bench.core.stats import paired_difference
     from bench.stages.schedule import BUDGET_FACTOR
 
     runs = {(r["kind"], r["model"]["name"], r["seed"]): r for _, r in scored}
@@ -176,13 +179,15 @@ def budget_study(scored: list[tuple[Path, dict[str, Any]]], delta: float) -> dic
             continue
         b, d = base["metrics"], doubled["metrics"]
         gain = _best_val(doubled) - _best_val(base)
+        paired = paired_difference(np.asarray([d["val_predictions"]]), np.asarray([b["val_predictions"]]),
+                                   np.asarray(b["val_labels"]), n_resamples, seed=0)
         models[name] = {
             "seed": seed,
             "epochs_cap": b["max_epochs"], "val_balanced_accuracy": round(_best_val(base), 6),
             "epochs_run": b["epochs_run"], "decay_trigger": b.get("decay_trigger"),
             "doubled_epochs_cap": d["max_epochs"], "doubled_val_balanced_accuracy": round(_best_val(doubled), 6),
             "doubled_epochs_run": d["epochs_run"], "doubled_decay_trigger": d.get("decay_trigger"),
-            "gain": round(gain, 6), "budget_limited": bool(gain > delta),
+            "gain": round(gain, 6), "gain_ci95": [paired["lo"], paired["hi"]], "budget_limited": bool(gain > delta),
         }
     return {"factor": BUDGET_FACTOR, "delta": delta, "models": models} if models else None
 
@@ -204,7 +209,7 @@ def compare_suite(suite: SuiteConfig, paths: RunPaths, force: bool = False) -> P
         if not force and is_done(out, inputs):
             log.info("skip comparison: %s is up to date", out)
             return out
-        budget = budget_study(scored + budget_runs, delta=suite.train.min_delta)
+        budget = budget_study(scored + budget_runs, delta=suite.train.min_delta, n_resamples=n_resamples)
         metrics = compare_results(scored, n_resamples=n_resamples, seed=0, budget=budget)
         config = {"suite": suite.name, "fingerprint": inputs, "inputs": [p.name for p, _ in scored],
                   "budget_inputs": [p.name for p, _ in budget_runs]}
@@ -284,11 +289,16 @@ def budget_markdown(comparison: dict[str, Any]) -> str:
     if not budget:
         return "No budget study: run `medbench budget` for this suite, then `medbench run --stages compare`.\n"
     lines = [f"| model | cap B (epochs) | epochs run | val at B | cap {budget['factor']}B | epochs run | "
-             f"val at {budget['factor']}B | gain | budget-limited (gain > {budget['delta']}) |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|:-:|"]
+             f"val at {budget['factor']}B | gain | gain 95% CI (paired, val images) | "
+             f"budget-limited (gain > {budget['delta']}) |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|:-:|"]
     for name, row in sorted(budget["models"].items()):
         lines.append(f"| `{name}` | {row['epochs_cap']} | {row['epochs_run']} | {row['val_balanced_accuracy']:.3f} | "
                      f"{row['doubled_epochs_cap']} | {row['doubled_epochs_run']} | "
-                     f"{row['doubled_val_balanced_accuracy']:.3f} | {row['gain']:+.3f} | "
+                     f"{row['doubled_val_balanced_accuracy']:.3f} | {row['gain']:+.3f} | {_ci(row.get('gain_ci95'))} | "
                      f"{'**yes**' if row['budget_limited'] else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def _ci(bounds: list[float] | None) -> str:
+    return "—" if not bounds else f"{bounds[0]:+.3f} to {bounds[1]:+.3f}"

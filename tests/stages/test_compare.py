@@ -186,11 +186,17 @@ def test_budget_study_flags_a_model_that_gains_from_twice_the_cap(tmp_path, monk
     assert budget["steady"]["gain"] == 0 and budget["steady"]["budget_limited"] is False
     assert budget["hungry"]["gain"] == pytest.approx(0.1) and budget["hungry"]["budget_limited"] is True
     assert (budget["hungry"]["epochs_cap"], budget["hungry"]["doubled_epochs_cap"]) == (10, 20)
+    # the gain's interval is paired over the same validation images: none for identical predictions,
+    # clear of zero for 40 of 1,000 images changed within one class of ten
+    assert budget["steady"]["gain_ci95"] == [0.0, 0.0]
+    lo, hi = budget["hungry"]["gain_ci95"]
+    assert 0 < lo < 0.1 < hi < 0.2
     assert metrics["models"]["steady"]["converged"] is True
     assert metrics["models"]["hungry"]["converged"] is False and metrics["models"]["hungry"]["plateaued"] is True
     rows = {line.split("|")[1].strip(): line for line in leaderboard_markdown(*load_comparison(out)).splitlines()[2:]}
     assert "**budget-limited** (+0.100)" in rows["`hungry`"] and "| yes |" in rows["`steady`"]
-    assert "| `hungry` | 10 | 3 | 0.800 | 20 | 9 | 0.900 | +0.100 | **yes** |" in budget_markdown(load_result(out))
+    assert (f"| `hungry` | 10 | 3 | 0.800 | 20 | 9 | 0.900 | +0.100 | {lo:+.3f} to {hi:+.3f} | **yes** |"
+            in budget_markdown(load_result(out)))
 
     from bench.site.aggregate import build_context
     from bench.site.load import load_results
@@ -202,8 +208,10 @@ def test_budget_study_flags_a_model_that_gains_from_twice_the_cap(tmp_path, monk
     assert "hungry](models/hungry.md) ⚠ budget-limited (+0.100)" in index
     assert "⚠ **hungry is budget-limited**: trained twice as long, it gained +0.100" in index
     assert "steady](models/steady.md) ⚠" not in index
-    assert "| [hungry](models/hungry.md) | 10 | 3 | — | 0.800 | 20 | 9 | 0.900 | +0.100 | ⚠ budget-limited |" in methods
-    assert "| [steady](models/steady.md) | 10 | 3 | — | 0.900 | 20 | 3 | 0.900 | +0.000 | converged |" in methods
+    assert (f"| [hungry](models/hungry.md) | 10 | 3 | — | 0.800 | 20 | 9 | 0.900 | +0.100 | {lo:+.3f} to {hi:+.3f} "
+            f"| ⚠ budget-limited |") in methods
+    assert ("| [steady](models/steady.md) | 10 | 3 | — | 0.900 | 20 | 3 | 0.900 | +0.000 | +0.000 to +0.000 "
+            "| converged |") in methods
     assert "⚠ **Budget-limited**" in pages["models/hungry.md"] and "Converged:" in pages["models/steady.md"]
 
     val_comparison, _ = validation_comparison(out)
