@@ -4,8 +4,9 @@
 
 Per model and method: each score with its 95% interval, the strongest model-free baseline's
 score on the same images, the paired verdict (✓: above it by the paired bootstrap), and the
-sanity verdict (the failed checks named). Then per model: the starting probability, the fill and
-how strongly the fully removed images are read as a finding, and the stage's time. Everything is
+sanity verdict (the failed checks named). Then per model: the images its deletion and insertion
+were scored on, the starting probability, the fill and the highest finding probability on any
+fully removed image, and the stage's time. Everything is
 read from the results; nothing is computed here.
 """
 
@@ -35,12 +36,16 @@ def _cell(scores: dict[str, Any], faith: dict[str, Any], score: str) -> str:
     return f"{own['value']:.3f} [{lo:.3f}–{hi:.3f}] vs {baseline} {mark}"
 
 
+def _prob(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """The Markdown tables of the primary explain results of one suite."""
     lines = ["| Model | Method | " + " | ".join(SHORT[s] for s in SCORES) + " | Sanity |",
              "|---|---|" + "---|" * len(SCORES) + "---|"]
-    tail = ["", "| Model | Seed | Balanced acc. | p₀ | Fill | Finding prob. on fully removed (fill / blur / black) "
-                "| Masks | Time (s) |", "|---|--:|--:|--:|---|---|---|--:|"]
+    tail = ["", "| Model | Seed | Balanced acc. | Curve images | p₀ | Fill | Highest finding prob. on a fully removed "
+                "image (fill / blur / black) | Masks | Time (s) |", "|---|--:|--:|--:|--:|---|---|---|--:|"]
     for r in sorted(results, key=lambda r: r["model"]["name"]):
         m, name = r["metrics"], r["model"]["name"]
         faith = m.get("faithfulness") or {}
@@ -52,12 +57,14 @@ def table(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {name} | {method} | " + " | ".join(_cell(s, faith, score) for score in SCORES)
                          + f" | {verdict} |")
         removed = m.get("fully_removed") or {}
-        probs = " / ".join(f"{(removed.get(f) or {}).get('max_finding_prob', float('nan')):.2f}"
+        probs = " / ".join(_prob((removed.get(f) or {}).get("any_image_max_finding_prob"))
                            for f in (removed.get("fill"), "blur", "black"))
+        reference = removed.get("reference") or {}
+        curve_images = f"{reference.get('scored', '—')} / {reference.get('images', '—')}"
         start = ((faith.get("deletion") or {}).get("starting_probability") or {}).get("value")
         accuracy = (m.get("explained_checkpoint") or {}).get("balanced_accuracy")
         tail.append(f"| {name} | {r['seed']} | {accuracy if accuracy is None else f'{accuracy:.3f}'} | "
-                    f"{start if start is None else f'{start:.3f}'} | {removed.get('fill')} | {probs} | "
+                    f"{curve_images} | {start if start is None else f'{start:.3f}'} | {removed.get('fill')} | {probs} | "
                     f"{faith.get('mask')} | {m.get('explain_time_s')} |")
     return "\n".join(lines + tail)
 

@@ -194,6 +194,18 @@ class TrainGroup:
         return tuple(r for r in self.rows if r.budget_limited)
 
     @property
+    def model_count(self) -> int:
+        return sum(1 for r in self.rows if not r.baseline)
+
+    @property
+    def budget_order_changes(self) -> bool:
+        """Whether the budget-limited models rank differently on validation at B and at twice B."""
+        limited = {r.model for r in self.budget_limited}
+        rows = [b for b in self.budget if b.model in limited]
+        return [b.model for b in sorted(rows, key=lambda b: -b.val)] != \
+            [b.model for b in sorted(rows, key=lambda b: -b.doubled_val)]
+
+    @property
     def not_better_than_pixel(self) -> tuple[LeaderRow, ...]:
         return tuple(r for r in self.rows if r.better_than_pixel is False)
 

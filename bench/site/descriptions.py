@@ -24,8 +24,9 @@ ATTENTION_MECHANISMS = {
 MODEL_CAVEATS = {
     "vit": "A columnar ViT has no convolutional or multi-scale inductive bias: it must learn locality "
            "from the data alone, which takes far more images or steps than this suite gives. At the quick "
-           "scale, matched to the pyramids' parameters and cost, its 16-pixel patches form a 4×4 token grid, "
-           "in which a lesion a few pixels wide is a small part of one token.",
+           "scale, matched to the pyramids' parameters, its 8-pixel patches form an 8×8 token grid, a quarter "
+           "of the tokens the pyramids' first stage sees, so a lesion a few pixels wide is a small part of one "
+           "token. The budget study shows whether it was still learning when training stopped.",
 }
 
 BUILTIN_GENERATOR = "medvit-synthetic-brain"

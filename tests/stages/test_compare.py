@@ -206,7 +206,10 @@ def test_budget_study_flags_a_model_that_gains_from_twice_the_cap(tmp_path, monk
                          Path(__file__).resolve().parents[2] / "templates")
     index, methods = (" ".join(pages[name].split()) for name in ("index.md", "methods.md"))
     assert "hungry](models/hungry.md) ⚠ budget-limited (+0.100)" in index
-    assert "⚠ **hungry is budget-limited**: trained twice as long, it gained +0.100" in index
+    assert ("⚠ **Budget-limited, 1 of 2 models**: trained twice as long ([budget study](methods.md#recipe)), each "
+            "gained more than 0.01 balanced accuracy on validation: hungry (+0.100). Their places could move with "
+            "more training.") in index
+    assert "order among them here is the budget's" not in index  # one limited model has no order to change
     assert "steady](models/steady.md) ⚠" not in index
     assert (f"| [hungry](models/hungry.md) | 10 | 3 | — | 0.800 | 20 | 9 | 0.900 | +0.100 | {lo:+.3f} to {hi:+.3f} "
             f"| ⚠ budget-limited |") in methods
@@ -272,3 +275,18 @@ def test_a_compare_only_run_needs_no_dataset(compared, monkeypatch) -> None:
     monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: pytest.fail("a comparison loaded the dataset"))
     assert runner.run_suite(SUITE, stages=("compare",), paths=paths) == [out]
     assert load_result(out)["metrics"]["best"] == metrics["best"]
+
+
+def test_the_order_among_budget_limited_models_is_called_the_budgets_when_twice_the_budget_changes_it() -> None:
+    from types import SimpleNamespace
+
+    from bench.site.context import BudgetRow, TrainGroup
+
+    def changes(doubled: dict[str, float]) -> bool:
+        limited = tuple(SimpleNamespace(model=m) for m in ("a", "b", "c"))
+        budget = tuple(BudgetRow(m, 60, 30, val, "plateau", 120, 60, doubled[m], doubled[m] - val, True)
+                       for m, val in (("a", 0.80), ("b", 0.75), ("c", 0.70), ("d", 0.60)))
+        return TrainGroup.budget_order_changes.fget(SimpleNamespace(budget_limited=limited, budget=budget))
+
+    assert changes({"a": 0.85, "b": 0.80, "c": 0.75, "d": 0.99}) is False  # d is not budget-limited
+    assert changes({"a": 0.82, "b": 0.86, "c": 0.75, "d": 0.60}) is True
