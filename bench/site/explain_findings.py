@@ -7,6 +7,8 @@ model-free baseline), and each statement about a method names its sanity verdict
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 from bench.site.explain_rows import METHOD_LABELS, SCORE_LABELS, CurveRow, FaithRow
@@ -85,7 +87,8 @@ def _curves(curves: list[CurveRow]) -> list[str]:
                    f"{', '.join(above)}; their deletion and insertion scores partly measure the fill.")
     elif worst is not None:
         out.append(f"No fully removed version of a scored image is read as a finding above 0.5 by any model "
-                   f"(highest {worst:.2f}); a black or blurred image would be (see the deletion table).")
+                   f"(highest {math.floor(worst * 1000) / 1000:.3f}, rounded down); a black or blurred image would be (see the "
+                   f"deletion table).")
     return out
 
 
