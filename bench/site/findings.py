@@ -27,6 +27,20 @@ def _apart(a: LeaderRow, b: LeaderRow) -> bool | None:
     return a.ci95.lo > b.ci95.hi or b.ci95.lo > a.ci95.hi
 
 
+def _at_twice_the_budget(group: TrainGroup, a: LeaderRow, b: LeaderRow) -> str:
+    """A caveat for a gap between two models when either is budget-limited: their validation
+    gap at the recipe's budget and at twice it (the budget study), where both were run."""
+    if not (a.budget_limited or b.budget_limited):
+        return ""
+    runs = {row.model: row for row in group.budget}
+    if a.model not in runs or b.model not in runs:
+        return " Budget-limited: this gap holds at this budget only."
+    at_b = runs[a.model].val - runs[b.model].val
+    at_2b = runs[a.model].doubled_val - runs[b.model].doubled_val
+    return (f" Budget-limited: on validation the gap is {at_b:+.3f} at this budget and {at_2b:+.3f} at twice it, "
+            f"so it holds at this budget only.")
+
+
 def group_findings(group: TrainGroup) -> tuple[str, ...]:
     rows = [r for r in group.rows if r.metrics["balanced_accuracy"].mean is not None]
     if not rows:
@@ -50,7 +64,7 @@ def group_findings(group: TrainGroup) -> tuple[str, ...]:
                      f"{_acc(hi)} and {lo.model} {_acc(lo)}" +
                      ("; their intervals do not overlap." if _apart(hi, lo) else
                       "; their 95% intervals overlap." if _apart(hi, lo) is False
-                      else "."))
+                      else ".") + _at_twice_the_budget(group, hi, lo))
     pixel = next((b for b in group.baselines if b.model == group.pixel_baseline), None)
     judged = [r for r in rows if r.better_than_pixel is not None]
     if pixel is not None and judged:
@@ -65,7 +79,8 @@ def group_findings(group: TrainGroup) -> tuple[str, ...]:
         found.append(f"XCA's local patch interaction (LPI) is worth {gap:+.3f} balanced accuracy "
                      f"({full.model} {_acc(full)} vs {bare.model} {_acc(bare)})" +
                      ("; their 95% intervals do not overlap." if _apart(full, bare) else
-                      "; their 95% intervals overlap, so they do not resolve this gap." if _apart(full, bare) is False else "."))
+                      "; their 95% intervals overlap, so they do not resolve this gap." if _apart(full, bare) is False else ".")
+                     + _at_twice_the_budget(group, full, bare))
     timed = [r for r in rows if r.cpu_p50_ms is not None]
     if timed:
         fastest = min(timed, key=lambda r: r.cpu_p50_ms)
