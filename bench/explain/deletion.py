@@ -17,10 +17,10 @@ image's mean as a finding, 0.37–0.90. The twin is read as normal by every mode
 Elsewhere (real data) the fill is the blur (``gaussian_blur``), and the stage says so. Whether a
 fully removed image is read as a finding is measured for every fill (``fully_removed``) on every
 model, so the choice is checked, not assumed. A twin can still be read as a finding: the model's
-own false positive on a normal brain (3–29 of 100 twins on the seed-0 checkpoints). The stage
-therefore scores only lesion images whose fully removed image no explained checkpoint reads as a
-finding above 0.5 (``bench.explain.removal``): deletion ends, and insertion starts, at the
-absence of the finding for every model.
+own false positive on a normal brain (2–34 of 100 twins on the quick checkpoints). Each
+checkpoint's curves are therefore scored only on the lesion images whose fully removed image it
+reads as no finding above 0.5 (``bench.explain.removal``): its deletion ends, and its insertion
+starts, at the absence of the finding.
 
 **Not confidence.** The raw areas scale with how confident the model was to begin with, so each
 map's curves are read against the same image's curves in a random order (seeded per image), and
