@@ -8,7 +8,8 @@ convolutional model gains little. How many nodes were quantised is recorded, and
 int8 model's agreement with float32 on the same inputs.
 
 Timing follows the PyTorch recipe of ``bench.stages.profile``: warm-up runs, then every run
-timed on its own, raw samples kept, percentiles reported, peak memory over the timed runs.
+timed on its own, raw samples kept, percentiles reported. Peak memory spans the warm-up as well
+as the timed runs, since ONNX Runtime's arena grows on the first runs and is then reused.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ def ort_latency(session: Any, *, batch_size: int, image_size: int, in_chans: int
                 warmup: int, runs: int) -> dict[str, Any]:
     """One ``latency`` entry (runtime ``onnxruntime``) of a session on seeded random input."""
     x = _inputs(batch_size, in_chans, image_size)
-    for _ in range(warmup):
-        session.run(None, {INPUT_NAME: x})
+    # the peak covers the warm-up too: ONNX Runtime grows its memory arena on the first runs and
+    # then reuses it, where PyTorch allocates and frees its activations on every run
     with track_peak_memory("cpu") as peak:
+        for _ in range(warmup):
+            session.run(None, {INPUT_NAME: x})
         samples = time_runs(lambda: session.run(None, {INPUT_NAME: x}), runs, "cpu")
     stats = summarize_ms(samples)
     return {
