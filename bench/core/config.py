@@ -173,11 +173,33 @@ class ProfileConfig:
     batch_sizes: tuple[int, ...] = (1, 32)
     warmup: int = 10
     runs: int = 30
-    dtypes: tuple[str, ...] = ("float32", "bfloat16")  # bfloat16 is measured on GPU only
+    # bfloat16 on a GPU, and on a CPU with native bf16 instructions (bench.stages.profile_run.dtypes_for)
+    dtypes: tuple[str, ...] = ("float32", "bfloat16")
     resolutions: tuple[int, ...] = (64, 128, 224)
     sweep_runs: int = 10
+    throughput_runs: int = 0  # timed runs at batch sizes above 1 (0: ``runs``); their p50 is reported
+    threads: tuple[int, ...] = ()  # CPU thread counts measured (empty: the process's own); batch 1 at each
+    runtimes: tuple[str, ...] = ("torch",)  # and "onnxruntime": ONNX Runtime float32 and int8 on the CPU
+    # per-device overrides of the fields above: [profile.cpu] and [profile.cuda] in a suite file
+    cpu: dict[str, Any] = field(default_factory=dict)
+    cuda: dict[str, Any] = field(default_factory=dict)
+
+    def on(self, device: str) -> "ProfileConfig":
+        """These settings with ``device``'s overrides applied."""
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in getattr(self, device, {}).items()}
+        return dataclasses.replace(self, **overrides, cpu={}, cuda={})
 
     def __post_init__(self) -> None:
+        for device in ("cpu", "cuda"):
+            unknown = sorted(set(getattr(self, device)) - {f.name for f in dataclasses.fields(self)} - {"cpu", "cuda"})
+            _check(not unknown, f"profile.{device}: unknown keys {unknown}")
+            if getattr(self, device):
+                self.on(device)  # validates the overridden settings
+        _check(self.throughput_runs == 0 or self.throughput_runs >= 3,
+               f"profile.throughput_runs must be 0 or >= 3, got {self.throughput_runs}")
+        _check(all(t >= 1 for t in self.threads), f"profile.threads must be >= 1, got {self.threads}")
+        _check("torch" in self.runtimes and set(self.runtimes) <= {"torch", "onnxruntime"},
+               f"profile.runtimes must include torch, among torch and onnxruntime, got {self.runtimes}")
         _check(len(self.batch_sizes) >= 1 and all(b >= 1 for b in self.batch_sizes),
                f"profile.batch_sizes must be positive, got {self.batch_sizes}")
         _check(self.warmup >= 1, f"profile.warmup must be >= 1, got {self.warmup}")

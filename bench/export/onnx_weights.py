@@ -39,17 +39,6 @@ def _onnx():  # noqa: ANN202 - optional package, imported lazily
     return onnx
 
 
-def strip_metadata(model) -> None:  # noqa: ANN001 - onnx.ModelProto
-    """Drop what the exporter adds for debugging (per-node stack traces with local paths, value
-    shapes, doc strings): a fifth of a small model's bytes, and it differs between checkouts."""
-    for node in model.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    del model.graph.value_info[:]
-    model.graph.doc_string = ""
-    model.doc_string = ""
-
-
 def float_initializers(model, min_elements: int = MIN_ELEMENTS) -> list[str]:  # noqa: ANN001
     """Names of the float32 initializers worth converting (at least 2-D and ``min_elements`` large)."""
     onnx = _onnx()

@@ -20,7 +20,6 @@ For each model (the checkpoint of the suite's first seed) it:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -28,9 +27,8 @@ import io
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +38,8 @@ from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.data.loading import load_image
-from bench.export.onnx_weights import WeightConverter, strip_metadata
+from bench.export.onnx_weights import WeightConverter
+from bench.models.onnx_graph import INPUT_NAME, OUTPUT_NAME, export_onnx, ort_session, use_unfused_attention
 from bench.results.records import (
     RunPaths, dataset_info, display_path, error_record, fingerprint, is_done, model_info, payload,
 )
@@ -49,7 +48,6 @@ from bench.results.store import atomic_write, exclusive_lock, load_result, resul
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1  # bump when the exported graph or the record changes meaning
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
 MAX_SAMPLE_SIDE = 256  # sample images larger than this are shipped at the model's input size
 PREPROCESSING = {
     "grey": "PIL convert('L'): L = (19595 R + 38470 G + 7471 B + 32768) >> 16, ITU-R 601-2 luma",
@@ -86,14 +84,6 @@ class ExportError(RuntimeError):
     """The ONNX model does not reproduce PyTorch's outputs."""
 
 
-def _ort():  # noqa: ANN202 - optional package, imported lazily
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise ImportError("the export stage needs onnxruntime: pip install -r requirements.txt") from exc
-    return onnxruntime
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -123,17 +113,8 @@ def parity(reference: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
             "max_prob_diff": float(np.abs(softmax(reference) - softmax(logits)).max())}
 
 
-def _session(model_bytes: bytes):  # noqa: ANN202
-    ort = _ort()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-
-
 def onnx_logits(model_bytes: bytes, images: np.ndarray, batch_size: int) -> np.ndarray:
-    session = _session(model_bytes)
+    session = ort_session(model_bytes, torch.get_num_threads())
     return np.concatenate([session.run(None, {INPUT_NAME: images[i:i + batch_size]})[0]
                            for i in range(0, len(images), batch_size)])
 
@@ -141,53 +122,6 @@ def onnx_logits(model_bytes: bytes, images: np.ndarray, batch_size: int) -> np.n
 @torch.no_grad()
 def torch_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> np.ndarray:
     return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]).numpy()
-
-
-def use_unfused_attention(model: torch.nn.Module) -> list[str]:
-    """Switch every attention with a fused path to its explicit one; returns the classes switched."""
-    switched = set()
-    for module in model.modules():
-        for flag in ("fused", "fused_attn"):  # ours, and timm's Attention
-            if isinstance(getattr(module, flag, None), bool) and getattr(module, flag):
-                setattr(module, flag, False)
-                switched.add(type(module).__name__)
-    return sorted(switched)
-
-
-@contextlib.contextmanager
-def _quiet(*names: str) -> Iterator[None]:
-    """Raise these loggers to WARNING for a while: their INFO lines narrate every graph pass."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int) -> Any:
-    """The model as an ``onnx.ModelProto`` with a dynamic batch, exporter debug data stripped."""
-    import tempfile
-
-    import onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        chatter = io.StringIO()
-        with contextlib.redirect_stdout(chatter), _quiet("onnx_ir", "onnxscript"), warnings.catch_warnings():
-            # the exporter prints its progress, and torch.export warns about its own internals
-            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*treespec.*")
-            torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
-                              dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
-        log.debug("torch.onnx: %s", chatter.getvalue().strip())
-        proto = onnx.load(str(path))
-    strip_metadata(proto)
-    onnx.checker.check_model(proto)
-    return proto
 
 
 def write_samples(data: LoadedDataset, indices: list[int], folder: Path, artifacts: Path,

@@ -80,8 +80,9 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]], mfu: dic
     p = r.payload
     m = p["metrics"]
     latency = sorted(
-        (LatencyRow(**{k: e.get(k) for k in LatencyRow.__dataclass_fields__}) for e in m["latency"]),
-        key=lambda e: (e.device, e.dtype, e.batch_size, e.image_size, e.threads),
+        (LatencyRow(**{k: e.get(k) for k in LatencyRow.__dataclass_fields__} | {"runtime": e.get("runtime") or "torch"})
+         for e in m["latency"]),
+        key=lambda e: (e.device, e.runtime != "torch", e.runtime, e.dtype, e.batch_size, e.image_size, e.threads),
     )
     sweep = sorted(
         (SweepPoint(**{k: e.get(k) for k in SweepPoint.__dataclass_fields__} | {"status": e.get("status", "ok")})
@@ -96,6 +97,7 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]], mfu: dic
         gflops=m.get("gflops"), flop_rel_diff=counters.get("rel_diff"),
         latency=tuple(latency), sweep=tuple(sweep), roofline=_roofline(m, peaks, r.machine_id),
         training=mfu.get((r.machine_id, p["suite"], p["model"]["name"])),
+        exponents=m.get("resolution_exponents"),
     )
 
 

@@ -113,13 +113,16 @@ def accuracy_vs_latency(group: TrainGroup) -> Figure:
 
 
 def latency_columns(suite: PerfSuite) -> Figure:
-    """p50 latency at batch 1 per model, one bar trace (hardware column) per machine, device and dtype."""
+    """p50 latency at batch 1 per model, one bar trace (hardware column) per machine, device,
+    runtime and dtype, at the most threads measured."""
     columns: dict[str, dict[str, tuple[float, float]]] = {}
     for section in suite.machines:
         for prof in section.profiles:
+            most = max((row.threads for row in prof.latency if row.device == "cpu"), default=None)
             for row in prof.latency:
-                if row.batch_size == 1 and row.image_size == prof.image_size:
-                    name = f"{section.machine} · {row.device} {row.dtype}"
+                if row.batch_size == 1 and row.image_size == prof.image_size and (row.device != "cpu" or row.threads == most):
+                    runtime = "" if row.runtime == "torch" else f" {row.runtime_label}"
+                    name = f"{section.machine} · {row.device}{runtime} {row.dtype}"
                     columns.setdefault(name, {})[prof.model] = (row.p50_ms, row.p90_ms)
     models = sorted({m for col in columns.values() for m in col})
     fig = Figure()

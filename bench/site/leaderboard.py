@@ -37,21 +37,22 @@ def model_name(payload: dict[str, Any]) -> str | None:
 
 
 def batch1_latency(profile: ProfileModel | None) -> float | None:
-    """p50 ms at batch 1 in float32 on the machine's GPU when it profiled one, else on its CPU."""
+    """p50 ms at batch 1 in PyTorch float32 on the machine's GPU when it profiled one, else on its
+    CPU (at the most threads measured)."""
     if profile is None:
         return None
-    rows = [r for r in profile.latency if r.batch_size == 1 and r.dtype == "float32"]
-    rows.sort(key=lambda r: (r.device == "cpu", r.image_size != profile.image_size, r.image_size))
+    rows = [r for r in profile.latency if r.batch_size == 1 and r.dtype == "float32" and r.runtime == "torch"]
+    rows.sort(key=lambda r: (r.device == "cpu", r.image_size != profile.image_size, r.image_size, -r.threads))
     return rows[0].p50_ms if rows else None
 
 
 def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | None, int | None]:
-    """(p50 ms at batch 1, best-batch throughput, that batch) on CPU in float32."""
+    """(p50 ms at batch 1, best-batch throughput, that batch) on CPU in PyTorch float32 (the most threads)."""
     if profile is None:
         return None, None, None
-    cpu = [r for r in profile.latency if r.device == "cpu" and r.dtype == "float32"]
+    cpu = [r for r in profile.latency if r.device == "cpu" and r.dtype == "float32" and r.runtime == "torch"]
     single = sorted((r for r in cpu if r.batch_size == 1),
-                    key=lambda r: (r.image_size != profile.image_size, r.image_size))
+                    key=lambda r: (r.image_size != profile.image_size, r.image_size, -r.threads))
     largest = max(cpu, key=lambda r: (r.batch_size, r.image_size == profile.image_size), default=None)
     return (
         single[0].p50_ms if single else None,

@@ -6,6 +6,10 @@ complexity table beside the measured exponents. Part of ``bench.site.context``'s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+
+RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,11 @@ class LatencyRow:
     cv: float
     throughput_images_per_s: float
     peak_memory_mb: float | None
+    runtime: str = "torch"  # or "onnxruntime" (float32, and int8 from dynamic quantisation)
+
+    @property
+    def runtime_label(self) -> str:
+        return RUNTIME_LABELS.get(self.runtime, self.runtime)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class ProfileModel:
     sweep: tuple[SweepPoint, ...]
     roofline: Roofline | None
     training: TrainingMfu | None = None
+    exponents: dict[str, Any] | None = None  # the resolution sweep's fitted slopes (vs side, vs tokens)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ __all__ = [
     "resolution_sweep",
     "roofline",
     "summarize_ms",
+    "sweep_exponents",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def measure_latency(
         model.train(was_training)
     stats = summarize_ms(samples)
     return {
+        "runtime": "torch",
         "device": dev.type,
         "dtype": dtype,
         "batch_size": batch_size,
@@ -164,9 +166,27 @@ def resolution_sweep(
     return entries
 
 
+def sweep_exponents(sweep: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Least-squares slopes of log p50 latency against log side length and log tokens over the
+    sweep's measured sizes (None with fewer than two): time ∝ side^a ∝ tokens^b."""
+    import numpy as np
+
+    ok = [e for e in sweep if e.get("status") == "ok" and e.get("p50_ms")]
+    if len(ok) < 2:
+        return None
+    latency = np.log([e["p50_ms"] for e in ok])
+    out: dict[str, Any] = {"points": len(ok), "sizes": [e["image_size"] for e in ok]}
+    for key, field_ in (("vs_side", "image_size"), ("vs_tokens", "tokens")):
+        xs = [e.get(field_) for e in ok]
+        out[key] = (round(float(np.polyfit(np.log(xs), latency, 1)[0]), 4)
+                    if all(xs) and len(set(xs)) > 1 else None)
+    return out
+
+
 def matmul_peak_gflops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
-                       seconds: float = 1.0) -> float:
-    """Measured peak GFLOP/s of a square matmul: the best of repeated timed runs.
+                       seconds: float = 1.0, samples: bool = False) -> float | tuple[float, list[float]]:
+    """Measured peak GFLOP/s of a square matmul: the best of repeated timed runs (with
+    ``samples``, also every run's GFLOP/s).
 
     The default size (2048 on CPU, 8192 on GPU) is large enough to be compute-bound.
     """
@@ -177,13 +197,13 @@ def matmul_peak_gflops(device: str = "cpu", dtype: str = "float32", size: int | 
     a, b = (torch.randn(n, n, generator=generator).to(dev, _TORCH_DTYPES[dtype]) for _ in range(2))
     out = torch.empty_like(a)
     torch.mm(a, b, out=out)  # warm-up: thread pool, cuBLAS handle, caches
-    best_ms, count, start = math.inf, 0, time.perf_counter()
-    while count < 3 or time.perf_counter() - start < seconds:
-        best_ms = min(best_ms, time_runs(lambda: torch.mm(a, b, out=out), 1, dev)[0])
-        count += 1
-    gflops = 2 * n**3 / (best_ms / 1e3) / 1e9
-    log.info("matmul peak on %s/%s (n=%d, best of %d): %.1f GFLOP/s", dev.type, dtype, n, count, gflops)
-    return gflops
+    runs_ms, start = [], time.perf_counter()
+    while len(runs_ms) < 3 or time.perf_counter() - start < seconds:
+        runs_ms.append(time_runs(lambda: torch.mm(a, b, out=out), 1, dev)[0])
+    rates = [2 * n**3 / (ms / 1e3) / 1e9 for ms in runs_ms]
+    gflops = max(rates)
+    log.info("matmul peak on %s/%s (n=%d, best of %d): %.1f GFLOP/s", dev.type, dtype, n, len(rates), gflops)
+    return (gflops, rates) if samples else gflops
 
 
 def roofline(achieved_gmacs_per_image: float, latency_entry: dict[str, Any], peak: float) -> dict[str, Any]:
@@ -240,6 +260,7 @@ def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: 
     ours = summarize_ms(ours_ms)
     reference_ms = reference.median * 1e3
     return {
+        "runtime": "torch",
         "device": dev.type,
         "dtype": dtype,
         "batch_size": batch_size,

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from bench.core import env
-from bench.core.config import SuiteConfig
+from bench.core.config import ProfileConfig, SuiteConfig
 from bench.results.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, write_result
 from bench.stages.timing import strict_fp32
@@ -29,8 +29,9 @@ def devices() -> list[str]:
 
 
 def dtypes_for(device: str, wanted: tuple[str, ...]) -> list[str]:
-    """bf16 is measured on GPU only: CPU bf16 kernels say little about deployment speed."""
-    return [d for d in wanted if device == "cuda" or d == "float32"]
+    """bf16 on a GPU, and on a CPU with native bf16 matmul instructions (AVX512-BF16, AMX-BF16):
+    elsewhere the CPU emulates it, which says nothing about deployment speed."""
+    return [d for d in wanted if device == "cuda" or d == "float32" or env.cpu_has_bf16()]
 
 
 def first_grid_tokens(model: torch.nn.Module, image_size: int, in_chans: int) -> int:
@@ -53,17 +54,50 @@ def ensure_machine_record(paths: RunPaths, force: bool = False) -> Path:
 
     machine_id = env.machine_info()["id"]
     out = result_path(paths.results, machine_id, "hardware", "machine", None, None)
-    config = {"dtypes": {dev: dtypes_for(dev, MACHINE_DTYPES) for dev in devices()}, "tf32": False}
+    config = {"dtypes": {dev: dtypes_for(dev, MACHINE_DTYPES) for dev in devices()}, "tf32": False,
+              "cpu_isa": env.cpu_isa(), "method": "best of timed square matmuls (n 2048 CPU, 8192 GPU), 2 n^3 FLOP"}
     config["fingerprint"] = fingerprint(config)
     with exclusive_lock(paths.lock_for(out)):
         if not force and is_done(out, config["fingerprint"]):
             return out
         strict_fp32()
-        peaks = {f"{dev}:{dt}": round(matmul_peak_gflops(dev, dt), 2)
-                 for dev, dts in config["dtypes"].items() for dt in dts}
+        measured = {f"{dev}:{dt}": matmul_peak_gflops(dev, dt, samples=True)
+                    for dev, dts in config["dtypes"].items() for dt in dts}
+        peaks = {key: round(peak, 2) for key, (peak, _) in measured.items()}
         log.info("matmul peak on %s: %s GFLOP/s", machine_id, peaks)
-        write_result(out, payload("machine", "hardware", None, None, config, {"matmul_peak_gflops_per_s": peaks}))
+        write_result(out, payload("machine", "hardware", None, None, config, {
+            "matmul_peak_gflops_per_s": peaks, "cpu_isa": config["cpu_isa"],
+            "matmul_samples_gflops_per_s": {key: [round(x, 2) for x in raw] for key, (_, raw) in measured.items()}}))
     return out
+
+
+def cpu_threads(cfg: ProfileConfig) -> tuple[int, ...]:
+    """The CPU thread counts to measure: the configured ones, else the process's own."""
+    return cfg.threads or (torch.get_num_threads(),)
+
+
+def torch_latencies(model: torch.nn.Module, device: str, cfg: ProfileConfig, size: int, chans: int
+                    ) -> list[dict[str, Any]]:
+    """PyTorch latency entries on ``device``: every dtype and batch size; on the CPU, batch 1 at
+    every thread count and larger batches (throughput) at the most threads."""
+    from bench.stages.profile import measure_latency
+
+    threads = cpu_threads(cfg) if device == "cpu" else (torch.get_num_threads(),)
+    before = torch.get_num_threads()
+    entries = []
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            for dtype in dtypes_for(device, cfg.dtypes):
+                for batch in cfg.batch_sizes:
+                    if batch > 1 and count != max(threads):
+                        continue
+                    runs = cfg.runs if batch == 1 else (cfg.throughput_runs or cfg.runs)
+                    entries.append(measure_latency(model, batch_size=batch, image_size=size, in_chans=chans,
+                                                   device=device, dtype=dtype, warmup=cfg.warmup, runs=runs))
+    finally:
+        torch.set_num_threads(before)
+    return entries
 
 
 def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint: Path | None,
@@ -71,7 +105,8 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
     """(model info, metrics) of one model on this machine."""
     from bench.models import create_model
     from bench.models.flops import count_flops
-    from bench.stages.profile import measure_latency, resolution_sweep, roofline
+    from bench.stages.profile import resolution_sweep, roofline, sweep_exponents
+    from bench.stages.profile_ort import onnxruntime_profile
     from bench.stages.train import load_checkpoint
 
     cfg, size, chans = suite.profile, suite.data.image_size, suite.data.in_chans
@@ -88,19 +123,24 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
         model.load_state_dict(ckpt["best_state"] or ckpt["model"])
     flops = count_flops(model, (1, chans, size, size))
     strict_fp32()
-    latency = []
+    latency, runtimes = [], {}
     for dev in devices():
+        dcfg = cfg.on(dev)
         model.to(dev)
-        for dtype in dtypes_for(dev, cfg.dtypes):
-            for batch in cfg.batch_sizes:
-                latency.append(measure_latency(model, batch_size=batch, image_size=size, in_chans=chans,
-                                               device=dev, dtype=dtype, warmup=cfg.warmup, runs=cfg.runs))
+        latency += torch_latencies(model, dev, dcfg, size, chans)
+        if dev == "cpu" and "onnxruntime" in dcfg.runtimes:
+            ort = onnxruntime_profile(model.cpu(), image_size=size, in_chans=chans, batch_sizes=dcfg.batch_sizes,
+                                      threads=cpu_threads(dcfg), warmup=dcfg.warmup, runs=dcfg.runs,
+                                      throughput_runs=dcfg.throughput_runs or dcfg.runs)
+            latency += ort["latency"]
+            runtimes["onnxruntime"] = ort["onnxruntime"]
     model.to("cpu")
-    sweep = resolution_sweep(build, cfg.resolutions, tokens_for=lambda m, r: first_grid_tokens(m, r, chans),
+    sweep_cfg = cfg.on(devices()[-1])
+    sweep = resolution_sweep(build, sweep_cfg.resolutions, tokens_for=lambda m, r: first_grid_tokens(m, r, chans),
                              count_gmacs=gmacs_at, device=devices()[-1], dtype="float32", in_chans=chans,
-                             batch_size=1, warmup=cfg.warmup, runs=cfg.sweep_runs)
-    throughput = max((e for e in latency if e["dtype"] == "float32"),
-                     key=lambda e: (e["device"] != "cpu", e["batch_size"]))
+                             batch_size=1, warmup=sweep_cfg.warmup, runs=sweep_cfg.sweep_runs)
+    torch_fp32 = [e for e in latency if e["dtype"] == "float32" and e.get("runtime", "torch") == "torch"]
+    throughput = max(torch_fp32, key=lambda e: (e["device"] != "cpu", e["batch_size"], e["threads"]))
     peak = peaks.get(f"{throughput['device']}:float32")
     gmacs = round(flops.gmacs, 6)
     metrics = {
@@ -110,7 +150,9 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
                           "rel_diff": round(flops.rel_diff, 6)},
         "latency": latency,
         "resolution_sweep": sweep,
+        "resolution_exponents": sweep_exponents(sweep),
         "roofline": roofline(flops.gmacs, throughput, peak) if peak else None,
+        **({"runtimes": runtimes} if runtimes else {}),
     }
     return model_info(name, suite.scale, model, size, chans, num_classes, gmacs), metrics
 

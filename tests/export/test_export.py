@@ -17,7 +17,8 @@ from bench.core.config import load_suite
 from bench.data import load_dataset
 from bench.data.synthetic import ensure_dataset
 from bench.export.onnx_weights import quantize_int8
-from bench.export.stage import ExportSettings, export_suite, sample_indices, use_unfused_attention
+from bench.export.stage import ExportSettings, export_suite, sample_indices
+from bench.models.onnx_graph import use_unfused_attention
 from bench.models import create_model
 from bench.results.records import RunPaths
 from bench.results.store import load_result

@@ -175,3 +175,46 @@ def test_busy_cpu_is_warned_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest
         assert timing.warn_if_cpu_busy() == 99.0
         timing.warn_if_cpu_busy()
     assert len([r for r in caplog.records if "CPU busy" in r.message]) == 1
+
+
+def test_matmul_peak_keeps_every_run() -> None:
+    peak, rates = profile.matmul_peak_gflops(size=128, seconds=0.01, samples=True)
+    assert len(rates) >= 3 and peak == max(rates) and min(rates) > 0
+
+
+def test_cpu_bf16_is_profiled_only_where_the_isa_has_it(monkeypatch) -> None:
+    from bench.core import env
+    from bench.stages.profile_run import dtypes_for
+
+    monkeypatch.setattr(env, "cpu_isa", lambda: ["avx2", "avx512f", "avx512_bf16"])
+    assert dtypes_for("cpu", ("float32", "bfloat16")) == ["float32", "bfloat16"]
+    monkeypatch.setattr(env, "cpu_isa", lambda: ["avx2", "fma"])  # bf16 would be emulated
+    assert dtypes_for("cpu", ("float32", "bfloat16")) == ["float32"]
+    assert dtypes_for("cuda", ("float32", "bfloat16")) == ["float32", "bfloat16"]
+
+
+def test_the_machine_record_holds_each_peak_its_runs_and_the_isa(tmp_path, monkeypatch) -> None:
+    from bench.core import env
+    from bench.results.records import RunPaths
+    from bench.results.store import load_result
+    from bench.stages import profile_run
+
+    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "test-machine")
+    monkeypatch.setattr(env, "cpu_isa", lambda: ["avx512f", "avx512_bf16"])
+    monkeypatch.setattr(profile_run, "devices", lambda: ["cpu"])
+    monkeypatch.setattr(profile, "matmul_peak_gflops",
+                        lambda dev, dt, samples=False: ({"float32": 100.0, "bfloat16": 700.0}[dt], [90.0, 100.0, 95.0]))
+    paths = RunPaths(results=tmp_path / "r", checkpoints=tmp_path / "c", artifacts=tmp_path / "a", locks=tmp_path / "l")
+    m = load_result(profile_run.ensure_machine_record(paths))["metrics"]
+    assert m["matmul_peak_gflops_per_s"] == {"cpu:float32": 100.0, "cpu:bfloat16": 700.0}
+    assert m["matmul_samples_gflops_per_s"]["cpu:bfloat16"] == [90.0, 100.0, 95.0]
+    assert m["cpu_isa"] == ["avx512f", "avx512_bf16"]
+
+
+def test_sweep_exponents_recover_a_power_law() -> None:
+    sweep = [{"status": "ok", "image_size": s, "tokens": (s // 4) ** 2, "p50_ms": 0.01 * s ** 2} for s in (112, 224, 448)]
+    sweep.append({"status": "oom", "image_size": 896, "tokens": None, "p50_ms": None})
+    fit = profile.sweep_exponents(sweep)
+    assert fit["points"] == 3 and fit["sizes"] == [112, 224, 448]
+    assert fit["vs_side"] == pytest.approx(2.0) and fit["vs_tokens"] == pytest.approx(1.0)
+    assert profile.sweep_exponents(sweep[:1]) is None
