@@ -46,10 +46,11 @@ def batch1_latency(profile: ProfileModel | None) -> float | None:
     return rows[0].p50_ms if rows else None
 
 
-def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | None, int | None]:
-    """(p50 ms at batch 1, best-batch throughput, that batch) on CPU in PyTorch float32 (the most threads)."""
+def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | None, int | None, float | None]:
+    """(p50 ms at batch 1, best-batch throughput, that batch, p90 ms at batch 1) on CPU in PyTorch
+    float32 (the most threads)."""
     if profile is None:
-        return None, None, None
+        return None, None, None, None
     cpu = [r for r in profile.latency if r.device == "cpu" and r.dtype == "float32" and r.runtime == "torch"]
     single = sorted((r for r in cpu if r.batch_size == 1),
                     key=lambda r: (r.image_size != profile.image_size, r.image_size, -r.threads))
@@ -58,6 +59,7 @@ def _cpu_latency(profile: ProfileModel | None) -> tuple[float | None, float | No
         single[0].p50_ms if single else None,
         largest.throughput_images_per_s if largest else None,
         largest.batch_size if largest else None,
+        single[0].p90_ms if single else None,
     )
 
 
@@ -126,7 +128,7 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
     payloads = sorted(payloads, key=lambda p: p["seed"])
     model = payloads[0]["model"]
     baseline = payloads[0]["kind"] == "baseline"
-    p50, throughput, batch = _cpu_latency(profile)
+    p50, throughput, batch, p90 = _cpu_latency(profile)
     key = slug(machine, suite, model["name"])
     steps = [p["metrics"].get("optimizer_steps") for p in payloads]
     converged = [p["metrics"].get("converged") for p in payloads]
@@ -144,6 +146,7 @@ def _leader_row(machine: str, suite: str, payloads: list[dict[str, Any]], profil
         seeds=tuple(p["seed"] for p in payloads),
         metrics={m: mean_std(_metric_value(p, m) for p in payloads) for m in METRICS},
         cpu_p50_ms=p50,
+        cpu_p90_ms=p90,
         throughput_images_per_s=throughput,
         throughput_batch=batch,
         per_class=_per_class(payloads, class_names),

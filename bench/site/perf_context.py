@@ -95,6 +95,10 @@ class PerfMachine:
     profiles: tuple[ProfileModel, ...]
     sweep_chart: str | None
 
+    @property
+    def has_onnxruntime(self) -> bool:
+        return any(row.runtime == "onnxruntime" for prof in self.profiles for row in prof.latency)
+
 
 @dataclass(frozen=True)
 class PerfSuite:

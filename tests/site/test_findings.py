@@ -17,3 +17,21 @@ def test_a_gap_between_budget_limited_models_is_qualified_by_the_budget_study() 
     assert _at_twice_the_budget(group, SimpleNamespace(model="a", budget_limited=False),
                                 SimpleNamespace(model="b", budget_limited=False)) == ""
     assert "this budget only" in _at_twice_the_budget(group, a, SimpleNamespace(model="c", budget_limited=True))
+
+
+def test_the_fastest_model_ties_with_every_model_inside_its_own_spread() -> None:
+    from types import SimpleNamespace
+
+    from bench.site.findings import group_findings
+
+    def row(model: str, p50: float, p90: float) -> SimpleNamespace:
+        return SimpleNamespace(model=model, metrics={"balanced_accuracy": SimpleNamespace(mean=0.8)}, ci95=None,
+                               tied_with_best=False, better_than_pixel=None, budget_limited=False,
+                               cpu_p50_ms=p50, cpu_p90_ms=p90)
+
+    rows = [row("quick_one", 1.0, 1.2), row("close_one", 1.15, 1.3), row("slow_one", 1.5, 1.6)]
+    group = SimpleNamespace(rows=rows, best="quick_one", synthetic=True, baselines=(), pixel_baseline=None,
+                            budget_limited=(), cap_ended=(), budget=(), budget_delta=0.01, machine="m")
+    fastest = next(f for f in group_findings(group) if f.startswith("Fastest"))
+    assert "quick_one, 1 ms" in fastest and "tied with it: close_one (1.15 ms)." in fastest
+    assert "slow_one" not in fastest
