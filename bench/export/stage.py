@@ -39,7 +39,7 @@ from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.data.loading import load_image
 from bench.export.onnx_weights import WeightConverter
-from bench.models.onnx_graph import INPUT_NAME, OUTPUT_NAME, export_onnx, ort_session, use_unfused_attention
+from bench.models.onnx_graph import INPUT_NAME, OUTPUT_NAME, export_onnx, ort, ort_session, use_unfused_attention
 from bench.results.records import (
     RunPaths, dataset_info, display_path, error_record, fingerprint, is_done, model_info, payload,
 )
@@ -260,7 +260,7 @@ def export_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoin
                     for k, s in enumerate(samples)],
         "unfused_attention": switched,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__,
-                     "onnxruntime": _ort().__version__},
+                     "onnxruntime": ort().__version__},
         "threads": torch.get_num_threads(),
         "export_time_s": round(time.perf_counter() - start, 3),
     }
