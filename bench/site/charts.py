@@ -136,7 +136,8 @@ def latency_columns(suite: PerfSuite) -> Figure:
         ))
     fig.update_layout(
         title=_text(f"Latency per image at batch 1: {label(suite.suite)} suite"), showlegend=True,
-        barmode="group", xaxis={"title": _text("model")},
+        # no x title: the rotated model names are the axis, and a title there runs into the legend
+        barmode="group",
         # bars on a linear axis: a bar's length is its value
         yaxis={"title": _text("p50 latency (ms), whisker to p90"), "rangemode": "tozero"},
     )

@@ -28,8 +28,8 @@ def test_runtime_rows_exponents_and_a_pytorch_leaderboard(tmp_path: Path, result
     out = tmp_path / "docs"
     render(out, results=results_copy)
     efficiency = (out / "efficiency.md").read_text()
-    assert "| Device | Runtime | Dtype |" in efficiency
-    assert "| cpu | ONNX Runtime | int8 | 1 |" in efficiency and "| cpu | ONNX Runtime | float32 | 1 |" in efficiency
+    assert "| Model | Runtime | Dtype | Batch | Threads |" in efficiency
+    assert "| ONNX Runtime | int8 | 1 |" in efficiency and "| ONNX Runtime | float32 | 1 |" in efficiency
     assert "| 112, 224, 448 | 2.31 | 1.16 |" in efficiency
     index = (out / "index.md").read_text()
     # the leaderboard's batch-1 latency is PyTorch float32 at the most threads, never ONNX Runtime's or 1 thread's
