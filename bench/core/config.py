@@ -179,6 +179,7 @@ class ProfileConfig:
     sweep_runs: int = 10
     throughput_runs: int = 0  # timed runs at batch sizes above 1 (0: ``runs``); their p50 is reported
     threads: tuple[int, ...] = ()  # CPU thread counts measured (empty: the process's own); batch 1 at each
+    rounds: int = 1  # CPU: interleaved rounds over every configuration (bench.stages.rounds)
     runtimes: tuple[str, ...] = ("torch",)  # and "onnxruntime": ONNX Runtime float32 and int8 on the CPU
     # per-device overrides of the fields above: [profile.cpu] and [profile.cuda] in a suite file
     cpu: dict[str, Any] = field(default_factory=dict)
@@ -198,6 +199,7 @@ class ProfileConfig:
         _check(self.throughput_runs == 0 or self.throughput_runs >= 3,
                f"profile.throughput_runs must be 0 or >= 3, got {self.throughput_runs}")
         _check(all(t >= 1 for t in self.threads), f"profile.threads must be >= 1, got {self.threads}")
+        _check(self.rounds >= 1, f"profile.rounds must be >= 1, got {self.rounds}")
         _check("torch" in self.runtimes and set(self.runtimes) <= {"torch", "onnxruntime"},
                f"profile.runtimes must include torch, among torch and onnxruntime, got {self.runtimes}")
         _check(len(self.batch_sizes) >= 1 and all(b >= 1 for b in self.batch_sizes),

@@ -7,9 +7,10 @@ by ONNX Runtime's CPU execution provider. int8 is ONNX Runtime's **dynamic quant
 convolutional model gains little. How many nodes were quantised is recorded, and so is the
 int8 model's agreement with float32 on the same inputs.
 
-Timing follows the PyTorch recipe of ``bench.stages.profile``: warm-up runs, then every run
-timed on its own, raw samples kept, percentiles reported. Peak memory spans the warm-up as well
-as the timed runs, since ONNX Runtime's arena grows on the first runs and is then reused.
+The sessions are timed beside PyTorch's configurations in interleaved rounds
+(``bench.stages.rounds``): raw samples kept, percentiles reported. Peak memory spans each round's
+warm-up as well as its timed runs, since ONNX Runtime's arena grows on the first runs and is
+then reused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from bench.models.onnx_graph import INPUT_NAME, export_onnx, ort_session
-from bench.stages.timing import summarize_ms, time_runs, track_peak_memory
+from bench.stages.rounds import Timer
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +76,6 @@ def _inputs(batch_size: int, in_chans: int, image_size: int, seed: int = 0) -> n
     return torch.randn(batch_size, in_chans, image_size, image_size, generator=generator).numpy()
 
 
-def ort_latency(session: Any, *, batch_size: int, image_size: int, in_chans: int, threads: int, dtype: str,
-                warmup: int, runs: int) -> dict[str, Any]:
-    """One ``latency`` entry (runtime ``onnxruntime``) of a session on seeded random input."""
-    x = _inputs(batch_size, in_chans, image_size)
-    # the peak covers the warm-up too: ONNX Runtime grows its memory arena on the first runs and
-    # then reuses it, where PyTorch allocates and frees its activations on every run
-    with track_peak_memory("cpu") as peak:
-        for _ in range(warmup):
-            session.run(None, {INPUT_NAME: x})
-        samples = time_runs(lambda: session.run(None, {INPUT_NAME: x}), runs, "cpu")
-    stats = summarize_ms(samples)
-    return {
-        "runtime": "onnxruntime", "device": "cpu", "dtype": dtype, "batch_size": batch_size, "threads": threads,
-        "image_size": image_size, "samples_ms": [round(s, 4) for s in samples], **stats,
-        "throughput_images_per_s": batch_size / (stats["mean_ms"] / 1e3),
-        "peak_memory_mb": None if peak.mb is None else round(peak.mb, 2),
-    }
-
-
 def agreement(fp32: Any, int8: Any, image_size: int, in_chans: int) -> dict[str, Any]:
     """int8 against float32 on the same seeded inputs: top-1 agreement and the largest differences."""
     x = _inputs(AGREEMENT_INPUTS, in_chans, image_size, seed=1)
@@ -105,37 +87,35 @@ def agreement(fp32: Any, int8: Any, image_size: int, in_chans: int) -> dict[str,
             "max_abs_logit_diff": float(np.abs(a - b).max()), "max_prob_diff": float(np.abs(pa - pb).max())}
 
 
-def onnxruntime_profile(model: nn.Module, *, image_size: int, in_chans: int, batch_sizes: tuple[int, ...],
-                        threads: tuple[int, ...], warmup: int, runs: int, throughput_runs: int | None = None
-                        ) -> dict[str, Any]:
-    """Latency entries of ONNX Runtime float32 and int8, as PyTorch's are measured: batch 1 at
-    every thread count, larger batches at the most threads (``throughput_runs`` timed runs);
-    with how the int8 graph was made and how far it moves the outputs."""
+def onnxruntime_timers(model: nn.Module, *, image_size: int, in_chans: int,
+                       configurations: list[tuple[int, int, int]]) -> tuple[list[Timer], dict[str, Any]]:
+    """Timers of ONNX Runtime float32 and int8 for each (threads, batch size, timed runs) of
+    ``configurations`` (``bench.stages.rounds`` times them beside PyTorch's), with how the int8
+    graph was made and how far it moves the outputs."""
     import onnxruntime
 
     model = model.eval().cpu()
-    example = torch.from_numpy(_inputs(2, in_chans, image_size))
-    fp32 = export_onnx(model, example, OPSET).SerializeToString()
+    fp32 = export_onnx(model, torch.from_numpy(_inputs(2, in_chans, image_size)), OPSET).SerializeToString()
     int8 = quantise_dynamic(fp32)
-    latency = []
-    for count in threads:
-        sessions = {"float32": ort_session(fp32, count), "int8": ort_session(int8, count)}
-        for dtype, session in sessions.items():
-            for batch in batch_sizes:
-                if batch > 1 and count != max(threads):
-                    continue
-                latency.append(ort_latency(session, batch_size=batch, image_size=image_size, in_chans=in_chans,
-                                           threads=count, dtype=dtype, warmup=warmup,
-                                           runs=runs if batch == 1 else (throughput_runs or runs)))
-    return {
-        "latency": latency,
-        "onnxruntime": {
-            "version": onnxruntime.__version__, "opset": OPSET, "provider": "CPUExecutionProvider",
-            "int8": {"method": "dynamic quantisation (onnxruntime.quantization.quantize_dynamic), int8 weights, "
-                               "activations quantised at run time", "op_types": list(QUANTISED_OPS),
-                     "nodes_fp32": node_counts(fp32), "nodes_int8": node_counts(int8),
-                     "agreement_with_fp32": agreement(ort_session(fp32, max(threads)), ort_session(int8, max(threads)),
-                                                      image_size, in_chans)},
-            "model_mb": {"float32": round(len(fp32) / 1e6, 3), "int8": round(len(int8) / 1e6, 3)},
-        },
+    graphs = {"float32": fp32, "int8": int8}
+    sessions = {(dtype, count): ort_session(graph, count) for dtype, graph in graphs.items()
+                for count in sorted({c for c, _, _ in configurations})}
+    timers = []
+    for count, batch, runs in configurations:
+        x = _inputs(batch, in_chans, image_size)
+        for dtype in graphs:
+            session = sessions[(dtype, count)]
+            timers.append(Timer({"runtime": "onnxruntime", "device": "cpu", "dtype": dtype, "batch_size": batch,
+                                 "threads": count, "image_size": image_size},
+                                lambda s=session, x=x: s.run(None, {INPUT_NAME: x}), runs))
+    most = max(c for c, _, _ in configurations)
+    info = {
+        "version": onnxruntime.__version__, "opset": OPSET, "provider": "CPUExecutionProvider",
+        "int8": {"method": "dynamic quantisation (onnxruntime.quantization.quantize_dynamic), int8 weights, "
+                           "activations quantised at run time", "op_types": list(QUANTISED_OPS),
+                 "nodes_fp32": node_counts(fp32), "nodes_int8": node_counts(int8),
+                 "agreement_with_fp32": agreement(sessions[("float32", most)], sessions[("int8", most)],
+                                                  image_size, in_chans)},
+        "model_mb": {"float32": round(len(fp32) / 1e6, 3), "int8": round(len(int8) / 1e6, 3)},
     }
+    return timers, info

@@ -17,6 +17,7 @@ from bench.core import env
 from bench.core.config import ProfileConfig, SuiteConfig
 from bench.results.records import RunPaths, display_path, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, write_result
+from bench.stages.rounds import Timer
 from bench.stages.timing import strict_fp32
 
 log = logging.getLogger(__name__)
@@ -76,28 +77,35 @@ def cpu_threads(cfg: ProfileConfig) -> tuple[int, ...]:
     return cfg.threads or (torch.get_num_threads(),)
 
 
-def torch_latencies(model: torch.nn.Module, device: str, cfg: ProfileConfig, size: int, chans: int
-                    ) -> list[dict[str, Any]]:
-    """PyTorch latency entries on ``device``: every dtype and batch size; on the CPU, batch 1 at
-    every thread count and larger batches (throughput) at the most threads."""
+def configurations(cfg: ProfileConfig, threads: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(threads, batch size, timed runs) to measure: batch 1 at every thread count, larger
+    batches (throughput) at the most threads only."""
+    return [(count, batch, cfg.runs if batch == 1 else (cfg.throughput_runs or cfg.runs))
+            for count in threads for batch in cfg.batch_sizes if batch == 1 or count == max(threads)]
+
+
+def gpu_latencies(model: torch.nn.Module, device: str, cfg: ProfileConfig, size: int, chans: int
+                  ) -> list[dict[str, Any]]:
+    """PyTorch latency entries on a GPU: every dtype and batch size, one after the other (CUDA events)."""
     from bench.stages.profile import measure_latency
 
-    threads = cpu_threads(cfg) if device == "cpu" else (torch.get_num_threads(),)
-    before = torch.get_num_threads()
-    entries = []
-    try:
-        for count in threads:
-            torch.set_num_threads(count)
-            for dtype in dtypes_for(device, cfg.dtypes):
-                for batch in cfg.batch_sizes:
-                    if batch > 1 and count != max(threads):
-                        continue
-                    runs = cfg.runs if batch == 1 else (cfg.throughput_runs or cfg.runs)
-                    entries.append(measure_latency(model, batch_size=batch, image_size=size, in_chans=chans,
-                                                   device=device, dtype=dtype, warmup=cfg.warmup, runs=runs))
-    finally:
-        torch.set_num_threads(before)
-    return entries
+    return [measure_latency(model, batch_size=batch, image_size=size, in_chans=chans, device=device, dtype=dtype,
+                            warmup=cfg.warmup, runs=runs)
+            for dtype in dtypes_for(device, cfg.dtypes) for _, batch, runs in configurations(cfg, (1,))]
+
+
+def torch_cpu_timers(model: torch.nn.Module, cfg: ProfileConfig, size: int, chans: int) -> list[Timer]:
+    """PyTorch on the CPU: a timer per dtype, thread count and batch size (``configurations``)."""
+    from bench.stages.rounds import torch_call
+
+    timers = []
+    for count, batch, runs in configurations(cfg, cpu_threads(cfg)):
+        x = torch.randn(batch, chans, size, size, generator=torch.Generator().manual_seed(0))
+        for dtype in dtypes_for("cpu", cfg.dtypes):
+            timers.append(Timer({"runtime": "torch", "device": "cpu", "dtype": dtype, "batch_size": batch,
+                                 "threads": count, "image_size": size},
+                                torch_call(model, x, dtype), runs, prepare=lambda n=count: torch.set_num_threads(n)))
+    return timers
 
 
 def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint: Path | None,
@@ -106,7 +114,8 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
     from bench.models import create_model
     from bench.models.flops import count_flops
     from bench.stages.profile import resolution_sweep, roofline, sweep_exponents
-    from bench.stages.profile_ort import onnxruntime_profile
+    from bench.stages.profile_ort import onnxruntime_timers
+    from bench.stages.rounds import run_in_rounds
     from bench.stages.train import load_checkpoint
 
     cfg, size, chans = suite.profile, suite.data.image_size, suite.data.in_chans
@@ -127,13 +136,20 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
     for dev in devices():
         dcfg = cfg.on(dev)
         model.to(dev)
-        latency += torch_latencies(model, dev, dcfg, size, chans)
-        if dev == "cpu" and "onnxruntime" in dcfg.runtimes:
-            ort = onnxruntime_profile(model.cpu(), image_size=size, in_chans=chans, batch_sizes=dcfg.batch_sizes,
-                                      threads=cpu_threads(dcfg), warmup=dcfg.warmup, runs=dcfg.runs,
-                                      throughput_runs=dcfg.throughput_runs or dcfg.runs)
-            latency += ort["latency"]
-            runtimes["onnxruntime"] = ort["onnxruntime"]
+        if dev != "cpu":
+            latency += gpu_latencies(model, dev, dcfg, size, chans)
+            continue
+        # every CPU configuration, PyTorch and ONNX Runtime alike, timed in interleaved rounds
+        timers = torch_cpu_timers(model, dcfg, size, chans)
+        if "onnxruntime" in dcfg.runtimes:
+            ort_timers, runtimes["onnxruntime"] = onnxruntime_timers(model, image_size=size, in_chans=chans,
+                                                                     configurations=configurations(dcfg, cpu_threads(dcfg)))
+            timers += ort_timers
+        before = torch.get_num_threads()
+        try:
+            latency += run_in_rounds(timers, dcfg.rounds, dcfg.warmup)
+        finally:
+            torch.set_num_threads(before)
     model.to("cpu")
     sweep_cfg = cfg.on(devices()[-1])
     sweep = resolution_sweep(build, sweep_cfg.resolutions, tokens_for=lambda m, r: first_grid_tokens(m, r, chans),

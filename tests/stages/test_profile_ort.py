@@ -11,7 +11,8 @@ from torch import nn
 
 from bench.core.config import load_suite, suite_from_dict
 from bench.results.store import SCHEMA_DIR
-from bench.stages.profile_ort import node_counts, onnxruntime_profile, quantise_dynamic
+from bench.stages.profile_ort import node_counts, onnxruntime_timers, quantise_dynamic
+from bench.stages.rounds import run_in_rounds
 from bench.models.onnx_graph import export_onnx, ort_session
 
 
@@ -33,19 +34,19 @@ def test_int8_quantises_the_gemm_weights_and_stays_close_to_float32():
     assert np.abs(a - reference).max() < 1e-4 and 0 < np.abs(a - b).max() < 0.1
 
 
-def test_profile_entries_cover_each_dtype_batch_and_thread_count():
+def test_timers_cover_each_dtype_batch_and_thread_count():
     schema = json.loads((SCHEMA_DIR / "result.v1.schema.json").read_text())
     validator = jsonschema.Draft202012Validator({"$ref": "#/$defs/latency", "$defs": schema["$defs"]})
-    out = onnxruntime_profile(mlp_head(), image_size=8, in_chans=1, batch_sizes=(1, 4), threads=(1, 2), warmup=1,
-                              runs=3, throughput_runs=2)
-    keys = [(e["dtype"], e["batch_size"], e["threads"]) for e in out["latency"]]
-    # batch 1 at every thread count; the larger batch (throughput) at the most threads only
+    timers, info = onnxruntime_timers(mlp_head(), image_size=8, in_chans=1,
+                                      configurations=[(1, 1, 3), (2, 1, 3), (2, 4, 2)])
+    entries = run_in_rounds(timers, rounds=1, warmup=1)
+    keys = [(e["dtype"], e["batch_size"], e["threads"]) for e in entries]
     assert sorted(keys) == sorted([(d, 1, t) for d in ("float32", "int8") for t in (1, 2)]
                                   + [(d, 4, 2) for d in ("float32", "int8")])
-    for entry in out["latency"]:
+    for entry in entries:
         validator.validate(entry)
         assert entry["runtime"] == "onnxruntime" and len(entry["samples_ms"]) == (3 if entry["batch_size"] == 1 else 2)
-    int8 = out["onnxruntime"]["int8"]
+    int8 = info["int8"]
     assert int8["op_types"] == ["MatMul", "Gemm"] and int8["nodes_int8"]["MatMulInteger"] == 2
     assert 0 <= int8["agreement_with_fp32"]["top1_agreement"] <= 1 and int8["agreement_with_fp32"]["inputs"] == 32
 
