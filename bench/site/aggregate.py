@@ -80,7 +80,9 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]], mfu: dic
     p = r.payload
     m = p["metrics"]
     latency = sorted(
-        (LatencyRow(**{k: e.get(k) for k in LatencyRow.__dataclass_fields__} | {"runtime": e.get("runtime") or "torch"})
+        (LatencyRow(**{k: e.get(k) for k in LatencyRow.__dataclass_fields__}
+                    | {"runtime": e.get("runtime") or "torch",
+                       "round_p50_ms": tuple(e["round_p50_ms"]) if e.get("round_p50_ms") else None})
          for e in m["latency"]),
         key=lambda e: (e.device, e.runtime != "torch", e.runtime, e.dtype, e.batch_size, e.image_size, e.threads),
     )

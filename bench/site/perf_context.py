@@ -28,10 +28,18 @@ class LatencyRow:
     throughput_images_per_s: float
     peak_memory_mb: float | None
     runtime: str = "torch"  # or "onnxruntime" (float32, and int8 from dynamic quantisation)
+    round_p50_ms: tuple[float, ...] | None = None  # p50 of each interleaved round (bench.stages.rounds)
 
     @property
     def runtime_label(self) -> str:
         return RUNTIME_LABELS.get(self.runtime, self.runtime)
+
+    @property
+    def rounds_text(self) -> str | None:
+        """Each round's p50, three significant digits, where there were several rounds."""
+        if not self.round_p50_ms or len(self.round_p50_ms) < 2:
+            return None
+        return " / ".join(f"{v:.3g}" for v in self.round_p50_ms)
 
 
 @dataclass(frozen=True)
