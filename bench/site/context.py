@@ -98,7 +98,7 @@ class LeaderRow:
     plateaued: bool | None = None  # every seed's LR decay began at a validation plateau, not the cap
     budget_gain: float | None = None  # the budget study's validation gain from doubling the recipe
     budget_limited: bool | None = None  # that gain is above the suite's min_delta
-    cpu_p90_ms: float | None = None  # the same runs' 90th percentile: the spread a faster model must clear
+    cpu_p90_ms: float | None = None  # the top of the same runs' spread (p90, or a round's p50 if higher)
     final_train_loss: MeanStd | None = None
     # from the suite's comparison result: balanced accuracy across seeds and test images
     ci95: Interval | None = None

@@ -84,12 +84,13 @@ def group_findings(group: TrainGroup) -> tuple[str, ...]:
     timed = [r for r in rows if r.cpu_p50_ms is not None]
     if timed:
         fastest = min(timed, key=lambda r: r.cpu_p50_ms)
-        # a model whose median falls inside the fastest one's own run-to-run spread (below its p90) ties with it
+        # a model whose median falls inside the fastest one's own spread (its p90, or its slowest
+        # round's p50 if higher) ties with it
         spread = fastest.cpu_p90_ms if fastest.cpu_p90_ms is not None else fastest.cpu_p50_ms
         close = sorted((r for r in timed if r is not fastest and r.cpu_p50_ms <= spread), key=lambda r: r.cpu_p50_ms)
         found.append(f"Fastest at batch 1 on {group.machine}'s CPU: {fastest.model}, {fastest.cpu_p50_ms:.3g} ms "
                      f"per image (p50, float32)" +
-                     (f"; within its own run-to-run spread (p90 {spread:.3g} ms), so tied with it: "
+                     (f"; within its own run-to-run spread (up to {spread:.3g} ms), so tied with it: "
                       + ", ".join(f"{r.model} ({r.cpu_p50_ms:.3g} ms)" for r in close) + "." if close else "."))
     limited = group.budget_limited
     if limited:
