@@ -109,8 +109,17 @@ def _text(text: str) -> dict[str, str]:
     return {"text": text}
 
 
+TITLE_LINE = 60  # characters: longer titles overflow a chart at 1280 px and are cut off at both ends
+
+
 def _titled(text: str, synthetic: bool) -> dict[str, str]:
-    return _text(f"{text} (synthetic data)" if synthetic else text)
+    """A chart title, "(synthetic data)" added where it applies; a long one breaks after its first
+    ": ", the rest (suite, machine) in smaller type on a second line."""
+    full = f"{text} (synthetic data)" if synthetic else text
+    if len(full) <= TITLE_LINE or ": " not in text:
+        return _text(full)
+    head, tail = full.split(": ", 1)
+    return _text(f"{head}<br><sup>{tail}</sup>")
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:

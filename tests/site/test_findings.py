@@ -35,3 +35,4 @@ def test_the_fastest_model_ties_with_every_model_inside_its_own_spread() -> None
     fastest = next(f for f in group_findings(group) if f.startswith("Fastest"))
     assert "quick_one, 1 ms" in fastest and "tied with it: close_one (1.15 ms)." in fastest
     assert "slow_one" not in fastest
+

@@ -170,3 +170,12 @@ def test_one_colour_per_model_in_every_chart_and_no_bars_on_a_log_axis(ctx: Site
                 assert (layout.get(f"{axis}{suffix}") or {}).get("type") != "log", div_id
     assert seen and all(colors == {model_color(name)} for name, colors in seen.items()), seen
     assert len(set(MODEL_COLORS.values())) == len(MODEL_COLORS)  # no two registry models share a colour
+
+
+def test_a_long_chart_title_breaks_after_its_first_colon() -> None:
+    from bench.site.chart_style import _titled
+
+    short = _titled("Latency: quick", synthetic=False)["text"]
+    assert short == "Latency: quick"
+    long = _titled("Balanced accuracy vs GMACs at 64 px, quick scale: quick on cpu-amd-epyc-2c", synthetic=True)["text"]
+    assert long == "Balanced accuracy vs GMACs at 64 px, quick scale<br><sup>quick on cpu-amd-epyc-2c (synthetic data)</sup>"
