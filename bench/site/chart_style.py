@@ -13,7 +13,7 @@ import html
 import json
 import math
 import re
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import plotly.io as pio
 from plotly.colors import get_colorscale
@@ -109,17 +109,31 @@ def _text(text: str) -> dict[str, str]:
     return {"text": text}
 
 
-TITLE_LINE = 60  # characters: longer titles overflow a chart at 1280 px and are cut off at both ends
+TITLE_LINE = 34  # characters a title line holds in a 390 px chart; longer lines are cut off at both ends
 
 
-def _titled(text: str, synthetic: bool) -> dict[str, str]:
-    """A chart title, "(synthetic data)" added where it applies; a long one breaks after its first
-    ": ", the rest (suite, machine) in smaller type on a second line."""
+def _wrapped(text: str, width: int = TITLE_LINE) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in text.replace(" px", "\u00a0px").split(" "):  # a size stays with its unit
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def _titled(text: str, synthetic: bool) -> dict[str, Any]:
+    """A chart title, "(synthetic data)" added where it applies. A long one breaks after its first
+    ": ", the rest (suite, machine) in smaller type below, and each part is wrapped to TITLE_LINE."""
     full = f"{text} (synthetic data)" if synthetic else text
-    if len(full) <= TITLE_LINE or ": " not in text:
+    if len(full) <= TITLE_LINE:
         return _text(full)
-    head, tail = full.split(": ", 1)
-    return _text(f"{head}<br><sup>{tail}</sup>")
+    wrapped = (_wrapped(full) if ": " not in text else
+               "{}<br><sup>{}</sup>".format(*(_wrapped(part, width) for part, width in
+                                              zip(full.split(": ", 1), (TITLE_LINE, 2 * TITLE_LINE)))))
+    # above the plot area, pushing the top margin as far as its lines need
+    return {"text": wrapped, "automargin": True, "yref": "paper", "y": 1, "yanchor": "bottom"}
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -71,7 +71,8 @@ def test_accuracy_chart_draws_error_bars_baselines_and_a_front_only_where_costs_
     assert "Pareto front" not in [t.name for t in fig.data] and fig.layout.xaxis.type == "linear"
     assert [round(shape.y0, 3) for shape in fig.layout.shapes] == [0.4]  # the pixel baseline's line
     assert "pixel_logreg 0.400" in [a.text for a in fig.layout.annotations]
-    assert "(synthetic data)" in fig.layout.title.text and "at 64 px, quick scale" in fig.layout.title.text
+    title = fig.layout.title.text.replace("<br>", " ").replace("\u00a0", " ")
+    assert "(synthetic data)" in title and "at 64 px, quick scale" in title
     spread = dataclasses.replace(group, rows=tuple(dataclasses.replace(row, gmacs=g)
                                                    for row, g in zip(group.rows, (0.5, 0.1))))
     fig = plotly_figure(charts.accuracy_vs_cost(spread, "gmacs"))
@@ -177,5 +178,9 @@ def test_a_long_chart_title_breaks_after_its_first_colon() -> None:
 
     short = _titled("Latency: quick", synthetic=False)["text"]
     assert short == "Latency: quick"
-    long = _titled("Balanced accuracy vs GMACs at 64 px, quick scale: quick on cpu-amd-epyc-2c", synthetic=True)["text"]
-    assert long == "Balanced accuracy vs GMACs at 64 px, quick scale<br><sup>quick on cpu-amd-epyc-2c (synthetic data)</sup>"
+    titled = _titled("Balanced accuracy vs GMACs at 64 px, quick scale: quick on cpu-amd-epyc-2c", synthetic=True)
+    long = titled["text"]
+    assert titled["automargin"] and titled["yanchor"] == "bottom"  # above the plot, the margin made room
+    assert long == ("Balanced accuracy vs GMACs at<br>64\u00a0px, quick scale"
+                    "<br><sup>quick on cpu-amd-epyc-2c (synthetic data)</sup>")
+    assert all(len(line) <= 34 for line in long.split("<sup>")[0].split("<br>"))
