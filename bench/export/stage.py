@@ -39,7 +39,9 @@ from bench.core.config import SuiteConfig
 from bench.data.datasets import LoadedDataset
 from bench.data.loading import load_image
 from bench.export.onnx_weights import WeightConverter
-from bench.models.onnx_graph import INPUT_NAME, OUTPUT_NAME, export_onnx, ort, ort_session, use_unfused_attention
+from bench.models.onnx_graph import (
+    INPUT_NAME, OUTPUT_NAME, export_onnx, ort, ort_session, parity, softmax, use_unfused_attention,
+)
 from bench.results.records import (
     RunPaths, dataset_info, display_path, error_record, fingerprint, is_done, model_info, payload,
 )
@@ -97,20 +99,6 @@ def sample_indices(labels: Sequence[int], num_classes: int, seed: int) -> list[i
     for i in order:
         firsts.setdefault(int(labels[i]), int(i))
     return [firsts[c] for c in range(num_classes) if c in firsts]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def parity(reference: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    """ONNX logits against PyTorch's on the same images."""
-    agree = reference.argmax(axis=1) == logits.argmax(axis=1)
-    return {"images": int(len(reference)), "top1_agreement": float(agree.mean()), "disagreements": int((~agree).sum()),
-            "max_abs_logit_diff": float(np.abs(reference.astype(np.float64) - logits).max()),
-            "max_prob_diff": float(np.abs(softmax(reference) - softmax(logits)).max())}
 
 
 def onnx_logits(model_bytes: bytes, images: np.ndarray, batch_size: int) -> np.ndarray:

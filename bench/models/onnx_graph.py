@@ -1,7 +1,7 @@
 """A model as an ONNX graph, and an ONNX Runtime session on the CPU.
 
 Shared by the export stage (the browser demo's files) and the profile stage (ONNX Runtime's
-latency beside PyTorch's). ``onnx`` and ``onnxruntime`` are imported when first needed.
+latency beside PyTorch's), with ``parity``: how far a converted model's outputs move. ``onnx`` and ``onnxruntime`` are imported when first needed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,20 @@ def ort_session(model_bytes: bytes, threads: int):  # noqa: ANN201 - onnxruntime
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return runtime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def parity(reference: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """Logits of a converted model (ONNX, int8) against its reference on the same images."""
+    agree = reference.argmax(axis=1) == logits.argmax(axis=1)
+    return {"images": int(len(reference)), "top1_agreement": float(agree.mean()), "disagreements": int((~agree).sum()),
+            "max_abs_logit_diff": float(np.abs(reference.astype(np.float64) - logits).max()),
+            "max_prob_diff": float(np.abs(softmax(reference) - softmax(logits)).max())}
 
 
 def strip_metadata(model) -> None:  # noqa: ANN001 - onnx.ModelProto

@@ -56,12 +56,15 @@ def _check_dtype(dtype: str) -> None:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
 
 
-def _example_input(batch_size: int, in_chans: int, image_size: int, device: torch.device) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(0)
+def example_input(batch_size: int, in_chans: int, image_size: int, device: str | torch.device = "cpu",
+                  seed: int = 0) -> torch.Tensor:
+    """The seeded standard-normal images every latency is measured on."""
+    generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch_size, in_chans, image_size, image_size, generator=generator).to(device)
 
 
-def _autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+def autocast_for(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on ``device``, or nothing for float32."""
     if dtype == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=_TORCH_DTYPES[dtype])
@@ -91,11 +94,11 @@ def measure_latency(
     if dev.type == "cpu":
         warn_if_cpu_busy()
     model = model.to(dev)
-    x = _example_input(batch_size, in_chans, image_size, dev)
+    x = example_input(batch_size, in_chans, image_size, dev)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), _autocast(dev, dtype):
+        with torch.inference_mode(), autocast_for(dev, dtype):
             for _ in range(warmup):
                 model(x)
             synchronize(dev)
@@ -234,10 +237,10 @@ def compare_with_torch_timer(model: nn.Module, batch_size: int = 1, image_size: 
     _check_dtype(dtype)
     dev = torch.device(device)
     model = model.to(dev)
-    x = _example_input(batch_size, in_chans, image_size, dev)
+    x = example_input(batch_size, in_chans, image_size, dev)
 
     def forward() -> None:
-        with torch.inference_mode(), _autocast(dev, dtype):
+        with torch.inference_mode(), autocast_for(dev, dtype):
             model(x)
 
     threads = torch.get_num_threads()

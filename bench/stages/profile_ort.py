@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 from torch import nn
 
-from bench.models.onnx_graph import INPUT_NAME, export_onnx, ort_session
+from bench.models.onnx_graph import INPUT_NAME, export_onnx, ort_session, parity
+from bench.stages.profile import example_input
 from bench.stages.rounds import Timer
 
 log = logging.getLogger(__name__)
@@ -71,20 +71,13 @@ def node_counts(model_bytes: bytes) -> dict[str, int]:
     return counts
 
 
-def _inputs(batch_size: int, in_chans: int, image_size: int, seed: int = 0) -> np.ndarray:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch_size, in_chans, image_size, image_size, generator=generator).numpy()
-
-
 def agreement(fp32: Any, int8: Any, image_size: int, in_chans: int) -> dict[str, Any]:
     """int8 against float32 on the same seeded inputs: top-1 agreement and the largest differences."""
-    x = _inputs(AGREEMENT_INPUTS, in_chans, image_size, seed=1)
+    x = example_input(AGREEMENT_INPUTS, in_chans, image_size, seed=1).numpy()
     a, b = (np.asarray(s.run(None, {INPUT_NAME: x})[0], dtype=np.float64) for s in (fp32, int8))
-    pa, pb = (np.exp(z - z.max(axis=1, keepdims=True)) for z in (a, b))
-    pa, pb = pa / pa.sum(axis=1, keepdims=True), pb / pb.sum(axis=1, keepdims=True)
+    moved = parity(a, b)
     return {"inputs": AGREEMENT_INPUTS, "input_kind": "seeded standard-normal images",
-            "top1_agreement": float((a.argmax(axis=1) == b.argmax(axis=1)).mean()),
-            "max_abs_logit_diff": float(np.abs(a - b).max()), "max_prob_diff": float(np.abs(pa - pb).max())}
+            **{k: moved[k] for k in ("top1_agreement", "max_abs_logit_diff", "max_prob_diff")}}
 
 
 def onnxruntime_timers(model: nn.Module, *, image_size: int, in_chans: int,
@@ -95,14 +88,14 @@ def onnxruntime_timers(model: nn.Module, *, image_size: int, in_chans: int,
     import onnxruntime
 
     model = model.eval().cpu()
-    fp32 = export_onnx(model, torch.from_numpy(_inputs(2, in_chans, image_size)), OPSET).SerializeToString()
+    fp32 = export_onnx(model, example_input(2, in_chans, image_size), OPSET).SerializeToString()
     int8 = quantise_dynamic(fp32)
     graphs = {"float32": fp32, "int8": int8}
     sessions = {(dtype, count): ort_session(graph, count) for dtype, graph in graphs.items()
                 for count in sorted({c for c, _, _ in configurations})}
     timers = []
     for count, batch, runs in configurations:
-        x = _inputs(batch, in_chans, image_size)
+        x = example_input(batch, in_chans, image_size).numpy()
         for dtype in graphs:
             session = sessions[(dtype, count)]
             timers.append(Timer({"runtime": "onnxruntime", "device": "cpu", "dtype": dtype, "batch_size": batch,

@@ -96,11 +96,12 @@ def gpu_latencies(model: torch.nn.Module, device: str, cfg: ProfileConfig, size:
 
 def torch_cpu_timers(model: torch.nn.Module, cfg: ProfileConfig, size: int, chans: int) -> list[Timer]:
     """PyTorch on the CPU: a timer per dtype, thread count and batch size (``configurations``)."""
+    from bench.stages.profile import example_input
     from bench.stages.rounds import torch_call
 
     timers = []
     for count, batch, runs in configurations(cfg, cpu_threads(cfg)):
-        x = torch.randn(batch, chans, size, size, generator=torch.Generator().manual_seed(0))
+        x = example_input(batch, chans, size)
         for dtype in dtypes_for("cpu", cfg.dtypes):
             timers.append(Timer({"runtime": "torch", "device": "cpu", "dtype": dtype, "batch_size": batch,
                                  "threads": count, "image_size": size},

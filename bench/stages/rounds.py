@@ -12,12 +12,12 @@ spread shows the drift that the within-round percentiles do not.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
+from bench.stages.profile import autocast_for
 from bench.stages.timing import summarize_ms, time_runs, track_peak_memory, warn_if_cpu_busy
 
 
@@ -35,9 +35,7 @@ class Timer:
 def torch_call(model: torch.nn.Module, x: torch.Tensor, dtype: str) -> Callable[[], Any]:
     """One eval forward under ``torch.inference_mode`` (and bfloat16 autocast where asked)."""
     def call() -> Any:
-        autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if dtype == "bfloat16"
-                    else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast_for(x.device, dtype):
             return model(x)
     return call
 
