@@ -212,6 +212,46 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    """What training and inference cost on this machine (``bench.stages.cost``): images/s, MFU
+    against the machine's matmul peak, CPU-seconds per image and an energy estimate.
+
+    ``images`` > 0 turns it on: ``medbench profile`` then also times the suite's own trainer
+    (its augmentation, optimizer and clipping) for one epoch of that many synthetic images at
+    the suite's size, after ``warmup_batches``, and forward passes over the same images, in
+    every dtype (bf16 under autocast where the CPU has bf16 instructions) at ``threads``.
+
+    The energy estimate, where no counter (RAPL, NVML) is readable, is
+    CPU-seconds x ``watts_per_core`` + wall seconds x resident GB x ``watts_per_gb``,
+    at the machine (no facility overhead); ``watts_per_core`` is (low, central, high).
+    """
+
+    images: int = 0
+    batch_size: int = 32
+    warmup_batches: int = 2
+    threads: tuple[int, ...] = ()  # empty: the process's own thread count
+    dtypes: tuple[str, ...] = ("float32", "bfloat16")
+    # server CPUs' rated power per core is 3.5-7 W (e.g. EPYC 7763: 280 W / 64 cores); a cloud
+    # vCPU may be half a core; rated power is not draw. Hence the wide band.
+    watts_per_core: tuple[float, float, float] = (2.5, 5.0, 10.0)
+    watts_per_gb: float = 0.3725  # DRAM, per GB resident (the Green Algorithms calculator's figure)
+
+    def __post_init__(self) -> None:
+        _check(self.images >= 0, f"cost.images must be >= 0 (0: off), got {self.images}")
+        _check(self.batch_size >= 1, f"cost.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.images == 0 or self.images >= 2 * self.batch_size,
+               f"cost.images must be 0 or at least two batches ({2 * self.batch_size}), got {self.images}")
+        _check(self.warmup_batches >= 1, f"cost.warmup_batches must be >= 1, got {self.warmup_batches}")
+        _check(all(t >= 1 for t in self.threads), f"cost.threads must be >= 1, got {self.threads}")
+        _check(len(self.dtypes) >= 1 and all(d in DTYPES for d in self.dtypes),
+               f"cost.dtypes must be among {DTYPES}, got {self.dtypes}")
+        low, central, high = self.watts_per_core
+        _check(0 < low <= central <= high, f"cost.watts_per_core must be (low, central, high) > 0 in order, "
+                                           f"got {self.watts_per_core}")
+        _check(self.watts_per_gb >= 0, f"cost.watts_per_gb must be >= 0, got {self.watts_per_gb}")
+
+
+@dataclass(frozen=True)
 class ExplainConfig:
     """The explain stage: which test images, how each attribution method runs, how it is scored."""
 
@@ -272,6 +312,7 @@ class SuiteConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "suite.name must not be empty")
@@ -315,6 +356,7 @@ def suite_from_dict(values: dict[str, Any], where: str = "suite") -> SuiteConfig
         "train": (TrainConfig, values.pop("train", {})),
         "profile": (ProfileConfig, values.pop("profile", {})),
         "explain": (ExplainConfig, values.pop("explain", {})),
+        "cost": (CostConfig, values.pop("cost", {})),
     }
     built = {key: _build(cls, sect, f"{where} [{key}]") for key, (cls, sect) in sections.items()}
     suite = _build(SuiteConfig, values, where)

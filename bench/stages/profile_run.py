@@ -199,7 +199,9 @@ def profile_one(suite: SuiteConfig, name: str, num_classes: int, paths: RunPaths
 
 def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, seed: int, num_classes: int,
                   force: bool = False) -> list[Path]:
-    """Profile each model with the checkpoint of ``seed`` when one exists (random weights otherwise)."""
+    """Profile each model with the checkpoint of ``seed`` when one exists (random weights otherwise),
+    and measure its training and inference cost where the suite asks for it (``cost.images``)."""
+    from bench.stages.cost import cost_one
     from bench.stages.train import load_checkpoint
 
     written = []
@@ -208,6 +210,8 @@ def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, see
         classes = len(load_checkpoint(ckpt)["class_names"]) if ckpt.exists() else num_classes
         written.append(profile_one(suite, name, classes, paths, checkpoint=ckpt if ckpt.exists() else None,
                                    force=force))
+        if suite.cost.images:
+            written.append(cost_one(suite, name, paths, force=force))
     return written
 
 

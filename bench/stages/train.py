@@ -99,7 +99,8 @@ class Trainer:
     """Trains one model with one seed on in-memory tensors; see the module docstring."""
 
     def __init__(self, suite: SuiteConfig, model_name: str, seed: int, data: LoadedDataset,
-                 checkpoint_path: Path, ctx: DistContext | None = None, progress: bool = True) -> None:
+                 checkpoint_path: Path, ctx: DistContext | None = None, progress: bool = True,
+                 autocast: bool | None = None) -> None:
         self.suite, self.cfg, self.model_name, self.seed = suite, suite.train, model_name, seed
         self.data, self.checkpoint_path = data, Path(checkpoint_path)
         self.ctx = ctx or DistContext()
@@ -142,7 +143,8 @@ class Trainer:
         self.sample_weights = (1.0 / counts)[train.labels]
         class_weight = (counts.sum() / (self.num_classes * counts)).float() if self.cfg.balance == "loss" else None
         self.criterion = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=self.cfg.label_smoothing).to(self.device)
-        self.autocast = self.device.type == "cuda" and self.cfg.amp_bf16
+        # bf16 autocast: the recipe's ``amp_bf16`` on a GPU; elsewhere only when asked (the cost stage)
+        self.autocast = self.device.type == "cuda" and self.cfg.amp_bf16 if autocast is None else autocast
 
         self.history = History()
         self.start_epoch = 0
@@ -210,8 +212,9 @@ class Trainer:
                             num_workers=self.cfg.num_workers)
         return loader, gen
 
-    def train_epoch(self, epoch: int) -> tuple[float, int, float]:
-        """One pass over the training set: (mean loss, images seen, seconds)."""
+    def train_epoch(self, epoch: int, max_steps: int | None = None) -> tuple[float, int, float]:
+        """One pass over the training set (its first ``max_steps`` batches, if given):
+        (mean loss, images seen, seconds)."""
         torch.manual_seed(epoch_seed(self.seed, epoch))  # dropout / drop-path draws
         start = time.perf_counter()
         loader, gen = self.epoch_loader(epoch)
@@ -220,6 +223,8 @@ class Trainer:
         bar = tqdm(loader, desc=f"{self.model_name} s{self.seed} e{epoch + 1}/{self.cfg.epochs}",
                    total=self.steps_per_epoch, leave=False, disable=not self.progress or not sys.stderr.isatty())
         for step, (images, labels) in enumerate(bar):
+            if max_steps is not None and step >= max_steps:
+                break
             images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
             if self.cfg.augment:
                 images = augment_batch(images, self.cfg, gen)
