@@ -1,4 +1,5 @@
-"""The benchmark commands of ``medbench``: attention scaling, latency check, trainer, site and readers."""
+"""The benchmark commands of ``medbench``: attention scaling, latency check, trainer, training step,
+site and readers."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ def cmd_bench_trainer(args: argparse.Namespace) -> int:
     from bench.benchmarks.trainer import run_trainer_bench
 
     run_trainer_bench(_suite(args), check_name(args.model, "model name"), epochs=args.epochs)
+    return 0
+
+
+def cmd_bench_step(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.benchmarks.trainer import profile_training_step
+
+    result = profile_training_step(_suite(args), check_name(args.model, "model name"), dtype=args.dtype,
+                                   steps=args.steps)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

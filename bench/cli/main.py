@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from bench.cli.args import _csv, _names, _paths, _positive_int, _suite
 from bench.cli.benchmarks import (
-    cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_trainer, cmd_check_latency,
+    cmd_bench_attention, cmd_bench_readers, cmd_bench_site, cmd_bench_step, cmd_bench_trainer, cmd_check_latency,
 )
 from bench.core.config import BAD_FILE_POLICIES, DATA_KINDS, DTYPES, ConfigError
 from bench.core.paths import check_name
@@ -273,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
             data=True)
     p.add_argument("--model", default="pyramid_softmax")
     p.add_argument("--epochs", type=int, default=3)
+
+    p = add("bench-step", cmd_bench_step, "where a training step's time goes (torch.profiler): the cost stage's "
+            "trainer at cost.batch_size, self CPU time by op category", dirs=False)
+    p.add_argument("--model", default="pyramid_softmax")
+    p.add_argument("--dtype", default="bfloat16", choices=DTYPES, help="bfloat16 trains under autocast")
+    p.add_argument("--steps", type=_positive_int, default=3)
+    p.add_argument("--json", metavar="PATH", help="also write the breakdown here")
 
     p = add("bench-site", cmd_bench_site, "time medbench site on a large tree copied from real results",
             suite=False)
