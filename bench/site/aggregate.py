@@ -16,6 +16,7 @@ from bench.results.store import safe_name
 from bench.site.context import (
     SPLITS, DatasetClass, DatasetInfo, FailedRun, MachineInfo, ModelInfo, ParamSpread, SiteContext, slug,
 )
+from bench.site.costs import cost_tables
 from bench.site.descriptions import ATTENTION_MECHANISMS, BUILTIN_GENERATOR, COMPLEXITY, SYNTHETIC_RULES
 from bench.site.downloads import CSV_FILES, result_files
 from bench.site.explain_pages import explain_groups
@@ -115,8 +116,10 @@ def _perf_suites(profiles: list[ProfileModel]) -> tuple[PerfSuite, ...]:
             for machine, profs in sorted(machines.items())
         )
         has_batch1 = any(row.batch_size == 1 for s in sections for x in s.profiles for row in x.latency)
-        suites.append(PerfSuite(suite, sections, f"latency-{slug(suite)}" if has_batch1 else None))
-    return tuple(suites)
+        first = sections[0].profiles[0]
+        suites.append(PerfSuite(suite, sections, f"latency-{slug(suite)}" if has_batch1 else None,
+                                scale=first.scale, image_size=first.image_size))
+    return tuple(sorted(suites, key=lambda s: (s.scale != "paper", s.suite)))  # the scale a reader deploys first
 
 
 # --- attention scaling ----------------------------------------------------------------------
@@ -311,4 +314,5 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
         class_chart={d.name: f"classes-{slug(d.name)}" for d in dataset_infos if d.classes},
         complexity=_complexity(attention),
         explain=explain_groups(by_kind["explain"], groups, artifacts),
+        cost_tables=cost_tables(profiles, by_kind["cost"]),
     )

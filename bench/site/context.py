@@ -303,6 +303,7 @@ class SiteContext:
     class_chart: dict[str, str] = field(default_factory=dict)  # dataset name → class-distribution chart id
     complexity: tuple[ComplexityRow, ...] = ()
     explain: tuple = ()  # bench.site.explain_pages.ExplainGroup
+    cost_tables: tuple = ()  # bench.site.costs.CostTable: paper scale first
     demo: Any = None  # bench.site.demo.DemoContext: the in-browser demo, when models were exported
 
     @property
@@ -313,6 +314,34 @@ class SiteContext:
     @property
     def model_page_names(self) -> frozenset[str]:
         return frozenset(p.name for p in self.model_pages)
+
+    def train_groups_of(self, suite: str) -> tuple[TrainGroup, ...]:
+        return tuple(g for g in self.train_groups if g.suite == suite)
+
+    @property
+    def train_groups_without_profiles(self) -> tuple[TrainGroup, ...]:
+        profiled = {s.suite for s in self.perf_suites}
+        return tuple(g for g in self.train_groups if g.suite not in profiled)
+
+    @property
+    def lead_cost_tables(self) -> tuple:
+        """The home page's cost tables: the paper scale's where there are any, else every one."""
+        return tuple(t for t in self.cost_tables if t.scale == "paper") or self.cost_tables
+
+    @property
+    def other_cost_scales(self) -> tuple[str, ...]:
+        """Scales with cost tables that the home page leaves to the Efficiency page."""
+        lead = {t.scale for t in self.lead_cost_tables}
+        return tuple(sorted({t.scale for t in self.cost_tables} - lead))
+
+    @property
+    def cost_energy_label(self) -> str | None:
+        """"estimate, no hardware counter" when any lead table's energy is estimated, else "measured"."""
+        labels = {t.energy_label for t in self.lead_cost_tables if t.energy_label}
+        return "estimate, no hardware counter" if "estimate, no hardware counter" in labels else next(iter(labels), None)
+
+    def cost_tables_of(self, suite: str) -> tuple:
+        return tuple(t for t in self.cost_tables if t.suite == suite)
 
     @property
     def has_results(self) -> bool:

@@ -115,6 +115,13 @@ class PerfSuite:
     suite: str
     machines: tuple[PerfMachine, ...]
     latency_chart: str | None
+    scale: str = "quick"
+    image_size: int | None = None
+
+    @property
+    def has_training(self) -> bool:
+        """Whether any profiled model has training MFU from the suite's own runs."""
+        return any(prof.training for section in self.machines for prof in section.profiles)
 
 
 @dataclass(frozen=True)
