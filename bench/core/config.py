@@ -25,6 +25,7 @@ _TRAIN_FIELDS_OMITTED_AT_DEFAULT = {"device_data": False, "channels_last": False
 BALANCE_MODES = ("none", "sampler", "loss")
 SCHEDULES = ("cosine", "plateau")
 DTYPES = ("float32", "bfloat16")
+RUNTIMES = ("torch", "onnxruntime", "torch_onednn")
 
 
 class ConfigError(ValueError):
@@ -180,7 +181,9 @@ class ProfileConfig:
     throughput_runs: int = 0  # timed runs at batch sizes above 1 (0: ``runs``); their p50 is reported
     threads: tuple[int, ...] = ()  # CPU thread counts measured (empty: the process's own); batch 1 at each
     rounds: int = 1  # CPU: interleaved rounds over every configuration (bench.stages.rounds)
-    runtimes: tuple[str, ...] = ("torch",)  # and "onnxruntime": ONNX Runtime float32 and int8 on the CPU
+    # and on the CPU: "onnxruntime" (ONNX Runtime float32 and int8), "torch_onednn" (PyTorch float32
+    # with weights packed once for oneDNN, bench.models.onednn_packed)
+    runtimes: tuple[str, ...] = ("torch",)
     # per-device overrides of the fields above: [profile.cpu] and [profile.cuda] in a suite file
     cpu: dict[str, Any] = field(default_factory=dict)
     cuda: dict[str, Any] = field(default_factory=dict)
@@ -200,8 +203,8 @@ class ProfileConfig:
                f"profile.throughput_runs must be 0 or >= 3, got {self.throughput_runs}")
         _check(all(t >= 1 for t in self.threads), f"profile.threads must be >= 1, got {self.threads}")
         _check(self.rounds >= 1, f"profile.rounds must be >= 1, got {self.rounds}")
-        _check("torch" in self.runtimes and set(self.runtimes) <= {"torch", "onnxruntime"},
-               f"profile.runtimes must include torch, among torch and onnxruntime, got {self.runtimes}")
+        _check("torch" in self.runtimes and set(self.runtimes) <= set(RUNTIMES),
+               f"profile.runtimes must include torch, among {', '.join(RUNTIMES)}, got {self.runtimes}")
         _check(len(self.batch_sizes) >= 1 and all(b >= 1 for b in self.batch_sizes),
                f"profile.batch_sizes must be positive, got {self.batch_sizes}")
         _check(self.warmup >= 1, f"profile.warmup must be >= 1, got {self.warmup}")

@@ -19,6 +19,7 @@ from bench.site.perf_context import LatencyRow, ProfileModel
 # batch-1 latency columns: (runtime, dtype, heading)
 LATENCY_COLUMNS = (
     ("torch", "float32", "PyTorch fp32"),
+    ("torch_onednn", "float32", "PyTorch packed fp32"),
     ("torch", "bfloat16", "PyTorch bf16"),
     ("onnxruntime", "float32", "ONNX Runtime fp32"),
     ("onnxruntime", "int8", "ONNX Runtime int8"),
@@ -48,6 +49,7 @@ class CostRow:
     gmacs: float
     batch1_ms: tuple[float | None, ...]  # in the table's ``columns`` order
     pytorch_vs_ort: float | None  # PyTorch fp32 batch-1 p50 / ONNX Runtime fp32's
+    packed_vs_ort: float | None  # the same with PyTorch's oneDNN-packed copy
     throughput_images_per_s: float | None  # PyTorch fp32 at the largest batch profiled
     peak_memory_mb: float | None
     training: tuple[CostRun, ...]
@@ -80,6 +82,7 @@ class CostTable:
     threads: int | None  # of the batch-1 columns (CPU)
     throughput_batch: int | None
     columns: tuple[str, ...]  # batch-1 latency headings present
+    has_packed: bool  # a PyTorch oneDNN-packed column, and its ratio to ONNX Runtime
     rows: tuple[CostRow, ...]
     energy_formula: str | None
     energy_parameters: str | None
@@ -117,10 +120,12 @@ def _row(profile: ProfileModel, cost: dict[str, Any] | None, device: str, thread
     torch_fp32 = [r for r in profile.latency if r.device == device and r.runtime == "torch" and r.dtype == "float32"]
     widest = max(torch_fp32, key=lambda r: (r.batch_size, r.threads), default=None)
     pt, ort = batch1.get(("torch", "float32")), batch1.get(("onnxruntime", "float32"))
+    packed = batch1.get(("torch_onednn", "float32"))
     return CostRow(
         model=profile.model, params=profile.params, gmacs=profile.gmacs,
         batch1_ms=tuple(batch1[(rt, dt)].p50_ms if (rt, dt) in batch1 else None for rt, dt, _ in LATENCY_COLUMNS),
         pytorch_vs_ort=pt.p50_ms / ort.p50_ms if pt and ort else None,
+        packed_vs_ort=packed.p50_ms / ort.p50_ms if packed and ort else None,
         throughput_images_per_s=widest.throughput_images_per_s if widest and widest.batch_size > 1 else None,
         peak_memory_mb=widest.peak_memory_mb if widest else None,
         training=tuple(_cost_run(e) for e in (cost or {}).get("training", [])),
@@ -164,6 +169,7 @@ def cost_tables(profiles: list[ProfileModel], costs: list[LoadedResult]) -> tupl
             scale=profs[0].scale, suite=suite, machine=machine, device=device, image_size=profs[0].image_size,
             threads=threads, throughput_batch=max(batches) if batches else None,
             columns=tuple(LATENCY_COLUMNS[i][2] for i in present), rows=rows,
+            has_packed=any(r.packed_vs_ort is not None for r in rows),
             energy_formula=energy["formula"] if energy else None,
             energy_parameters=(f"watts per core {energy['watts_per_core'][1]:g} "
                                f"(band {energy['watts_per_core'][0]:g}–{energy['watts_per_core'][2]:g}), "

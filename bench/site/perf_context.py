@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "torch_onednn": "PyTorch, oneDNN-packed"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,10 @@ class PerfMachine:
     @property
     def has_onnxruntime(self) -> bool:
         return any(row.runtime == "onnxruntime" for prof in self.profiles for row in prof.latency)
+
+    @property
+    def has_packed(self) -> bool:
+        return any(row.runtime == "torch_onednn" for prof in self.profiles for row in prof.latency)
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,29 @@ def torch_cpu_timers(model: torch.nn.Module, cfg: ProfileConfig, size: int, chan
     return timers
 
 
+def onednn_cpu_timers(model: torch.nn.Module, cfg: ProfileConfig, size: int, chans: int
+                      ) -> tuple[list[Timer], dict[str, Any]]:
+    """PyTorch float32 through oneDNN with weights packed once (``bench.models.onednn_packed``):
+    a timer per thread count and batch size, each on a copy packed for its input shape."""
+    from bench.models.onednn_packed import packed_copy
+    from bench.stages.profile import example_input
+    from bench.stages.rounds import torch_call
+
+    timers, copies = [], {}
+    for count, batch, runs in configurations(cfg, cpu_threads(cfg)):
+        x = example_input(batch, chans, size)
+        if batch not in copies:
+            copies[batch] = packed_copy(model, x)
+        timers.append(Timer({"runtime": "torch_onednn", "device": "cpu", "dtype": "float32", "batch_size": batch,
+                             "threads": count, "image_size": size},
+                            torch_call(copies[batch][0], x, "float32"), runs,
+                            prepare=lambda n=count: torch.set_num_threads(n)))
+    info = {"method": "eval copy with batch norm folded into convolutions (where torch.fx traces the model) "
+                      "and linear and convolution weights packed once for oneDNN's float32 kernels",
+            **{k: v for k, v in copies[min(copies)][1].items()}}
+    return timers, info
+
+
 def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint: Path | None,
                     peaks: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model info, metrics) of one model on this machine."""
@@ -142,6 +165,9 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
             continue
         # every CPU configuration, PyTorch and ONNX Runtime alike, timed in interleaved rounds
         timers = torch_cpu_timers(model, dcfg, size, chans)
+        if "torch_onednn" in dcfg.runtimes:
+            onednn_timers, runtimes["torch_onednn"] = onednn_cpu_timers(model, dcfg, size, chans)
+            timers += onednn_timers
         if "onnxruntime" in dcfg.runtimes:
             ort_timers, runtimes["onnxruntime"] = onnxruntime_timers(model, image_size=size, in_chans=chans,
                                                                      configurations=configurations(dcfg, cpu_threads(dcfg)))
