@@ -112,24 +112,29 @@ def torch_cpu_timers(model: torch.nn.Module, cfg: ProfileConfig, size: int, chan
 def onednn_cpu_timers(model: torch.nn.Module, cfg: ProfileConfig, size: int, chans: int
                       ) -> tuple[list[Timer], dict[str, Any]]:
     """PyTorch float32 through oneDNN with weights packed once (``bench.models.onednn_packed``):
-    a timer per thread count and batch size, each on a copy packed for its input shape."""
+    a timer per thread count and batch size, each on a copy packed for its input shape under its
+    thread count (oneDNN picks a convolution's weight layout for both)."""
     from bench.models.onednn_packed import packed_copy
     from bench.stages.profile import example_input
     from bench.stages.rounds import torch_call
 
-    timers, copies = [], {}
-    for count, batch, runs in configurations(cfg, cpu_threads(cfg)):
-        x = example_input(batch, chans, size)
-        if batch not in copies:
-            copies[batch] = packed_copy(model, x)
-        timers.append(Timer({"runtime": "torch_onednn", "device": "cpu", "dtype": "float32", "batch_size": batch,
-                             "threads": count, "image_size": size},
-                            torch_call(copies[batch][0], x, "float32"), runs,
-                            prepare=lambda n=count: torch.set_num_threads(n)))
-    info = {"method": "eval copy with batch norm folded into convolutions (where torch.fx traces the model) "
-                      "and linear and convolution weights packed once for oneDNN's float32 kernels",
-            **{k: v for k, v in copies[min(copies)][1].items()}}
-    return timers, info
+    timers, infos = [], []
+    before = torch.get_num_threads()
+    try:
+        for count, batch, runs in configurations(cfg, cpu_threads(cfg)):
+            x = example_input(batch, chans, size)
+            torch.set_num_threads(count)
+            packed, info = packed_copy(model, x)
+            infos.append(info)
+            timers.append(Timer({"runtime": "torch_onednn", "device": "cpu", "dtype": "float32", "batch_size": batch,
+                                 "threads": count, "image_size": size},
+                                torch_call(packed, x, "float32"), runs, prepare=lambda n=count: torch.set_num_threads(n)))
+    finally:
+        torch.set_num_threads(before)
+    worst = max(infos, key=lambda i: i["max_abs_logit_diff_vs_eager"])
+    return timers, {"method": "eval copy with batch norm folded into convolutions (where torch.fx traces the model) "
+                              "and linear and convolution weights packed once for oneDNN's float32 kernels, "
+                              "one copy per batch size and thread count", **worst}
 
 
 def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint: Path | None,
