@@ -63,6 +63,16 @@ def cmd_budget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shift(args: argparse.Namespace) -> int:
+    from bench.cli.runner import run_suite
+
+    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
+    written = run_suite(_suite(args), models=_names(args.models, "model name"), seeds=seeds, stages=("shift",),
+                        force=args.force, paths=_paths(args))
+    log.info("%d shift-study results up to date", len(written))
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     return _one_stage(args, "explain")
 
@@ -231,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo finished work")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="train this many runs at once on CPU, sharing the cores (default 1)")
+
+    p = add("shift", cmd_shift, "the shift study: every kept checkpoint predicts the test split under "
+            "acquisition shifts (contrast, bias field, noise, blur, resolution, scale, rotation) at 3 severities, "
+            "then the suite's robustness summary; a missing checkpoint is retrained and checked first", data=True)
+    p.add_argument("--models", help="comma-separated subset of the suite's models")
+    p.add_argument("--seeds", help="comma-separated subset of the suite's seeds")
+    p.add_argument("--force", action="store_true", help="redo finished work")
 
     p = add("explain", cmd_explain, "attribution galleries and faithfulness of a suite's trained models", data=True)
     p.add_argument("--models", help="comma-separated subset of the suite's models")

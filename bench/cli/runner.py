@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ STAGES = ("train", "baselines", "compare", "profile", "explain", "export")
 # Stages run only when asked for (``--stages budget``, ``medbench budget``), never by default.
 # budget: the first seed of every model trained again with a recipe twice as long (see
 # ``bench.stages.schedule.budget_suite``); the comparison sets its validation score beside the suite's.
-STUDIES = ("budget",)
+# shift: every kept checkpoint evaluated under acquisition shifts (``bench.stages.shift``).
+STUDIES = ("budget", "shift")
 
 
 @functools.lru_cache(maxsize=None)
@@ -205,6 +207,40 @@ def _compare(suite: SuiteConfig, paths: RunPaths, force: bool) -> Path | None:
         return None
 
 
+def ensure_checkpoint(suite: SuiteConfig, name: str, seed: int, data: LoadedDataset, paths: RunPaths) -> Path:
+    """The run's checkpoint; where this machine lacks it, retrained (training is deterministic
+    per seed) and checked against the committed result's test predictions."""
+    ckpt = paths.checkpoint(suite.name, name, seed)
+    if ckpt.exists():
+        return ckpt
+    committed = load_result(result_path(paths.results, env.machine_info()["id"], suite.name, "train", name, seed))
+    log.warning("retraining %s seed %d: this machine has no checkpoint of it (%s)", name, seed, ckpt)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = dataclasses.replace(paths, results=Path(tmp), locks=Path(tmp) / ".locks")
+        retrained = load_result(train_one(suite, name, seed, data, scratch))
+    if retrained["metrics"].get("test_predictions") != committed["metrics"].get("test_predictions"):
+        raise RuntimeError(f"{ckpt}: the retrained {name} seed {seed} does not reproduce the committed result's "
+                           "test predictions")
+    log.info("retrained %s seed %d reproduces the committed result", name, seed)
+    return ckpt
+
+
+def shift_study(suite: SuiteConfig, models: list[str], seeds: list[int], data: LoadedDataset, paths: RunPaths,
+                force: bool = False) -> list[Path]:
+    """The shift study of every (model, seed), then the suite's summary over all of them."""
+    from bench.stages.shift import shift_one, shifted_test_sets, summarise_shifts, write_examples
+
+    sets = shifted_test_sets(suite, data)
+    examples = write_examples(suite, data, paths)
+    written = []
+    with RunProgress(len(models) * len(seeds), "shift") as bar:
+        for name in models:
+            for seed in seeds:
+                ensure_checkpoint(suite, name, seed, data, paths)
+                written.append(bar.done(shift_one(suite, name, seed, data, paths, sets, force=force)))
+    return written + [summarise_shifts(suite, paths, examples)]
+
+
 def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: list[int] | None = None,
               stages: tuple[str, ...] = STAGES, force: bool = False,
               paths: RunPaths = RunPaths(), progress: bool = True, jobs: int = 1) -> list[Path]:
@@ -251,6 +287,8 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
         from bench.explain.stage import explain_suite
 
         written += explain_suite(suite, models, data, paths, seed=seeds[0], force=force)
+    if "shift" in stages:
+        written += shift_study(suite, models, seeds, data, paths, force=force)
     if "export" in stages:
         from bench.export.stage import export_suite
 

@@ -304,6 +304,26 @@ class ExplainConfig:
 
 
 @dataclass(frozen=True)
+class ShiftConfig:
+    """The robustness study (``medbench shift``): every kept checkpoint predicts the test split
+    clean and under each acquisition shift of ``bench.data.shifts`` at each severity."""
+
+    kinds: tuple[str, ...] = ()  # empty: every kind bench.data.shifts knows
+    severities: tuple[int, ...] = (1, 2, 3)
+    seed: int = 0  # the shifts' random draws (noise, bias fields, rotation signs)
+    batch_size: int = 256
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        _check(len(set(self.kinds)) == len(self.kinds), f"shift.kinds must be distinct, got {self.kinds}")
+        _check(len(self.severities) >= 1 and all(s in (1, 2, 3) for s in self.severities),
+               f"shift.severities must be among 1, 2, 3, got {self.severities}")
+        _check(self.seed >= 0, f"shift.seed must be >= 0, got {self.seed}")
+        _check(self.batch_size >= 1, f"shift.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.bootstrap >= 100, f"shift.bootstrap must be >= 100, got {self.bootstrap}")
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     """A named set of models, seeds, data, recipe and profiling settings."""
 
@@ -316,6 +336,7 @@ class SuiteConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     cost: CostConfig = field(default_factory=CostConfig)
+    shift: ShiftConfig = field(default_factory=ShiftConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "suite.name must not be empty")
@@ -360,6 +381,7 @@ def suite_from_dict(values: dict[str, Any], where: str = "suite") -> SuiteConfig
         "profile": (ProfileConfig, values.pop("profile", {})),
         "explain": (ExplainConfig, values.pop("explain", {})),
         "cost": (CostConfig, values.pop("cost", {})),
+        "shift": (ShiftConfig, values.pop("shift", {})),
     }
     built = {key: _build(cls, sect, f"{where} [{key}]") for key, (cls, sect) in sections.items()}
     suite = _build(SuiteConfig, values, where)

@@ -43,6 +43,7 @@ from bench.explain.summary import summarise
 from bench.explain.taps import feature_tap
 from bench.results.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, safe_name, write_result
+from bench.stages.train import trained_model
 
 log = logging.getLogger(__name__)
 
@@ -126,18 +127,6 @@ def _scores(model: torch.nn.Module, random_model: torch.nn.Module, data: LoadedD
     t3 = time.perf_counter()
     timing = {"maps_s": round(t1 - t0, 3), "scores_s": round(t2 - t1, 3), "sanity_s": round(t3 - t2, 3)}
     return {"faithfulness": faith, "sanity": sanity, "timing": timing}
-
-
-def trained_model(suite: SuiteConfig, name: str, checkpoint: Path) -> torch.nn.Module:
-    """The kept (best-on-val) weights of a checkpoint, in eval mode."""
-    from bench.models import create_model
-    from bench.stages.train import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    model = create_model(name, suite.scale, num_classes=len(ckpt["class_names"]), in_chans=suite.data.in_chans,
-                         image_size=suite.data.image_size)
-    model.load_state_dict(ckpt["best_state"] or ckpt["model"])
-    return model.eval()
 
 
 def explain_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoint: Path,

@@ -25,6 +25,7 @@ from bench.site.leaderboard import model_name, train_groups
 from bench.site.load import DatasetArtifact, LoadedResult, payloads_by_machine, reading
 from bench.site.mfu import MfuKey, training_mfu
 from bench.site.pages import machine_records, model_pages, reproduce_groups
+from bench.site.robustness import robustness_groups
 from bench.site.perf_context import (
     AttentionBench, AttentionModule, AttentionPoint, ComplexityRow, LatencyRow, PerfMachine, PerfSuite, ProfileModel,
     ReferenceRow, Roofline, SweepPoint, TrainingMfu,
@@ -315,4 +316,5 @@ def build_context(results: list[LoadedResult], datasets: list[DatasetArtifact],
         complexity=_complexity(attention),
         explain=explain_groups(by_kind["explain"], groups, artifacts),
         cost_tables=cost_tables(profiles, by_kind["cost"]),
+        robustness=robustness_groups(by_kind["shift"], any(g.synthetic for g in groups), artifacts),
     )

@@ -16,6 +16,7 @@ from bench.site.chart_style import (  # noqa: F401 - re-exported for the tests a
 from bench.site.charts_quality import (  # noqa: F401 - re-exported
     calibration, class_distribution, faithfulness, metric_bars, per_class_heatmap,
 )
+from bench.site.charts_robustness import accuracy_by_severity, drop_heatmap
 from bench.site.context import LeaderRow, SiteContext, TrainGroup
 from bench.site.figure import Figure, bar, heatmap, scatter, subplots  # noqa: F401 - Figure re-exported
 from bench.site.perf_context import AttentionBench, PerfMachine, PerfSuite
@@ -258,5 +259,8 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
         add(ctx.class_chart.get(dataset.name), lambda: class_distribution(dataset))
     for explained in ctx.explain:
         add(explained.chart, lambda: faithfulness(explained), 480)
+    for studied in ctx.robustness:
+        add(studied.heatmap_chart, lambda: drop_heatmap(studied), 160 + 36 * len(studied.rows) + 120)
+        add(studied.severity_chart, lambda: accuracy_by_severity(studied), 460)
     log.info("built %d charts", len(charts))
     return charts

@@ -304,6 +304,7 @@ class SiteContext:
     complexity: tuple[ComplexityRow, ...] = ()
     explain: tuple = ()  # bench.site.explain_pages.ExplainGroup
     cost_tables: tuple = ()  # bench.site.costs.CostTable: paper scale first
+    robustness: tuple = ()  # bench.site.robustness.RobustnessGroup: the shift studies
     demo: Any = None  # bench.site.demo.DemoContext: the in-browser demo, when models were exported
 
     @property

@@ -20,6 +20,8 @@ CSV_FILES = {
     "per_class": f"{DOWNLOADS}/per-class.csv",
     "latency": f"{DOWNLOADS}/latency.csv",
     "attention": f"{DOWNLOADS}/attention-scaling.csv",
+    "costs": f"{DOWNLOADS}/costs.csv",
+    "robustness": f"{DOWNLOADS}/robustness.csv",
 }
 FLOAT_FORMAT = "%.6g"
 
@@ -117,6 +119,43 @@ def _attention_rows(results: list[LoadedResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def _cost_rows(results: list[LoadedResult]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        if r.kind != "cost" or r.failed:
+            continue
+        p = r.payload
+        for phase in ("training", "inference"):
+            for entry in p["metrics"][phase]:
+                energy = entry["energy"]
+                joules = energy["joules_per_image"]
+                bands = joules if isinstance(joules, dict) else {"central": joules}
+                rows.append({"machine": r.machine_id, "suite": p["suite"], "model": p["model"]["name"],
+                             "scale": p["model"]["scale"], "image_size": p["model"]["image_size"], "phase": phase,
+                             **{k: v for k, v in entry.items() if not isinstance(v, (list, dict))},
+                             "energy_label": energy["label"],
+                             **{f"joules_per_image_{band}": value for band, value in bands.items()},
+                             "result_file": result_download_path(r.relpath.as_posix())})
+    return rows
+
+
+def _robustness_rows(results: list[LoadedResult]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        if r.kind != "shift" or r.failed or r.payload["model"] is not None:
+            continue
+        for model, entry in r.payload["metrics"]["models"].items():
+            for condition, cell in entry["conditions"].items():
+                drop = cell.get("drop") or {}
+                rows.append({"machine": r.machine_id, "suite": r.payload["suite"], "model": model,
+                             "condition": condition, "balanced_accuracy": cell["balanced_accuracy"],
+                             "ece": cell.get("ece"), "drop": drop.get("mean"), "drop_lo": drop.get("lo"),
+                             "drop_hi": drop.get("hi"), "robustness_score": entry["robustness"]["score"],
+                             "tied_with_most_robust": entry["robustness"]["tied_with_most_robust"],
+                             "seeds": entry["num_seeds"], "result_file": result_download_path(r.relpath.as_posix())})
+    return rows
+
+
 def _csv(rows: list[dict[str, Any]], keys: list[str]) -> bytes:
     import pandas as pd
 
@@ -136,6 +175,8 @@ def download_outputs(results: list[LoadedResult]) -> dict[str, bytes]:
         "latency": (_latency_rows(results), ["machine", "suite", "model", "device", "dtype", "batch_size",
                                               "image_size", "threads"]),
         "attention": (_attention_rows(results), ["machine", "module", "tokens"]),
+        "costs": (_cost_rows(results), ["machine", "suite", "model", "phase", "dtype", "threads"]),
+        "robustness": (_robustness_rows(results), ["machine", "suite", "model", "condition"]),
     }
     for name, (rows, keys) in tables.items():
         if rows:

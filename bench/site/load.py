@@ -18,7 +18,8 @@ from bench.results.store import RESULTS_DIR, ResultError, iter_result_files, loa
 log = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = RESULTS_DIR.parent / "artifacts"
-KINDS = ("train", "budget", "baseline", "comparison", "profile", "cost", "attention", "machine", "explain", "export")
+KINDS = ("train", "budget", "baseline", "comparison", "profile", "cost", "shift", "attention", "machine",
+         "explain", "export")
 
 
 @contextlib.contextmanager

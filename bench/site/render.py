@@ -237,8 +237,8 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     datasets = load_datasets(artifacts_dir)
     samples = _sample_outputs(datasets)
     downloads = download_outputs(results)
-    explain_dir = Path(artifacts_dir) / "explain"
-    present = frozenset(p.relative_to(artifacts_dir).as_posix() for p in explain_dir.rglob("*") if p.is_file())
+    present = frozenset(p.relative_to(artifacts_dir).as_posix() for folder in ("explain", "shift")
+                        for p in (Path(artifacts_dir) / folder).rglob("*") if p.is_file())
     ctx = build_context(results, datasets, available_csvs(downloads), present)
     ctx = dataclasses.replace(ctx, demo=demo_context(results, Path(artifacts_dir), Path(templates_dir) / "theme"))
     outputs = {page: text.encode() for page, text in render_pages(ctx, templates_dir).items()}
@@ -249,6 +249,9 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
     for group in ctx.explain:
         for item in group.gallery:
             outputs[item.src] = (Path(artifacts_dir) / item.src.removeprefix("assets/")).read_bytes()
+    for studied in ctx.robustness:
+        if studied.examples:
+            outputs[studied.examples] = (Path(artifacts_dir) / studied.examples.removeprefix("assets/")).read_bytes()
     written = _write_outputs(Path(out_dir), outputs)
     log.info("rendered %d pages and %d assets into %s", len([p for p in outputs if p.endswith(".md")]),
              len([p for p in outputs if not p.endswith(".md")]), out_dir)

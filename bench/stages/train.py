@@ -74,6 +74,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+def trained_model(suite: SuiteConfig, name: str, checkpoint: Path) -> nn.Module:
+    """The kept (best-on-val) weights of a checkpoint, in eval mode."""
+    ckpt = load_checkpoint(checkpoint)
+    model = create_model(name, suite.scale, num_classes=len(ckpt["class_names"]), in_chans=suite.data.in_chans,
+                         image_size=suite.data.image_size)
+    model.load_state_dict(ckpt["best_state"] or ckpt["model"])
+    return model.eval()
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """No weight decay on biases, norms and embeddings (1-D params), as is standard for ViTs."""
     decay, no_decay = [], []
