@@ -311,7 +311,6 @@ class ShiftConfig:
     kinds: tuple[str, ...] = ()  # empty: every kind bench.data.shifts knows
     severities: tuple[int, ...] = (1, 2, 3)
     seed: int = 0  # the shifts' random draws (noise, bias fields, rotation signs)
-    batch_size: int = 256
     bootstrap: int = 1000
 
     def __post_init__(self) -> None:
@@ -319,7 +318,6 @@ class ShiftConfig:
         _check(len(self.severities) >= 1 and all(s in (1, 2, 3) for s in self.severities),
                f"shift.severities must be among 1, 2, 3, got {self.severities}")
         _check(self.seed >= 0, f"shift.seed must be >= 0, got {self.seed}")
-        _check(self.batch_size >= 1, f"shift.batch_size must be >= 1, got {self.batch_size}")
         _check(self.bootstrap >= 100, f"shift.bootstrap must be >= 100, got {self.bootstrap}")
 
 

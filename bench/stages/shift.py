@@ -58,6 +58,8 @@ def study_config(suite: SuiteConfig) -> dict[str, Any]:
 
 @torch.inference_mode()
 def _predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> np.ndarray:
+    """Softmax probabilities in the trainer's chunks (``Trainer.predict``), so that the clean
+    pass reproduces the committed predictions to the bit."""
     return torch.cat([model(chunk).float().softmax(dim=1) for chunk in images.split(batch_size)]).double().numpy()
 
 
@@ -68,8 +70,10 @@ def shifted_test_sets(suite: SuiteConfig, data: LoadedDataset) -> dict[str, torc
     indices = torch.arange(len(pixels))
     sets = {}
     for name, kind, severity in conditions(suite):
-        shifted = pixels if kind is None else apply_shift(pixels, kind, severity, seed=suite.shift.seed,
-                                                          indices=indices)
+        if kind is None:  # the loaded images themselves: no round trip through [0, 1] pixels
+            sets[name] = test.images
+            continue
+        shifted = apply_shift(pixels, kind, severity, seed=suite.shift.seed, indices=indices)
         sets[name] = (shifted - data.mean) / data.std
     return sets
 
@@ -79,7 +83,7 @@ def shift_metrics(suite: SuiteConfig, name: str, checkpoint: Path, labels: np.nd
     model = trained_model(suite, name, checkpoint)
     out: dict[str, Any] = {}
     for condition, images in sets.items():
-        probs = _predict(model, images, suite.shift.batch_size)
+        probs = _predict(model, images, max(1, suite.train.batch_size * 2))
         preds = probs.argmax(axis=1)
         if condition == CLEAN and committed is not None and preds.tolist() != list(committed):
             moved = int(np.sum(preds != np.asarray(committed)))
