@@ -102,6 +102,8 @@ def _profile_model(r: LoadedResult, peaks: dict[str, dict[str, float]], mfu: dic
         latency=tuple(latency), sweep=tuple(sweep), roofline=_roofline(m, peaks, r.machine_id),
         training=mfu.get((r.machine_id, p["suite"], p["model"]["name"])),
         exponents=m.get("resolution_exponents"),
+        int8_agreement=(((m.get("runtimes") or {}).get("onnxruntime") or {}).get("int8") or {})
+        .get("agreement_with_fp32", {}).get("top1_agreement"),
     )
 
 

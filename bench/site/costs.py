@@ -24,6 +24,9 @@ LATENCY_COLUMNS = (
     ("onnxruntime", "float32", "ONNX Runtime fp32"),
     ("onnxruntime", "int8", "ONNX Runtime int8"),
 )
+# the same, short, for the home page's narrow table
+SHORT_HEADINGS = {"PyTorch fp32": "PT fp32", "PyTorch packed fp32": "PT packed", "PyTorch bf16": "PT bf16",
+                  "ONNX Runtime fp32": "ORT fp32", "ONNX Runtime int8": "ORT int8"}
 WH_PER_J = 1 / 3600
 
 
@@ -55,9 +58,17 @@ class CostRow:
     training: tuple[CostRun, ...]
     inference: tuple[CostRun, ...]
     energy_ratio: float | None  # fp32 inference energy / the table's lowest
+    pytorch_ms: float | None = None  # eager PyTorch float32 batch-1 p50
+    fastest: str | None = None  # the float batch-1 column with the lowest p50 (int8 changes the answers)
+    fastest_ms: float | None = None
+    int8_agreement: float | None = None  # ONNX Runtime int8's top-1 agreement with float32
 
     def run(self, kind: str, dtype: str) -> CostRun | None:
         return next((r for r in getattr(self, kind) if r.dtype == dtype), None)
+
+    @property
+    def fastest_short(self) -> str | None:
+        return SHORT_HEADINGS.get(self.fastest, self.fastest) if self.fastest else None
 
     @property
     def train_fp32(self) -> CostRun | None:
@@ -83,6 +94,7 @@ class CostTable:
     throughput_batch: int | None
     columns: tuple[str, ...]  # batch-1 latency headings present
     has_packed: bool  # a PyTorch oneDNN-packed column, and its ratio to ONNX Runtime
+    has_int8: bool  # an ONNX Runtime int8 column, and its agreement with float32
     rows: tuple[CostRow, ...]
     energy_formula: str | None
     energy_parameters: str | None
@@ -121,6 +133,9 @@ def _row(profile: ProfileModel, cost: dict[str, Any] | None, device: str, thread
     widest = max(torch_fp32, key=lambda r: (r.batch_size, r.threads), default=None)
     pt, ort = batch1.get(("torch", "float32")), batch1.get(("onnxruntime", "float32"))
     packed = batch1.get(("torch_onednn", "float32"))
+    timed = [(batch1[(rt, dt)].p50_ms, heading) for rt, dt, heading in LATENCY_COLUMNS
+             if (rt, dt) in batch1 and dt != "int8"]
+    fastest_ms, fastest = min(timed) if timed else (None, None)
     return CostRow(
         model=profile.model, params=profile.params, gmacs=profile.gmacs,
         batch1_ms=tuple(batch1[(rt, dt)].p50_ms if (rt, dt) in batch1 else None for rt, dt, _ in LATENCY_COLUMNS),
@@ -130,7 +145,8 @@ def _row(profile: ProfileModel, cost: dict[str, Any] | None, device: str, thread
         peak_memory_mb=widest.peak_memory_mb if widest else None,
         training=tuple(_cost_run(e) for e in (cost or {}).get("training", [])),
         inference=tuple(_cost_run(e) for e in (cost or {}).get("inference", [])),
-        energy_ratio=None,
+        energy_ratio=None, pytorch_ms=pt.p50_ms if pt else None, fastest=fastest, fastest_ms=fastest_ms,
+        int8_agreement=profile.int8_agreement,
     )
 
 
@@ -170,6 +186,7 @@ def cost_tables(profiles: list[ProfileModel], costs: list[LoadedResult]) -> tupl
             threads=threads, throughput_batch=max(batches) if batches else None,
             columns=tuple(LATENCY_COLUMNS[i][2] for i in present), rows=rows,
             has_packed=any(r.packed_vs_ort is not None for r in rows),
+            has_int8=any(r.int8_agreement is not None for r in rows),
             energy_formula=energy["formula"] if energy else None,
             energy_parameters=(f"watts per core {energy['watts_per_core'][1]:g} "
                                f"(band {energy['watts_per_core'][0]:g}–{energy['watts_per_core'][2]:g}), "

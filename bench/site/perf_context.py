@@ -95,6 +95,7 @@ class ProfileModel:
     roofline: Roofline | None
     training: TrainingMfu | None = None
     exponents: dict[str, Any] | None = None  # the resolution sweep's fitted slopes (vs side, vs tokens)
+    int8_agreement: float | None = None  # ONNX Runtime int8's top-1 agreement with float32, where profiled
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from bench.site.context import Interval
 from bench.site.render import MANIFEST, ci, escape_text, finalize, fmt, pm, sig
 
 PAGES = ["accuracy.md", "dataset.md", "demo.md", "downloads.md", "efficiency.md", "explain.md", "gallery.md", "hardware.md",
-         "index.md", "methods.md", "misclassified.md", "models.md", "own-data.md", "primer.md", "reproduce.md"]
+         "index.md", "methods.md", "misclassified.md", "models.md", "own-data.md", "primer.md", "reproduce.md",
+         "robustness.md"]
 MODEL_PAGES = ["models/pixel-logreg.md", "models/pyramid-performer.md", "models/pyramid-softmax.md",
                "models/pyramid-swin.md"]
 CSVS = ["downloads/all-metrics.csv", "downloads/attention-scaling.csv", "downloads/latency.csv",
@@ -123,7 +124,8 @@ def test_pages_show_each_result_kind(rendered: tuple[Path, list[Path]]) -> None:
     dataset = page(out, "dataset.md")
     assert "![Sample images of class normal](assets/dataset/synthetic-quick/normal.png)" in dataset
     assert "| normal | 1,239 | 265 | 266 | 1,770 | 57.8% |" in dataset
-    assert "Not run yet" not in "".join(page(out, p) for p in PAGES if p != "demo.md")  # no export fixtures
+    # the golden fixtures hold no export or shift results; tests/site/test_site_robustness.py renders a shift summary
+    assert "Not run yet" not in "".join(page(out, p) for p in PAGES if p not in ("demo.md", "robustness.md"))
 
 
 def test_an_identifier_outside_the_safe_pattern_is_refused_in_one_line(tmp_path: Path, results_copy: Path,
@@ -187,7 +189,7 @@ def test_every_page_renders_without_results(tmp_path: Path, render: Callable[...
     render(out, results=tmp_path / "none", artifacts=tmp_path / "none")
     assert sorted(p.name for p in out.glob("*.md")) == PAGES
     for name in ("index.md", "accuracy.md", "efficiency.md", "hardware.md", "reproduce.md", "models.md", "explain.md",
-                 "gallery.md", "misclassified.md"):
+                 "gallery.md", "misclassified.md", "robustness.md"):
         assert "Not run yet" in page(out, name), name
     assert "Synthetic data" not in page(out, "index.md")
 
