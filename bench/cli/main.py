@@ -102,6 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.stages.cost import cost_suite
     from bench.stages.profile_run import profile_from_checkpoints, profile_suite
 
     suite, paths = _suite(args), _paths(args)
@@ -109,8 +110,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         written = profile_from_checkpoints(suite, Path(args.from_checkpoints), paths, force=args.force)
     else:
         models = _names(args.models, "model name") or list(suite.models)
-        written = profile_suite(suite, models, paths, seed=suite.seeds[0], num_classes=args.num_classes,
-                                force=args.force)
+        written = []
+        for name in models:  # one model at a time: its profile, then its costs (a resumable piece)
+            written += profile_suite(suite, [name], paths, seed=suite.seeds[0], num_classes=args.num_classes,
+                                     force=args.force)
+            written += cost_suite(suite, [name], paths, force=args.force)
     log.info("%d profile results up to date", len(written))
     return 0
 

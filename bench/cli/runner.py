@@ -282,7 +282,10 @@ def run_suite(suite: SuiteConfig, *, models: list[str] | None = None, seeds: lis
     if "compare" in stages:
         written += [p for p in [_compare(suite, paths, force)] if p is not None]
     if "profile" in stages:
+        from bench.stages.cost import cost_suite
+
         written += profile_suite(suite, models, paths, seed=seeds[0], num_classes=len(data.class_names), force=force)
+        written += cost_suite(suite, models, paths, force=force)
     if "explain" in stages:
         from bench.explain.stage import explain_suite
 

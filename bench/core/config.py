@@ -224,9 +224,8 @@ class CostConfig:
     the suite's size, after ``warmup_batches``, and forward passes over the same images, in
     every dtype (bf16 under autocast where the CPU has bf16 instructions) at ``threads``.
 
-    The energy estimate, where no counter (RAPL, NVML) is readable, is
-    CPU-seconds x ``watts_per_core`` + wall seconds x resident GB x ``watts_per_gb``,
-    at the machine (no facility overhead); ``watts_per_core`` is (low, central, high).
+    Where no RAPL counter is readable, energy is estimated (``bench.core.energy``) from
+    ``watts_per_core`` (low, central, high) and ``watts_per_gb``.
     """
 
     images: int = 0

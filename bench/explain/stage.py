@@ -43,7 +43,7 @@ from bench.explain.summary import summarise
 from bench.explain.taps import feature_tap
 from bench.results.records import RunPaths, error_record, fingerprint, is_done, model_info, payload
 from bench.results.store import exclusive_lock, load_result, result_path, safe_name, write_result
-from bench.stages.train import trained_model
+from bench.stages.checkpoint import trained_model
 
 log = logging.getLogger(__name__)
 

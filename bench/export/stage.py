@@ -169,7 +169,7 @@ def export_metrics(suite: SuiteConfig, name: str, data: LoadedDataset, checkpoin
     import onnxscript
 
     from bench.models import create_model
-    from bench.stages.train import load_checkpoint
+    from bench.stages.checkpoint import load_checkpoint
 
     start = time.perf_counter()
     size, chans = suite.data.image_size, suite.data.in_chans

@@ -166,3 +166,8 @@ def cost_one(suite: SuiteConfig, name: str, paths: RunPaths, data: LoadedDataset
         write_result(out, payload("cost", suite.name, info, None, config, metrics, error))
         log.info("wrote %s", out)
     return out
+
+
+def cost_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, force: bool = False) -> list[Path]:
+    """Each model's costs where the suite asks for them (``cost.images`` > 0)."""
+    return [cost_one(suite, name, paths, force=force) for name in models] if suite.cost.images else []

@@ -145,7 +145,7 @@ def profile_metrics(suite: SuiteConfig, name: str, num_classes: int, checkpoint:
     from bench.stages.profile import resolution_sweep, roofline, sweep_exponents
     from bench.stages.profile_ort import onnxruntime_timers
     from bench.stages.rounds import run_in_rounds
-    from bench.stages.train import load_checkpoint
+    from bench.stages.checkpoint import load_checkpoint
 
     cfg, size, chans = suite.profile, suite.data.image_size, suite.data.in_chans
 
@@ -230,10 +230,8 @@ def profile_one(suite: SuiteConfig, name: str, num_classes: int, paths: RunPaths
 
 def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, seed: int, num_classes: int,
                   force: bool = False) -> list[Path]:
-    """Profile each model with the checkpoint of ``seed`` when one exists (random weights otherwise),
-    and measure its training and inference cost where the suite asks for it (``cost.images``)."""
-    from bench.stages.cost import cost_one
-    from bench.stages.train import load_checkpoint
+    """Profile each model with the checkpoint of ``seed`` when one exists (random weights otherwise)."""
+    from bench.stages.checkpoint import load_checkpoint
 
     written = []
     for name in models:
@@ -241,15 +239,13 @@ def profile_suite(suite: SuiteConfig, models: list[str], paths: RunPaths, *, see
         classes = len(load_checkpoint(ckpt)["class_names"]) if ckpt.exists() else num_classes
         written.append(profile_one(suite, name, classes, paths, checkpoint=ckpt if ckpt.exists() else None,
                                    force=force))
-        if suite.cost.images:
-            written.append(cost_one(suite, name, paths, force=force))
     return written
 
 
 def profile_from_checkpoints(suite: SuiteConfig, checkpoint_dir: Path, paths: RunPaths,
                              force: bool = False) -> list[Path]:
     """Profile every model with a finished checkpoint of ``suite`` under ``checkpoint_dir`` (any depth)."""
-    from bench.stages.train import load_checkpoint
+    from bench.stages.checkpoint import load_checkpoint
 
     found: dict[str, tuple[Path, int]] = {}
     for ckpt_path in sorted(Path(checkpoint_dir).rglob("*.pt")):

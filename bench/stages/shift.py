@@ -30,7 +30,7 @@ from bench.data import LoadedDataset
 from bench.data.shifts import SHIFT_KINDS, apply_shift, describe
 from bench.results.records import RunPaths, error_record, fingerprint, is_done, payload
 from bench.results.store import exclusive_lock, load_result, result_path, write_result
-from bench.stages.train import trained_model
+from bench.stages.checkpoint import trained_model
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,10 @@ from bench.data.transforms import augment_batch
 from bench.models import create_model
 from bench.results.records import fingerprint
 from bench.results.store import atomic_write
+from bench.stages.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from bench.stages.schedule import lr_multiplier
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = 1
-
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or Inf; the run stops and records this."""
@@ -61,26 +59,6 @@ def config_fingerprint(suite: SuiteConfig, model_name: str, seed: int) -> str:
     train = {k: v for k, v in values["train"].items() if k not in NOT_TRAINING}
     data = {k: v for k, v in values["data"].items() if k not in NOT_DATA}
     return fingerprint({"model": model_name, "seed": seed, "scale": suite.scale, "data": data, "train": train})
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); raise ValueError naming the file if unusable."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds here
-        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a MedViT-Bench checkpoint of format {CHECKPOINT_FORMAT}")
-    return ckpt
-
-
-def trained_model(suite: SuiteConfig, name: str, checkpoint: Path) -> nn.Module:
-    """The kept (best-on-val) weights of a checkpoint, in eval mode."""
-    ckpt = load_checkpoint(checkpoint)
-    model = create_model(name, suite.scale, num_classes=len(ckpt["class_names"]), in_chans=suite.data.in_chans,
-                         image_size=suite.data.image_size)
-    model.load_state_dict(ckpt["best_state"] or ckpt["model"])
-    return model.eval()
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.results.store import load_result
-from bench.stages.train import load_checkpoint
+from bench.stages.checkpoint import load_checkpoint
 from data.dicom_files import write_dicom
 from engine_helpers import medbench
 

@@ -25,7 +25,7 @@ from bench.results.store import load_result
 from bench.site.demo import demo_assets, demo_context
 from bench.site.load import LoadedResult
 from bench.site.render import make_environment
-from bench.stages.train import CHECKPOINT_FORMAT
+from bench.stages.checkpoint import CHECKPOINT_FORMAT
 from engine_helpers import REPO, tiny_suite
 
 ort = pytest.importorskip("onnxruntime")

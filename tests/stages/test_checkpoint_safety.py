@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.stages.schedule import cosine_with_warmup
-from bench.stages.train import CHECKPOINT_FORMAT, load_checkpoint
+from bench.stages.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 
 
 class _NotAllowed:

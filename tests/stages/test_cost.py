@@ -25,15 +25,15 @@ def _paths(tmp_path) -> RunPaths:
                     locks=tmp_path / "results" / ".locks")
 
 
-def test_cost_result_has_training_and_inference_rows_with_mfu_and_an_estimate(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDBENCH_MACHINE_ID", "cost-machine")
+def test_cost_result_has_training_and_inference_rows_with_mfu_and_an_estimate(tmp_path):
     suite = _suite(tmp_path)
     out = cost_one(suite, "pyramid_softmax", _paths(tmp_path))
     result = load_result(out)
     assert out.name == "cost__pyramid_softmax.json" and result["error"] is None
     assert validation_errors(result) == []
     metrics = result["metrics"]
-    peaks = load_result(tmp_path / "results" / "cost-machine" / "hardware" / "machine.json")["metrics"]
+    machine = result["machine"]["id"]  # the id env.machine_info() gave, cached by whichever test asked first
+    peaks = load_result(tmp_path / "results" / machine / "hardware" / "machine.json")["metrics"]
     for kind, flops_per_forward in (("training", 3), ("inference", 1)):
         rows = metrics[kind]
         assert {r["dtype"] for r in rows} >= {"float32"} and all(r["threads"] == 1 for r in rows)
