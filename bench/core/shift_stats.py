@@ -8,8 +8,11 @@ paired on images) and each model's seeds with replacement (shared by that model'
 conditions, so its drop from clean is paired on seeds too), with the seed draw stretched by
 sqrt(S/(S-1)) about the all-seed mean so that few seeds do not shrink their spread.
 
-The relative robustness score of a model is its balanced accuracy under shift divided by its
-clean balanced accuracy, seed by seed, averaged over every condition and seed: 1 means no loss. The most robust model
+The relative robustness score of a model is the share of its clean balanced accuracy above
+chance (1/K for K classes, what any input-blind classifier scores) that it keeps under shift,
+averaged over every condition: (shifted - chance) / (clean - chance), seed means throughout.
+1 means no loss, 0 a fall to chance. Measured from chance, a model that learned nothing cannot
+look robust, as it would with the plain ratio shifted / clean. The most robust model
 is the one with the highest score; every other model's difference from it gets a bootstrap
 p-value, and Holm's method over all those comparisons decides which are tied with it at 5%,
 as the leaderboard decides ties with the best.
@@ -25,6 +28,7 @@ from bench.core.stats import _BLOCK_CELLS, _interval, _p_value, _r, _rngs, holm_
 from bench.core.stats import weighted_balanced_accuracy
 
 CLEAN = "clean"
+SCORE = "mean over conditions of (shifted - chance) / (clean - chance), seed means; none where clean is not above chance"
 
 
 def _stacked(conditions: Mapping[str, np.ndarray], labels: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -37,6 +41,12 @@ def _stacked(conditions: Mapping[str, np.ndarray], labels: np.ndarray) -> tuple[
     if len(shapes) != 1 or arrays[0].shape[1] != len(labels):
         raise ValueError(f"every condition needs the same (seeds, {len(labels)} images) predictions, got {shapes}")
     return names, np.stack([a == labels for a in arrays])
+
+
+def _retained(accuracy: np.ndarray, chance: float) -> np.ndarray:
+    """(K, B) seed-mean accuracies, clean first → (B,) mean share of clean's margin over chance kept."""
+    margin = np.maximum(accuracy[:1] - chance, 1e-9)
+    return ((accuracy[1:] - chance) / margin).mean(axis=0)
 
 
 def robustness(preds: Mapping[str, Mapping[str, np.ndarray]], labels: np.ndarray, n_resamples: int = 1000,
@@ -64,26 +74,22 @@ def robustness(preds: Mapping[str, Mapping[str, np.ndarray]], labels: np.ndarray
     seed_weights = {m: resample_counts(point[m].shape[1], n_resamples, r) / point[m].shape[1]
                     for m, r in zip(models, seed_rngs)}
     reps = {m: np.empty((len(conditions), n_resamples)) for m in models}  # seed-mean accuracy per condition
-    ratio_reps = {m: np.empty(n_resamples) for m in models}
     block = max(1, _BLOCK_CELLS // n)
     for start in range(0, n_resamples, block):
         stop = min(start + block, n_resamples)
         w = resample_counts(n, stop - start, image_rng)
         for m in models:
             per_seed = np.stack([weighted_balanced_accuracy(c, labels, w) for c in stacked[m][1]])  # (K, b, S)
-            ratio = (per_seed[1:] / np.maximum(per_seed[:1], 1e-12)).mean(axis=0)  # (b, S)
-            sw = seed_weights[m][start:stop]
-            stretch = seed_stretch(per_seed.shape[2])
-            for values, out in ((per_seed, reps[m]), (ratio[None], None)):
-                all_seeds = values.mean(axis=2)
-                drawn = np.einsum("kbs,bs->kb", values, sw)
-                stretched = all_seeds + stretch * (drawn - all_seeds)
-                if out is None:
-                    ratio_reps[m][start:stop] = stretched[0]
-                else:
-                    out[:, start:stop] = stretched
-    scores = {m: float((point[m][1:] / np.maximum(point[m][:1], 1e-12)).mean()) for m in models}
-    most = max(models, key=lambda m: scores[m])
+            all_seeds = per_seed.mean(axis=2)
+            drawn = np.einsum("kbs,bs->kb", per_seed, seed_weights[m][start:stop])
+            reps[m][:, start:stop] = all_seeds + seed_stretch(per_seed.shape[2]) * (drawn - all_seeds)
+    chance = 1.0 / len(np.unique(labels))
+    # a score is defined only where clean accuracy is resolved above chance: near chance the
+    # margin in the denominator is noise, and a model that learned nothing has nothing to keep
+    scored = [m for m in models if _interval(reps[m][0])[0] > chance]
+    ratio_reps = {m: _retained(reps[m], chance) for m in scored}
+    scores = {m: float(_retained(point[m].mean(axis=1)[:, None], chance)[0]) for m in scored}
+    most = max(scored, key=lambda m: scores[m]) if scored else None
     result: dict[str, Any] = {}
     for m in models:
         acc = point[m].mean(axis=1)
@@ -97,20 +103,27 @@ def robustness(preds: Mapping[str, Mapping[str, np.ndarray]], labels: np.ndarray
                 cell["drop"] = {"mean": _r(acc[k] - acc[0]), "lo": _r(lo), "hi": _r(hi),
                                 "resolved": bool(hi < 0 or lo > 0)}
             entry["conditions"][name] = cell
+        if m not in scores:
+            entry["robustness"] = {"score": None, "ci95": None, "above_chance": False, "is_most_robust": False,
+                                   "tied_with_most_robust": None}
+            result[m] = entry
+            continue
         entry["robustness"] = {"score": _r(scores[m]), "ci95": [_r(v) for v in _interval(ratio_reps[m])],
-                               "is_most_robust": m == most}
+                               "above_chance": True, "is_most_robust": m == most}
         if m != most:
             diffs = ratio_reps[m] - ratio_reps[most]
             lo, hi = _interval(diffs)
             entry["robustness"]["vs_most_robust"] = {"diff": _r(scores[m] - scores[most]), "lo": _r(lo),
                                                      "hi": _r(hi), "p_value": _r(_p_value(diffs))}
         result[m] = entry
-    family = [m for m in models if m != most]
+    family = [m for m in scored if m != most]
     for m, p_holm in zip(family, holm_adjust([result[m]["robustness"]["vs_most_robust"]["p_value"] for m in family])):
         result[m]["robustness"]["vs_most_robust"]["p_holm"] = _r(p_holm)
         result[m]["robustness"]["tied_with_most_robust"] = bool(p_holm > alpha)
-    result[most]["robustness"]["tied_with_most_robust"] = True
+    if most is not None:
+        result[most]["robustness"]["tied_with_most_robust"] = True
     return {"most_robust": most, "conditions": conditions, "n_resamples": int(n_resamples), "alpha": alpha,
+            "chance": _r(chance), "score": SCORE,
             "models": result}
 
 

@@ -35,10 +35,10 @@ class RobustnessRow:
     num_seeds: int
     clean: float
     clean_ece: float | None
-    score: float
-    score_ci: Interval
+    score: float | None  # None: clean accuracy not resolved above chance
+    score_ci: Interval | None
     is_most_robust: bool
-    tied_with_most_robust: bool
+    tied_with_most_robust: bool | None
     cells: tuple[DropCell, ...]  # kinds × severities, in the group's order
 
     def cell(self, kind: str, severity: int) -> DropCell | None:
@@ -87,25 +87,32 @@ def _row(model: str, entry: dict[str, Any]) -> RobustnessRow:
     rob = entry["robustness"]
     return RobustnessRow(model=model, num_seeds=entry["num_seeds"], clean=entry["conditions"][CLEAN]["balanced_accuracy"],
                          clean_ece=entry["conditions"][CLEAN].get("ece"), score=rob["score"],
-                         score_ci=Interval(*rob["ci95"]), is_most_robust=rob.get("is_most_robust", False),
+                         score_ci=Interval(*rob["ci95"]) if rob.get("ci95") else None, is_most_robust=rob.get("is_most_robust", False),
                          tied_with_most_robust=rob["tied_with_most_robust"], cells=tuple(cells))
 
 
 def _findings(rows: tuple[RobustnessRow, ...], kinds: tuple[str, ...], severities: tuple[int, ...]) -> tuple[str, ...]:
     """Sentences generated from the numbers: who is most robust and who is tied with it, the
-    strongest shift, and the best and worst models' drops at the strongest severity."""
-    best, worst = rows[0], rows[-1]
-    tied = [r.model for r in rows[1:] if r.tied_with_most_robust]
+    strongest shift, and the best and worst scored models' drops at the strongest severity."""
+    scored = [r for r in rows if r.score is not None]
     top = max(severities)
-    found = [f"Most robust: {best.model} keeps {best.score:.1%} of its clean balanced accuracy on average over "
-             f"{len(kinds)} shifts × {len(severities)} severities"
-             + (f"; tied with it after Holm's correction: {', '.join(tied)}." if tied
-                else "; every other model is resolved as less robust after Holm's correction.")]
+    found = []
+    if scored:
+        best, worst = scored[0], scored[-1]
+        tied = [r.model for r in scored[1:] if r.tied_with_most_robust]
+        found.append(f"Most robust: {best.model} keeps {best.score:.1%} of its clean margin over chance on average "
+                     f"over {len(kinds)} shifts × {len(severities)} severities"
+                     + (f"; tied with it after Holm's correction: {', '.join(tied)}." if tied
+                        else "; every other scored model is resolved as less robust after Holm's correction."))
+    unscored = [r.model for r in rows if r.score is None]
+    if unscored:
+        found.append(f"No robustness score for {', '.join(unscored)}: clean balanced accuracy is not resolved "
+                     "above chance.")
     by_kind = {k: sum(r.cell(k, top).drop for r in rows) / len(rows) for k in kinds}
     hardest = min(by_kind, key=by_kind.get)
     found.append(f"The strongest shift at severity {top} is {hardest}: balanced accuracy drops by "
                  f"{-by_kind[hardest]:.3f} on average over the models.")
-    for row in (best, worst) if worst is not best else (best,):
+    for row in ((best, worst) if worst is not best else (best,)) if scored else ():
         drops = ", ".join(f"{k} {row.cell(k, top).drop:+.3f}" for k in kinds)
         found.append(f"{row.model} at severity {top} (clean {row.clean:.3f}): {drops}.")
     return tuple(found)
@@ -127,13 +134,13 @@ def robustness_groups(shifts: list[LoadedResult], synthetic: bool,
         with reading(r.path):
             m, config = r.payload["metrics"], r.payload["config"]
             rows = tuple(sorted((_row(name, entry) for name, entry in m["models"].items()),
-                                key=lambda row: (-row.score, row.model)))
+                                key=lambda row: (row.score is None, -(row.score or 0.0), row.model)))
             kinds = tuple(config["kinds"])
             severities = tuple(config["severities"])
             groups.append(RobustnessGroup(
                 suite=r.payload["suite"], machine=r.machine_id, synthetic=synthetic, kinds=kinds,
                 severities=severities, parameters=dict(config.get("parameters", {})), rows=rows,
-                most_robust=m["most_robust"], n_resamples=m["n_resamples"],
+                most_robust=m["most_robust"] or "—", n_resamples=m["n_resamples"],
                 examples=(f"assets/{examples_path(r.payload['suite'])}"
                           if examples_path(r.payload["suite"]) in (artifacts or frozenset()) else None),
                 findings=_findings(rows, kinds, severities)))

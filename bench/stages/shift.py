@@ -24,7 +24,7 @@ import torch
 from bench.core import env
 from bench.core.config import SuiteConfig
 from bench.core.metrics import expected_calibration_error
-from bench.core.shift_stats import CLEAN, condition_name, robustness
+from bench.core.shift_stats import CLEAN, SCORE, condition_name, robustness
 from bench.core.stats import balanced_accuracy
 from bench.data import LoadedDataset
 from bench.data.shifts import SHIFT_KINDS, apply_shift, describe
@@ -169,7 +169,7 @@ def summarise_shifts(suite: SuiteConfig, paths: RunPaths, examples: str | None =
                 ece.setdefault(name, {}).setdefault(condition, []).append(cell["ece"])
     if not per_model or labels is None:
         raise FileNotFoundError(f"{out.parent}: no shift results of suite {suite.name!r} to summarise")
-    config = {**config, "sources": sources, "examples": examples}
+    config = {**config, "sources": sources, "examples": examples, "score": SCORE}
     config["fingerprint"] = fingerprint({**config, "fingerprint": None,
                                          "created": [load_result(out.parent / s)["created_utc"] for s in sources]})
     if not force and is_done(out, config["fingerprint"]):

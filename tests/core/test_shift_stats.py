@@ -48,11 +48,9 @@ def test_point_values_are_the_seed_means_and_the_score_is_the_mean_ratio():
     per_condition = {c: np.mean([balanced_accuracy(p, LABELS) for p in preds["m"][c]]) for c in preds["m"]}
     for condition, value in per_condition.items():
         assert entry["conditions"][condition]["balanced_accuracy"] == pytest.approx(value, abs=1e-6)
-    clean = np.array([balanced_accuracy(p, LABELS) for p in preds["m"][CLEAN]])
-    ratios = [np.array([balanced_accuracy(p, LABELS) for p in preds["m"][c]]) / clean
-              for c in ("blur@1", "blur@2")]
-    # the score is each seed's shifted over clean accuracy, averaged over conditions and seeds
-    assert entry["robustness"]["score"] == pytest.approx(np.mean(ratios), abs=1e-6)
+    # the score is the share of clean's margin over chance (1/4 here) kept, averaged over conditions
+    kept = [(per_condition[c] - 0.25) / (per_condition[CLEAN] - 0.25) for c in ("blur@1", "blur@2")]
+    assert entry["robustness"]["score"] == pytest.approx(np.mean(kept), abs=1e-6)
     assert entry["robustness"]["is_most_robust"] and entry["robustness"]["tied_with_most_robust"]
 
 
@@ -74,3 +72,14 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="same conditions"):
         robustness({"a": _model(1, 0.9, 0.8), "b": {CLEAN: _preds(np.random.default_rng(0), 0.9)}}, LABELS)
     assert split_condition(condition_name("rotation", 3)) == ("rotation", 3)
+
+
+def test_a_model_at_chance_is_not_robust():
+    """Shifted over clean would call a model that learned nothing perfectly robust; measured from chance it is 0."""
+    rng = np.random.default_rng(7)
+    guessing = {c: rng.integers(0, CLASSES, (SEEDS, N)) for c in (CLEAN, "blur@1", "blur@2")}
+    result = robustness({"guessing": guessing, "learner": _model(8, 0.9, 0.8)}, LABELS, n_resamples=300)
+    assert result["most_robust"] == "learner" and result["chance"] == 0.25
+    guessed = result["models"]["guessing"]["robustness"]
+    assert guessed["score"] is None and guessed["above_chance"] is False and guessed["tied_with_most_robust"] is None
+    assert "drop" in result["models"]["guessing"]["conditions"]["blur@1"]  # its drops are still reported
