@@ -33,7 +33,10 @@ def test_shift_study_then_a_retrained_checkpoint(tmp_path):
     summary = load_result(folder / "shift.json")
     assert summary["error"] is None and validation_errors(summary) == []
     entry = summary["metrics"]["models"]["pyramid_softmax"]
-    assert summary["metrics"]["most_robust"] == "pyramid_softmax" and entry["num_seeds"] == 1
+    # one epoch may leave the tiny model at chance: then it has no score and nothing is most robust
+    most = summary["metrics"]["most_robust"]
+    assert entry["num_seeds"] == 1 and most in ("pyramid_softmax", None)
+    assert entry["robustness"]["above_chance"] is (most is not None)
     assert entry["conditions"]["blur@1"]["balanced_accuracy"] == conditions["blur@1"]["balanced_accuracy"]
     assert (tmp_path / "artifacts" / summary["metrics"]["examples"]).is_file()
 
