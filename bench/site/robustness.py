@@ -100,10 +100,16 @@ def _findings(rows: tuple[RobustnessRow, ...], kinds: tuple[str, ...], severitie
     if scored:
         best, worst = scored[0], scored[-1]
         tied = [r.model for r in scored[1:] if r.tied_with_most_robust]
-        found.append(f"Most robust: {best.model} keeps {best.score:.1%} of its clean margin over chance on average "
-                     f"over {len(kinds)} shifts × {len(severities)} severities"
-                     + (f"; tied with it after Holm's correction: {', '.join(tied)}." if tied
-                        else "; every other scored model is resolved as less robust after Holm's correction."))
+        if len(scored) > 1 and len(tied) == len(scored) - 1:
+            found.append(f"No robustness ranking: every model's score ties with the highest ({best.model}, "
+                         f"{best.score:.3f}) after Holm's correction; the scores run from {worst.score:.3f} to "
+                         f"{best.score:.3f} of the clean margin over chance kept, over {len(kinds)} shifts × "
+                         f"{len(severities)} severities.")
+        else:
+            found.append(f"Most robust: {best.model} keeps {best.score:.1%} of its clean margin over chance on "
+                         f"average over {len(kinds)} shifts × {len(severities)} severities"
+                         + (f"; tied with it after Holm's correction: {', '.join(tied)}." if tied
+                            else "; every other scored model is resolved as less robust after Holm's correction."))
     unscored = [r.model for r in rows if r.score is None]
     if unscored:
         found.append(f"No robustness score for {', '.join(unscored)}: clean balanced accuracy is not resolved "
@@ -112,9 +118,17 @@ def _findings(rows: tuple[RobustnessRow, ...], kinds: tuple[str, ...], severitie
     hardest = min(by_kind, key=by_kind.get)
     found.append(f"The strongest shift at severity {top} is {hardest}: balanced accuracy drops by "
                  f"{-by_kind[hardest]:.3f} on average over the models.")
-    for row in ((best, worst) if worst is not best else (best,)) if scored else ():
+    spread = {k: (min(rows, key=lambda r: r.cell(k, top).drop), max(rows, key=lambda r: r.cell(k, top).drop))
+              for k in kinds}
+    widest = max(kinds, key=lambda k: spread[k][1].cell(k, top).drop - spread[k][0].cell(k, top).drop)
+    hit, spared = spread[widest]
+    if len(rows) > 1:
+        found.append(f"The models differ most under {widest} at severity {top}: drops from "
+                     f"{spared.cell(widest, top).drop:+.3f} ({spared.model}) to {hit.cell(widest, top).drop:+.3f} "
+                     f"({hit.model}); each drop's interval is in the table below.")
+    for label, row in (("highest", scored[0]), ("lowest", scored[-1])) if len(scored) > 1 else ():
         drops = ", ".join(f"{k} {row.cell(k, top).drop:+.3f}" for k in kinds)
-        found.append(f"{row.model} at severity {top} (clean {row.clean:.3f}): {drops}.")
+        found.append(f"{row.model} (the {label} score, clean {row.clean:.3f}) at severity {top}: {drops}.")
     return tuple(found)
 
 

@@ -60,8 +60,23 @@ def test_robustness_page_scores_ties_drops_and_charts(tmp_path: Path, results_co
     other = "pyramid_swin" if most == "pyramid_softmax" else "pyramid_softmax"
     assert "| most robust |" in rows[most] and "| = |" in rows[other] and "| < |" in rows["resnet50"]
     assert 'id="shift-drops-quick-cpu-fixture-2c"' in page and 'id="shift-severity-quick-cpu-fixture-2c"' in page
-    assert "Most robust: " + most in page and "resnet50 at severity 3" in page
+    assert "Most robust: " + most in page and "resnet50 (the lowest score, clean 0.892) at severity 3" in page
+    assert "The models differ most under rotation at severity 3" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page  # a result's strings are untrusted
     assert (out / "assets" / "shift" / "quick" / "examples.png").is_file()
     drop = stats["models"]["resnet50"]["conditions"]["rotation@3"]["drop"]
     assert f"**{drop['mean']:+.3f}**".replace("-", "−") in page  # a resolved drop is bold
+
+
+def test_findings_say_there_is_no_ranking_when_every_score_ties():
+    from bench.site.robustness import DropCell, RobustnessRow, _findings
+
+    def row(model: str, score: float, drop: float) -> RobustnessRow:
+        cells = tuple(DropCell(f"blur@{s}", "blur", s, 0.8 + drop, 0.05, drop, drop - 0.02, drop + 0.02, True)
+                      for s in (1, 3))
+        return RobustnessRow(model, 3, 0.8, 0.05, score, None, score == 0.85, True, cells)
+
+    found = _findings((row("a", 0.85, -0.1), row("b", 0.84, -0.3)), ("blur",), (1, 3))
+    assert found[0].startswith("No robustness ranking: every model's score ties with the highest (a, 0.850)")
+    assert "from 0.840 to 0.850" in found[0] and not any(f.startswith("Most robust") for f in found)
+    assert "drops from -0.100 (a) to -0.300 (b)" in found[2]
