@@ -260,7 +260,8 @@ def build_charts(ctx: SiteContext) -> dict[str, str]:
     for explained in ctx.explain:
         add(explained.chart, lambda: faithfulness(explained), 480)
     for studied in ctx.robustness:
-        add(studied.heatmap_chart, lambda: drop_heatmap(studied), 160 + 36 * len(studied.rows) + 120)
+        for severity, chart in studied.heatmap_charts:
+            add(chart, lambda: drop_heatmap(studied, severity), 200 + 32 * len(studied.rows) + 110)
         add(studied.severity_chart, lambda: accuracy_by_severity(studied), 460)
     log.info("built %d charts", len(charts))
     return charts

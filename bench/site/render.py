@@ -250,8 +250,8 @@ def render_site(results_dir: Path, artifacts_dir: Path, templates_dir: Path, out
         for item in group.gallery:
             outputs[item.src] = (Path(artifacts_dir) / item.src.removeprefix("assets/")).read_bytes()
     for studied in ctx.robustness:
-        if studied.examples:
-            outputs[studied.examples] = (Path(artifacts_dir) / studied.examples.removeprefix("assets/")).read_bytes()
+        for src in studied.examples.values():
+            outputs[src] = (Path(artifacts_dir) / src.removeprefix("assets/")).read_bytes()
     written = _write_outputs(Path(out_dir), outputs)
     log.info("rendered %d pages and %d assets into %s", len([p for p in outputs if p.endswith(".md")]),
              len([p for p in outputs if not p.endswith(".md")]), out_dir)

@@ -60,12 +60,13 @@ class RobustnessGroup:
     rows: tuple[RobustnessRow, ...]  # most robust first
     most_robust: str
     n_resamples: int
-    examples: str | None  # site path of the example grid
+    examples: dict[str, str]  # kind → site path of its example strip (clean, then each severity)
     findings: tuple[str, ...]
 
     @property
-    def heatmap_chart(self) -> str:
-        return f"shift-drops-{slug(self.suite, self.machine)}"
+    def heatmap_charts(self) -> tuple[tuple[int, str], ...]:
+        """(severity, chart id) of the drop heatmaps, one per severity."""
+        return tuple((s, f"shift-drops-{s}-{slug(self.suite, self.machine)}") for s in self.severities)
 
     @property
     def severity_chart(self) -> str:
@@ -132,9 +133,9 @@ def _findings(rows: tuple[RobustnessRow, ...], kinds: tuple[str, ...], severitie
     return tuple(found)
 
 
-def examples_path(suite: str) -> str:
-    """Where the shift stage leaves a suite's example grid, under the artifacts folder."""
-    return f"shift/{safe_name(suite)}/examples.png"
+def examples_path(suite: str, kind: str) -> str:
+    """Where the shift stage leaves a suite's example strip of one kind, under the artifacts folder."""
+    return f"shift/{safe_name(suite)}/examples-{safe_name(kind)}.png"
 
 
 def robustness_groups(shifts: list[LoadedResult], synthetic: bool,
@@ -155,7 +156,7 @@ def robustness_groups(shifts: list[LoadedResult], synthetic: bool,
                 suite=r.payload["suite"], machine=r.machine_id, synthetic=synthetic, kinds=kinds,
                 severities=severities, parameters=dict(config.get("parameters", {})), rows=rows,
                 most_robust=m["most_robust"] or "—", n_resamples=m["n_resamples"],
-                examples=(f"assets/{examples_path(r.payload['suite'])}"
-                          if examples_path(r.payload["suite"]) in (artifacts or frozenset()) else None),
+                examples={k: f"assets/{examples_path(r.payload['suite'], k)}" for k in kinds
+                          if examples_path(r.payload["suite"], k) in (artifacts or frozenset())},
                 findings=_findings(rows, kinds, severities)))
     return tuple(sorted(groups, key=lambda g: (g.suite, g.machine)))

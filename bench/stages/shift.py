@@ -121,9 +121,10 @@ def shift_one(suite: SuiteConfig, name: str, seed: int, data: LoadedDataset, pat
 
 
 def write_examples(suite: SuiteConfig, data: LoadedDataset, paths: RunPaths) -> str:
-    """One test image under every shift and severity, as a PNG grid (rows: kinds; columns: clean,
-    then each severity); returns its path under the artifacts folder. The image is the first test
-    image of the most frequent finding class other than "normal", so that a lesion is visible."""
+    """One test image under every shift and severity: a PNG strip per kind (clean, then each
+    severity), ``examples-<kind>.png``; returns their folder under the artifacts folder. The image
+    is the first test image of the most frequent finding class other than "normal", so that a
+    lesion is visible."""
     from PIL import Image
 
     from bench.data.shifts import example_grid
@@ -134,19 +135,23 @@ def write_examples(suite: SuiteConfig, data: LoadedDataset, paths: RunPaths) -> 
     order = [c for c in np.argsort(-counts, kind="stable") if data.class_names[c] != "normal"] or [0]
     index = int(np.flatnonzero(labels == order[0])[0])
     pixels = (test.images[index] * data.std + data.mean).clamp(0, 1)
-    grid = example_grid(pixels, seed=suite.shift.seed, index=index)
+    gap = 2
+    grid = example_grid(pixels, seed=suite.shift.seed, index=index, gap=gap).numpy()
+    side = pixels.shape[-2]
     folder = paths.artifact_dir("shift", suite.name)
     folder.mkdir(parents=True, exist_ok=True)
-    zoom = 3  # nearest-neighbour, so that a reader sees the pixels the model saw
-    Image.fromarray(grid.numpy()).resize((grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST).save(
-        folder / "examples.png", optimize=True)
-    return (folder / "examples.png").relative_to(paths.artifacts).as_posix()
+    zoom = 2  # nearest-neighbour, so that a reader sees the pixels the model saw
+    for row, kind in enumerate(SHIFT_KINDS):  # example_grid's rows: every kind, in this order
+        strip = grid[row * (side + gap):row * (side + gap) + side]
+        Image.fromarray(strip).resize((strip.shape[1] * zoom, strip.shape[0] * zoom), Image.NEAREST).save(
+            folder / f"examples-{kind}.png", optimize=True)
+    return folder.relative_to(paths.artifacts).as_posix()
 
 
 def summarise_shifts(suite: SuiteConfig, paths: RunPaths, examples: str | None = None, force: bool = False) -> Path:
     """The suite's robustness summary (``shift.json``): drops with paired intervals, robustness
     scores and ties with the most robust model, from every (model, seed) shift result;
-    ``examples``: the example grid under the artifacts folder (``write_examples``)."""
+    ``examples``: the folder of example strips under the artifacts folder (``write_examples``)."""
     machine = env.machine_info()["id"]
     out = result_path(paths.results, machine, suite.name, "shift", None, None)
     config = study_config(suite)

@@ -36,7 +36,7 @@ def _summary(results: Path) -> dict:
                                          "blur@3": "Gaussian blur, sigma 1.2 px at 64 px",
                                          "rotation@1": "in-plane rotation by 15° (either sign)",
                                          "rotation@3": "<script>alert(1)</script>"}},
-               "metrics": {**stats, "examples": "shift/quick/examples.png"}}
+               "metrics": {**stats, "examples": "shift/quick"}}
     assert validation_errors(payload) == []
     (results / "cpu-fixture-2c" / "quick" / "shift.json").write_text(json.dumps(payload))
     return stats
@@ -48,7 +48,7 @@ def test_robustness_page_scores_ties_drops_and_charts(tmp_path: Path, results_co
     artifacts = tmp_path / "artifacts"
     shutil.copytree(paths.artifacts, artifacts)
     (artifacts / "shift" / "quick").mkdir(parents=True)
-    (artifacts / "shift" / "quick" / "examples.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (artifacts / "shift" / "quick" / "examples-blur.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     out = tmp_path / "docs"
     render(out, results=results_copy, artifacts=artifacts)
     page = (out / "robustness.md").read_text()
@@ -58,12 +58,15 @@ def test_robustness_page_scores_ties_drops_and_charts(tmp_path: Path, results_co
     rows = {model: next(line for line in scores.splitlines() if line.startswith((f"| [{model}]", f"| {model} |")))
             for model in ("pyramid_softmax", "pyramid_swin", "resnet50")}  # resnet50 has no model page here
     other = "pyramid_swin" if most == "pyramid_softmax" else "pyramid_softmax"
-    assert "| most robust |" in rows[most] and "| = |" in rows[other] and "| < |" in rows["resnet50"]
-    assert 'id="shift-drops-quick-cpu-fixture-2c"' in page and 'id="shift-severity-quick-cpu-fixture-2c"' in page
+    assert "| highest |" in rows[most] and "| = |" in rows[other] and "| < |" in rows["resnet50"]
+    assert 'id="shift-drops-1-quick-cpu-fixture-2c"' in page and 'id="shift-drops-3-quick-cpu-fixture-2c"' in page
+    assert 'id="shift-severity-quick-cpu-fixture-2c"' in page
     assert "Most robust: " + most in page and "resnet50 (the lowest score, clean 0.892) at severity 3" in page
     assert "The models differ most under rotation at severity 3" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page  # a result's strings are untrusted
-    assert (out / "assets" / "shift" / "quick" / "examples.png").is_file()
+    assert (out / "assets" / "shift" / "quick" / "examples-blur.png").is_file()
+    assert "![blur: clean, then severities 1, 2 and 3](assets/shift/quick/examples-blur.png)" in page
+    assert "examples-rotation.png" not in page  # no strip on disk, none on the page
     drop = stats["models"]["resnet50"]["conditions"]["rotation@3"]["drop"]
     assert f"**{drop['mean']:+.3f}**".replace("-", "−") in page  # a resolved drop is bold
 

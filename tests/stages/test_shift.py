@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.data.shifts import SHIFT_KINDS
 from bench.results.store import load_result, validation_errors
 from engine_helpers import medbench, tiny_suite
 
@@ -38,7 +39,8 @@ def test_shift_study_then_a_retrained_checkpoint(tmp_path):
     assert entry["num_seeds"] == 1 and most in ("pyramid_softmax", None)
     assert entry["robustness"]["above_chance"] is (most is not None)
     assert entry["conditions"]["blur@1"]["balanced_accuracy"] == conditions["blur@1"]["balanced_accuracy"]
-    assert (tmp_path / "artifacts" / summary["metrics"]["examples"]).is_file()
+    strips = sorted(p.name for p in (tmp_path / "artifacts" / summary["metrics"]["examples"]).iterdir())
+    assert strips == [f"examples-{kind}.png" for kind in sorted(SHIFT_KINDS)]
 
     # a machine without the checkpoint retrains it, says so, and checks it against the committed result
     (tmp_path / "ckpt" / "tiny" / "pyramid_softmax__seed0.pt").unlink()
