@@ -36,7 +36,7 @@ def _summary(results: Path) -> dict:
                                          "blur@3": "Gaussian blur, sigma 1.2 px at 64 px",
                                          "rotation@1": "in-plane rotation by 15° (either sign)",
                                          "rotation@3": "<script>alert(1)</script>"}},
-               "metrics": {**stats, "examples": "shift/quick"}}
+               "metrics": {**stats, "examples": ["shift/quick/examples-blur.png"]}}
     assert validation_errors(payload) == []
     (results / "cpu-fixture-2c" / "quick" / "shift.json").write_text(json.dumps(payload))
     return stats
