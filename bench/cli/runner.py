@@ -230,7 +230,7 @@ def shift_study(suite: SuiteConfig, models: list[str], seeds: list[int], data: L
     """The shift study of every (model, seed), then the suite's summary over all of them."""
     from bench.stages.shift import shift_one, shifted_test_sets, summarise_shifts, write_examples
 
-    sets = shifted_test_sets(suite, data)
+    sets = functools.cache(lambda: shifted_test_sets(suite, data))  # built once, and only if a run needs it
     examples = write_examples(suite, data, paths)
     written = []
     with RunProgress(len(models) * len(seeds), "shift") as bar:

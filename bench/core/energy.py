@@ -14,15 +14,12 @@ An estimate is comparable only between models timed on one machine with one form
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 POWERCAP = Path("/sys/class/powercap")
 ESTIMATE_LABEL = "estimate, no hardware counter"

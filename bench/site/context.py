@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.core.energy import ESTIMATE_LABEL
 from bench.site.perf_context import AttentionBench, ComplexityRow, PerfSuite
 
 METRICS = ("balanced_accuracy", "top1", "top5", "macro_auc", "cohen_kappa", "ece")
@@ -337,9 +338,9 @@ class SiteContext:
 
     @property
     def cost_energy_label(self) -> str | None:
-        """"estimate, no hardware counter" when any lead table's energy is estimated, else "measured"."""
+        """ESTIMATE_LABEL when any lead table's energy is estimated, else MEASURED_LABEL (None: no energy)."""
         labels = {t.energy_label for t in self.lead_cost_tables if t.energy_label}
-        return "estimate, no hardware counter" if "estimate, no hardware counter" in labels else next(iter(labels), None)
+        return ESTIMATE_LABEL if ESTIMATE_LABEL in labels else next(iter(labels), None)
 
     def cost_tables_of(self, suite: str) -> tuple:
         return tuple(t for t in self.cost_tables if t.suite == suite)

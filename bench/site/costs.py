@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bench.core.energy import ESTIMATE_LABEL, MEASURED_LABEL
 from bench.site.load import LoadedResult, reading
 from bench.site.perf_context import LatencyRow, ProfileModel
 
@@ -40,7 +41,7 @@ class CostRun:
     images_per_s: float
     mfu: float | None
     cpu_s_per_image: float
-    energy_label: str  # "estimate, no hardware counter" or "measured"
+    energy_label: str  # ESTIMATE_LABEL or MEASURED_LABEL
     wh_per_1000: float  # the central estimate, or the measured value
     wh_band: tuple[float, float] | None  # (low, high) of an estimate
 
@@ -98,11 +99,7 @@ class CostTable:
     rows: tuple[CostRow, ...]
     energy_formula: str | None
     energy_parameters: str | None
-    energy_label: str | None  # "estimate, no hardware counter" when any row is estimated
-
-    @property
-    def anchor(self) -> str:
-        return f"cost-{self.scale}-{self.machine}".lower()
+    energy_label: str | None  # ESTIMATE_LABEL when any row is estimated
 
 
 def _cost_run(entry: dict[str, Any]) -> CostRun:
@@ -192,6 +189,6 @@ def cost_tables(profiles: list[ProfileModel], costs: list[LoadedResult]) -> tupl
                                f"(band {energy['watts_per_core'][0]:g}–{energy['watts_per_core'][2]:g}), "
                                f"{energy['watts_per_gb']:g} W per resident GB, PUE {energy.get('pue', 1):g}")
             if energy else None,
-            energy_label="estimate, no hardware counter" if estimated else ("measured" if energy else None),
+            energy_label=ESTIMATE_LABEL if estimated else (MEASURED_LABEL if energy else None),
         ))
     return tuple(sorted(tables, key=lambda t: (t.scale != "paper", t.suite, t.machine)))

@@ -58,7 +58,6 @@ class RobustnessGroup:
     severities: tuple[int, ...]
     parameters: dict[str, str]  # condition → what the shift does there
     rows: tuple[RobustnessRow, ...]  # most robust first
-    most_robust: str
     n_resamples: int
     examples: dict[str, str]  # kind → site path of its example strip (clean, then each severity)
     findings: tuple[str, ...]
@@ -155,7 +154,7 @@ def robustness_groups(shifts: list[LoadedResult], synthetic: bool,
             groups.append(RobustnessGroup(
                 suite=r.payload["suite"], machine=r.machine_id, synthetic=synthetic, kinds=kinds,
                 severities=severities, parameters=dict(config.get("parameters", {})), rows=rows,
-                most_robust=m["most_robust"] or "—", n_resamples=m["n_resamples"],
+                n_resamples=m["n_resamples"],
                 examples={k: f"assets/{examples_path(r.payload['suite'], k)}" for k in kinds
                           if examples_path(r.payload["suite"], k) in (artifacts or frozenset())},
                 findings=_findings(rows, kinds, severities)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -50,10 +50,10 @@ def conditions(suite: SuiteConfig) -> list[tuple[str, str | None, int | None]]:
 
 
 def study_config(suite: SuiteConfig) -> dict[str, Any]:
-    config = {**suite.to_dict()["shift"], "kinds": list(shift_kinds(suite)),
-              "parameters": {name: describe(k, s) for name, k, s in conditions(suite) if k is not None}}
-    config["fingerprint"] = fingerprint(config)
-    return config
+    """The study's settings and each condition's parameters (its callers add what else a result
+    depends on, then its fingerprint)."""
+    return {**suite.to_dict()["shift"], "kinds": list(shift_kinds(suite)),
+            "parameters": {name: describe(k, s) for name, k, s in conditions(suite) if k is not None}}
 
 
 @torch.inference_mode()
@@ -96,14 +96,14 @@ def shift_metrics(suite: SuiteConfig, name: str, checkpoint: Path, labels: np.nd
 
 
 def shift_one(suite: SuiteConfig, name: str, seed: int, data: LoadedDataset, paths: RunPaths,
-              sets: dict[str, torch.Tensor], force: bool = False) -> Path:
-    """Study one (model, seed) checkpoint and write ``shift__<model>__seed<k>.json``."""
+              sets: Callable[[], dict[str, torch.Tensor]], force: bool = False) -> Path:
+    """Study one (model, seed) checkpoint and write ``shift__<model>__seed<k>.json``; ``sets``
+    gives the conditions' test images (``shifted_test_sets``), asked for only when the run is studied."""
     machine = env.machine_info()["id"]
     out = result_path(paths.results, machine, suite.name, "shift", name, seed)
-    config = study_config(suite)
     train = load_result(result_path(paths.results, machine, suite.name, "train", name, seed))
-    config = {**config, "train_fingerprint": train["config"].get("fingerprint")}
-    config["fingerprint"] = fingerprint({k: v for k, v in config.items() if k != "fingerprint"})
+    config = {**study_config(suite), "train_fingerprint": train["config"].get("fingerprint")}
+    config["fingerprint"] = fingerprint(config)
     with exclusive_lock(paths.lock_for(out)):
         if not force and is_done(out, config["fingerprint"]):
             log.info("skip shift study of %s seed %d: %s exists", name, seed, out)
@@ -111,7 +111,7 @@ def shift_one(suite: SuiteConfig, name: str, seed: int, data: LoadedDataset, pat
         metrics, error = {}, None
         try:
             labels = data.splits["test"].labels.numpy()
-            metrics = shift_metrics(suite, name, paths.checkpoint(suite.name, name, seed), labels, sets,
+            metrics = shift_metrics(suite, name, paths.checkpoint(suite.name, name, seed), labels, sets(),
                                     train["metrics"].get("test_predictions"))
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             error = error_record(exc, "shift")
@@ -163,7 +163,7 @@ def summarise_shifts(suite: SuiteConfig, paths: RunPaths, examples: list[str] | 
     per_model: dict[str, dict[str, list[list[int]]]] = {}
     ece: dict[str, dict[str, list[float]]] = {}
     labels: list[int] | None = None
-    sources = []
+    sources, created = [], []
     for name in suite.models:
         for seed in suite.seeds:
             path = result_path(paths.results, machine, suite.name, "shift", name, seed)
@@ -174,14 +174,14 @@ def summarise_shifts(suite: SuiteConfig, paths: RunPaths, examples: list[str] | 
                 continue
             labels = result["metrics"]["test_labels"]
             sources.append(path.name)
+            created.append(result["created_utc"])
             for condition, cell in result["metrics"]["conditions"].items():
                 per_model.setdefault(name, {}).setdefault(condition, []).append(cell["predictions"])
                 ece.setdefault(name, {}).setdefault(condition, []).append(cell["ece"])
     if not per_model or labels is None:
         raise FileNotFoundError(f"{out.parent}: no shift results of suite {suite.name!r} to summarise")
     config = {**config, "sources": sources, "examples": examples, "score": SCORE}
-    config["fingerprint"] = fingerprint({**config, "fingerprint": None,
-                                         "created": [load_result(out.parent / s)["created_utc"] for s in sources]})
+    config["fingerprint"] = fingerprint({**config, "created": created})
     if not force and is_done(out, config["fingerprint"]):
         log.info("skip the shift summary: %s is up to date", out)
         return out
